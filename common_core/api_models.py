@@ -1,0 +1,184 @@
+"""Request and response models of the LLM Provider Service's public HTTP API (v1).
+
+Field names are part of the contract with existing clients (CJ Assessment, AI Feedback):
+add fields, never rename them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from common_core.enums import (
+    CacheMode,
+    CircuitBreakerState,
+    EssayWinner,
+    HealthStatus,
+    LLMProviderType,
+    OutputVerbosity,
+    ProcessingMode,
+    QueueStatus,
+    ReasoningEffort,
+)
+
+JUSTIFICATION_MAX_CHARS = 500
+MIN_PRIORITY = 0
+MAX_PRIORITY = 10
+DEFAULT_PRIORITY = 5
+
+
+class LLMConfigOverrides(BaseModel):
+    """Per-request overrides of the provider's defaults; every field survives the queue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider_override: LLMProviderType | None = None
+    model_override: str | None = Field(default=None, min_length=1, max_length=200)
+    temperature_override: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens_override: int | None = Field(default=None, gt=0, le=1_000_000)
+    system_prompt_override: str | None = Field(default=None, max_length=100_000)
+    reasoning_effort: ReasoningEffort | None = None
+    output_verbosity: OutputVerbosity | None = None
+
+
+class ComparisonRequest(BaseModel):
+    """Body of `POST /api/v1/comparison`. Unknown fields are refused, so a typo never vanishes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_prompt: str = Field(max_length=1_000_000)
+    essay_a: str | None = None
+    essay_b: str | None = None
+    llm_config_overrides: LLMConfigOverrides | None = None
+    correlation_id: UUID | None = None
+    user_id: str | None = Field(default=None, max_length=256)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    processing_mode: ProcessingMode = ProcessingMode.QUEUE_IF_UNAVAILABLE
+    cache_mode: CacheMode = CacheMode.NONE
+    priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
+    ttl_seconds: int | None = Field(default=None, gt=0)
+    callback_topic: str | None = Field(default=None, min_length=1, max_length=249)
+    callback_url: str | None = Field(default=None, min_length=1, max_length=2048)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+    @field_validator("user_prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class TokenUsage(BaseModel):
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
+    cached_prompt_tokens: int = Field(default=0, ge=0)
+
+
+class ComparisonResult(BaseModel):
+    """The 200 body, and the `result` of a completed queued request."""
+
+    request_id: UUID
+    correlation_id: UUID
+    winner: EssayWinner
+    justification: str = Field(max_length=JUSTIFICATION_MAX_CHARS)
+    confidence: int = Field(ge=1, le=5)
+    provider: LLMProviderType
+    model: str
+    response_time_ms: int = Field(ge=0)
+    token_usage: TokenUsage
+    cost_estimate: float | None = None
+    trace_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    served_from_cache: bool = False
+    provider_request_id: str | None = None
+    completed_at: datetime
+
+
+class QueuedResponse(BaseModel):
+    """The 202 body: the request is durably queued and will be answered later."""
+
+    queue_id: UUID
+    correlation_id: UUID
+    status: Literal[QueueStatus.QUEUED] = QueueStatus.QUEUED
+    status_url: str
+    queued_at: datetime
+    expires_at: datetime
+    position_in_queue: int | None = None
+    estimated_wait_seconds: float | None = None
+
+
+class ErrorInfo(BaseModel):
+    """Why a queued request failed or expired."""
+
+    code: str
+    message: str
+
+
+class QueueStatusResponse(BaseModel):
+    """Body of `GET /api/v1/status/<queue_id>`."""
+
+    queue_id: UUID
+    correlation_id: UUID
+    status: QueueStatus
+    provider: LLMProviderType
+    queued_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    attempts: int
+    position_in_queue: int | None = None
+    result: ComparisonResult | None = None
+    error: ErrorInfo | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    correlation_id: UUID | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of every endpoint."""
+
+    error: ErrorDetail
+
+
+class ProviderStatus(BaseModel):
+    name: LLMProviderType
+    enabled: bool
+    configured: bool
+    available: bool
+    circuit_breaker_state: CircuitBreakerState
+    default_model: str
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_error: str | None = None
+    queued_count: int | None = None
+
+
+class ProvidersResponse(BaseModel):
+    providers: list[ProviderStatus]
+
+
+class ProviderTestResponse(BaseModel):
+    success: bool
+    provider: LLMProviderType
+    message: str
+    response_time_ms: int
+
+
+class DependencyHealth(BaseModel):
+    status: HealthStatus
+    detail: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: HealthStatus
+    environment: str
+    queue_depth: int | None = None
+    dependencies: dict[str, DependencyHealth]

@@ -1,0 +1,124 @@
+"""Enumerations shared by the LLM Provider Service and the services that call it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EnvironmentType(StrEnum):
+    """Where the service runs; picks the dependency bindings and the safe defaults."""
+
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+    @property
+    def is_deployed(self) -> bool:
+        """True for staging and production, where nothing is ever served from a cache."""
+        return self in (EnvironmentType.STAGING, EnvironmentType.PRODUCTION)
+
+
+class LLMProviderType(StrEnum):
+    """The LLM vendors the service can call."""
+
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+    GOOGLE = "google"
+    OPENROUTER = "openrouter"
+    MOCK = "mock"
+
+
+class ProcessingMode(StrEnum):
+    """How a comparison request is handled when it arrives."""
+
+    IMMEDIATE = "immediate"
+    QUEUE_IF_UNAVAILABLE = "queue_if_unavailable"
+    ASYNC = "async"
+
+
+class CacheMode(StrEnum):
+    """Whether a response may be shared; only `none` is allowed in staging and production."""
+
+    NONE = "none"
+    DEVELOPMENT = "development"
+    DEDUPLICATION_ONLY = "deduplication_only"
+
+
+class QueueStatus(StrEnum):
+    """Lifecycle of a queued request. Terminal statuses never change."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_STATUSES
+
+
+_TERMINAL_STATUSES = frozenset(
+    {QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.EXPIRED, QueueStatus.CANCELLED}
+)
+
+
+class ReasoningEffort(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class OutputVerbosity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class EssayWinner(StrEnum):
+    """The judgement's verdict, spelled as CJ Assessment expects it."""
+
+    ESSAY_A = "Essay A"
+    ESSAY_B = "Essay B"
+
+
+class CircuitBreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes of the public API; clients branch on these, so never rename one."""
+
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNKNOWN_PROVIDER = "UNKNOWN_PROVIDER"
+    PROVIDER_NOT_CONFIGURED = "PROVIDER_NOT_CONFIGURED"
+    PROVIDER_DISABLED = "PROVIDER_DISABLED"
+    CACHE_NOT_ALLOWED = "CACHE_NOT_ALLOWED"
+    CALLBACK_NOT_ALLOWED = "CALLBACK_NOT_ALLOWED"
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    CONFLICT = "CONFLICT"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    PROVIDER_AUTH_ERROR = "PROVIDER_AUTH_ERROR"
+    PROVIDER_BAD_REQUEST = "PROVIDER_BAD_REQUEST"
+    INVALID_PROVIDER_RESPONSE = "INVALID_PROVIDER_RESPONSE"
+    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
+    PROVIDER_TIMEOUT = "PROVIDER_TIMEOUT"
+    QUEUE_UNAVAILABLE = "QUEUE_UNAVAILABLE"
+    QUEUE_FULL = "QUEUE_FULL"
+    REQUEST_EXPIRED = "REQUEST_EXPIRED"
+    LEASE_EXPIRED = "LEASE_EXPIRED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"

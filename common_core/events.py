@@ -1,0 +1,131 @@
+"""The event envelope and topic naming for everything the LLM Provider Service publishes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from common_core.api_models import ErrorInfo, TokenUsage
+from common_core.enums import EssayWinner, LLMProviderType, QueueStatus
+
+DEFAULT_TOPIC_PREFIX = "huleedu"
+SOURCE_SERVICE = "llm_provider_service"
+
+
+class LLMProviderEvent(StrEnum):
+    """Event names; each is also the middle of its topic name (see `topic_name`)."""
+
+    REQUEST_STARTED = "request_started"
+    REQUEST_COMPLETED = "request_completed"
+    FAILURE = "failure"
+    REQUEST_QUEUED = "request_queued"
+    QUEUE_STATUS_CHANGED = "queue_status_changed"
+    REQUEST_EXPIRED = "request_expired"
+    COMPARISON_RESULT = "comparison_result"
+
+
+def topic_name(event: LLMProviderEvent, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """`<prefix>.llm_provider.<event>.v1`, the one place topic names are spelled."""
+    return f"{prefix}.llm_provider.{event.value}.v1"
+
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class EventEnvelope(BaseModel, Generic[DataT]):
+    """Every published event; `event_id` lets consumers drop at-least-once duplicates."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: UUID = Field(default_factory=uuid4)
+    event_type: str
+    event_timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    source_service: str = SOURCE_SERVICE
+    schema_version: int = 1
+    correlation_id: UUID
+    data: DataT
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+# Event payloads. Consumers import these to read `EventEnvelope.data`.
+
+
+class RequestStartedData(BaseModel):
+    request_id: UUID
+    provider: LLMProviderType
+    model: str
+    attempt: int = 1
+    from_queue: bool = False
+
+
+class RequestCompletedData(BaseModel):
+    request_id: UUID
+    provider: LLMProviderType
+    model: str
+    response_time_ms: int
+    token_usage: TokenUsage
+    cost_estimate: float | None = None
+
+
+class FailureData(BaseModel):
+    request_id: UUID
+    provider: LLMProviderType
+    error_code: str
+    message: str
+    retryable: bool
+
+
+class RequestQueuedData(BaseModel):
+    queue_id: UUID
+    provider: LLMProviderType
+    priority: int
+    queued_at: datetime
+    expires_at: datetime
+    reason: str
+
+
+class QueueStatusChangedData(BaseModel):
+    queue_id: UUID
+    provider: LLMProviderType
+    status: QueueStatus
+    attempts: int
+    error: ErrorInfo | None = None
+
+
+class RequestExpiredData(BaseModel):
+    queue_id: UUID
+    provider: LLMProviderType
+    queued_at: datetime
+    expires_at: datetime
+    attempts: int
+
+
+class ComparisonResultData(BaseModel):
+    """The result event: the judgement's fields, or `error_detail`, never both."""
+
+    request_id: UUID
+    correlation_id: UUID
+    winner: EssayWinner | None = None
+    justification: str | None = None
+    confidence: int | None = None
+    error_detail: ErrorInfo | None = None
+    provider: LLMProviderType
+    model: str | None = None
+    response_time_ms: int | None = None
+    token_usage: TokenUsage | None = None
+    cost_estimate: float | None = None
+    requested_at: datetime
+    completed_at: datetime
+    trace_id: str | None = None
+    request_metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _result_xor_error(self) -> ComparisonResultData:
+        has_result = self.winner is not None
+        if has_result == (self.error_detail is not None):
+            raise ValueError("a result event carries either the result fields or error_detail")
+        return self

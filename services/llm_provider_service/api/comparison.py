@@ -1,0 +1,62 @@
+"""`POST /api/v1/comparison`: a fresh judgement now (200), or a place in the queue (202)."""
+
+from __future__ import annotations
+
+import re
+
+from dishka import FromDishka
+from quart import Blueprint, Response, g, request
+from quart_dishka import inject
+from quart_schema import document_request, document_response
+
+from common_core.api_models import (
+    ComparisonRequest,
+    ComparisonResult,
+    ErrorResponse,
+    QueuedResponse,
+)
+from services.llm_provider_service.api.parsing import parse_json_body
+from services.llm_provider_service.api.responses import json_response
+from services.llm_provider_service.orchestrator import ComparisonOrchestrator, Completed
+
+bp = Blueprint("comparison", __name__, url_prefix="/api/v1")
+
+
+# version (not ff) - trace id (not all zero) - parent id (not all zero) - flags; lower-case hex.
+_TRACEPARENT = re.compile(
+    r"^(?!ff)[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+)
+
+
+def _trace_id() -> str | None:
+    """The trace id of a valid W3C `traceparent`, so our trace joins the caller's; an
+    invalid header is ignored, as the W3C Trace Context spec asks."""
+    match = _TRACEPARENT.match(request.headers.get("traceparent", ""))
+    return match.group(1) if match else None
+
+
+@bp.post("/comparison")
+@document_request(ComparisonRequest)
+@document_response(ComparisonResult, 200)
+@document_response(QueuedResponse, 202)
+@document_response(ErrorResponse, 400)
+@document_response(ErrorResponse, 503)
+@inject
+async def create_comparison(
+    orchestrator: FromDishka[ComparisonOrchestrator],
+) -> Response:
+    """Judge which essay is better, with a fresh provider call; queued while it is down."""
+    body = await parse_json_body(ComparisonRequest)
+    if body.correlation_id is None:
+        # The id already in every log line of this request becomes the request's own.
+        body = body.model_copy(update={"correlation_id": g.correlation_id})
+    g.correlation_id = body.correlation_id
+    outcome = await orchestrator.submit(body, trace_id=_trace_id())
+    if isinstance(outcome, Completed):
+        g.provider_seconds = outcome.provider_seconds
+        g.correlation_id = outcome.result.correlation_id
+        return json_response(outcome.result, 200)
+    queued = outcome.response
+    g.correlation_id = queued.correlation_id
+    headers = {"Retry-After": str(outcome.retry_after), "Location": queued.status_url}
+    return json_response(queued, 202, headers)

@@ -1,0 +1,32 @@
+"""`POST /api/v1/dev/mock-fault`: outage drills against the mock provider (development only)."""
+
+from __future__ import annotations
+
+from dishka import FromDishka
+from pydantic import BaseModel, Field
+from quart import Blueprint, Response
+from quart_dishka import inject
+from quart_schema import document_request
+
+from services.llm_provider_service.api.parsing import parse_json_body
+from services.llm_provider_service.api.responses import json_response
+from services.llm_provider_service.protocols import FaultInjection
+from services.llm_provider_service.settings import MockErrorKind
+
+bp = Blueprint("drills", __name__, url_prefix="/api/v1/dev")
+
+
+class MockFault(BaseModel):
+    error_rate: float = Field(ge=0.0, le=1.0)
+    error_kind: MockErrorKind = "server_error"
+
+
+@bp.post("/mock-fault")
+@document_request(MockFault)
+@inject
+async def set_mock_fault(injector: FromDishka[FaultInjection]) -> Response:
+    """Make the mock provider fail this share of calls; registered only in development and
+    testing, so staging and production answer 404."""
+    fault = await parse_json_body(MockFault)
+    injector.set_fault(fault.error_rate, fault.error_kind)
+    return json_response(fault)

@@ -1,0 +1,85 @@
+"""The one place errors become HTTP responses, all in the shape `{"error": {...}}`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+from uuid import UUID
+
+from quart import Quart, Response, g
+from werkzeug.exceptions import HTTPException
+
+from common_core.api_models import ErrorDetail, ErrorResponse
+from common_core.enums import ErrorCode
+from services.llm_provider_service.api.responses import json_response
+from services.llm_provider_service.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRY_AFTER_SECONDS = 5.0
+
+_HTTP_CODES = {
+    400: ErrorCode.VALIDATION_ERROR,
+    401: ErrorCode.UNAUTHORIZED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: dict[str, Any] | None = None,
+    retry_after: float | None = None,
+) -> Response:
+    correlation_id: UUID | None = g.get("correlation_id")
+    body = ErrorResponse(
+        error=ErrorDetail(
+            code=code, message=message, correlation_id=correlation_id, details=details or {}
+        )
+    )
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return json_response(body, status, headers)
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ServiceError)
+    async def _service_error(exc: ServiceError) -> Response:
+        retry_after = exc.retry_after
+        if retry_after is None and exc.http_status == 503:
+            retry_after = DEFAULT_RETRY_AFTER_SECONDS  # every 503 says when to try again
+        if exc.http_status >= 500:
+            logger.warning(
+                "request %s failed: %s %s", g.get("correlation_id"), exc.code.value, exc.message
+            )
+        return error_response(
+            exc.http_status,
+            exc.code.value,
+            exc.message,
+            details=exc.details,
+            retry_after=retry_after,
+        )
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, ErrorCode.INTERNAL_ERROR)
+        message = exc.description or exc.name
+        if status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"request body is larger than the limit of {limit} bytes"
+        return error_response(status, code.value, message)
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception) -> Response:
+        logger.exception("unexpected error in request %s", g.get("correlation_id"))
+        return error_response(
+            500, ErrorCode.INTERNAL_ERROR.value, "internal error; it has been logged"
+        )

@@ -1,0 +1,75 @@
+"""`/healthz` for orchestrators and `/metrics` for Prometheus."""
+
+from __future__ import annotations
+
+from dishka import FromDishka
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from quart import Blueprint, Response
+from quart_dishka import inject
+from quart_schema import document_response
+
+from common_core.api_models import DependencyHealth, HealthResponse
+from common_core.enums import CircuitBreakerState, HealthStatus
+from services.llm_provider_service.api.responses import json_response
+from services.llm_provider_service.breaker import CircuitBreakers
+from services.llm_provider_service.errors import QueueUnavailableError
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.settings import Settings
+
+bp = Blueprint("health", __name__)
+
+_RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.UNHEALTHY: 2}
+
+
+@bp.get("/healthz")
+@document_response(HealthResponse, 200)
+@document_response(HealthResponse, 503)
+@inject
+async def healthz(
+    settings: FromDishka[Settings],
+    queue: FromDishka[RequestQueue],
+    breakers: FromDishka[CircuitBreakers],
+    registry: FromDishka[ProviderRegistry],
+) -> Response:
+    """200 healthy or degraded (still serving), 503 unhealthy (nothing can be served)."""
+    deps: dict[str, DependencyHealth] = {}
+    depth: int | None = None
+    try:
+        depth = (await queue.stats()).total_depth
+        deps["queue"] = DependencyHealth(status=HealthStatus.HEALTHY)
+    except QueueUnavailableError as exc:
+        deps["queue"] = DependencyHealth(status=HealthStatus.DEGRADED, detail=exc.message)
+    for breaker in breakers:
+        name = breaker.provider
+        if not registry.is_available(name):
+            continue
+        state = breaker.state
+        status = HealthStatus.HEALTHY
+        if state is not CircuitBreakerState.CLOSED:
+            status = HealthStatus.DEGRADED
+        deps[f"provider:{name.value}"] = DependencyHealth(
+            status=status, detail=f"circuit breaker {state.value}"
+        )
+    default = settings.default_provider
+    if not registry.is_available(default):
+        deps[f"provider:{default.value}"] = DependencyHealth(
+            status=HealthStatus.UNHEALTHY, detail="the default provider is not configured"
+        )
+    overall = max((d.status for d in deps.values()), key=_RANK.__getitem__)
+    body = HealthResponse(
+        status=overall,
+        environment=settings.environment.value,
+        queue_depth=depth,
+        dependencies=deps,
+    )
+    code = 503 if overall is HealthStatus.UNHEALTHY else 200
+    return json_response(body, code)
+
+
+@bp.get("/metrics")
+@inject
+async def metrics(service_metrics: FromDishka[ServiceMetrics]) -> Response:
+    """Prometheus text exposition of every `llm_provider_*` metric."""
+    return Response(generate_latest(service_metrics.registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,97 @@
+"""`/api/v1/providers`: each provider's state, and a minimal live test call."""
+
+from __future__ import annotations
+
+import time
+
+from dishka import FromDishka
+from quart import Blueprint, Response
+from quart_dishka import inject
+from quart_schema import document_response
+
+from common_core.api_models import (
+    ErrorResponse,
+    LLMConfigOverrides,
+    ProvidersResponse,
+    ProviderStatus,
+    ProviderTestResponse,
+)
+from common_core.enums import LLMProviderType
+from services.llm_provider_service.api.responses import json_response
+from services.llm_provider_service.breaker import CircuitBreakers
+from services.llm_provider_service.errors import ProviderError, UnknownProviderError
+from services.llm_provider_service.models import ComparisonPrompt
+from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.provider_registry import ProviderRegistry
+
+bp = Blueprint("providers", __name__, url_prefix="/api/v1")
+
+_TEST_PROMPT = ComparisonPrompt(
+    system_prompt="You are checking that this API works. Keep the justification short.",
+    user_prompt="Which is better?\n\nEssay A:\nThe cat sat.\n\nEssay B:\nThe cat sat on the mat.",
+)
+
+
+@bp.get("/providers")
+@document_response(ProvidersResponse, 200)
+@inject
+async def list_providers(
+    registry: FromDishka[ProviderRegistry],
+    breakers: FromDishka[CircuitBreakers],
+    queue: FromDishka[RequestQueue],
+) -> Response:
+    """Every provider: enabled, configured, available, breaker state, last outcomes, backlog."""
+    stats = await queue.stats()
+    providers = []
+    for provider in LLMProviderType:
+        config = registry.settings_for(provider)
+        breaker = breakers[provider]
+        providers.append(
+            ProviderStatus(
+                name=provider,
+                enabled=config.enabled,
+                configured=config.configured,
+                available=registry.is_available(provider) and breaker.allows_call(),
+                circuit_breaker_state=breaker.state,
+                default_model=config.default_model,
+                last_success_at=breaker.last_success_at,
+                last_failure_at=breaker.last_failure_at,
+                last_error=breaker.last_error,
+                queued_count=stats.depth.get(provider, 0),
+            )
+        )
+    return json_response(ProvidersResponse(providers=providers))
+
+
+@bp.post("/providers/<provider>/test")
+@document_response(ProviderTestResponse, 200)
+@document_response(ErrorResponse, 400)
+@inject
+async def test_provider(
+    provider: str,
+    registry: FromDishka[ProviderRegistry],
+    breakers: FromDishka[CircuitBreakers],
+) -> Response:
+    """A minimal live call through the provider's breaker; `success` says how it went."""
+    try:
+        name = LLMProviderType(provider)
+    except ValueError:
+        raise UnknownProviderError(
+            f"unknown provider {provider!r}; expected one of "
+            + ", ".join(p.value for p in LLMProviderType),
+            details={"field": "provider"},
+        ) from None
+    started = time.perf_counter()
+    try:
+        adapter = registry.get(name)
+        judgement = await breakers[name].call(
+            adapter.compare, _TEST_PROMPT, LLMConfigOverrides(max_tokens_override=200)
+        )
+        success, message = True, f"{judgement.model} answered {judgement.winner.value}"
+    except ProviderError as exc:
+        success, message = False, f"{exc.code.value}: {exc.message}"
+    elapsed_ms = round((time.perf_counter() - started) * 1000)
+    body = ProviderTestResponse(
+        success=success, provider=name, message=message, response_time_ms=elapsed_ms
+    )
+    return json_response(body)

@@ -1,0 +1,69 @@
+"""`GET` and `DELETE /api/v1/status/<queue_id>`: where a queued request stands, or cancel it."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from dishka import FromDishka
+from quart import Blueprint, Response
+from quart_dishka import inject
+from quart_schema import document_response
+
+from common_core.api_models import ErrorResponse, QueueStatusResponse
+from common_core.enums import QueueStatus
+from services.llm_provider_service.api.responses import json_response
+from services.llm_provider_service.errors import NotFoundError, RequestValidationError
+from services.llm_provider_service.models import QueueRecord
+from services.llm_provider_service.protocols import RequestQueue
+
+bp = Blueprint("status", __name__, url_prefix="/api/v1")
+
+
+def _parse_id(queue_id: str) -> UUID:
+    try:
+        return UUID(queue_id)
+    except ValueError:
+        raise RequestValidationError(
+            "queue_id must be a UUID", details={"field": "queue_id"}
+        ) from None
+
+
+def _body(record: QueueRecord, position: int | None) -> Response:
+    response = QueueStatusResponse(
+        queue_id=record.queue_id,
+        correlation_id=record.correlation_id,
+        status=record.status,
+        provider=record.provider,
+        queued_at=record.queued_at,
+        updated_at=record.updated_at,
+        expires_at=record.expires_at,
+        attempts=record.attempts,
+        position_in_queue=position,
+        result=record.result,
+        error=record.error,
+    )
+    return json_response(response)
+
+
+@bp.get("/status/<queue_id>")
+@document_response(QueueStatusResponse, 200)
+@document_response(ErrorResponse, 404)
+@inject
+async def get_status(queue_id: str, queue: FromDishka[RequestQueue]) -> Response:
+    """The queued request's status; its result once completed, its error once failed."""
+    qid = _parse_id(queue_id)
+    record = await queue.get(qid)
+    if record is None:
+        raise NotFoundError(f"no request with queue_id {qid}", details={"queue_id": str(qid)})
+    position = await queue.position(qid) if record.status is QueueStatus.QUEUED else None
+    return _body(record, position)
+
+
+@bp.delete("/status/<queue_id>")
+@document_response(QueueStatusResponse, 200)
+@document_response(ErrorResponse, 409)
+@inject
+async def cancel_request(queue_id: str, queue: FromDishka[RequestQueue]) -> Response:
+    """Cancel a request that is still queued; 409 once processing has begun."""
+    record = await queue.cancel(_parse_id(queue_id))
+    return _body(record, None)

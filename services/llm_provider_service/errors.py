@@ -1,0 +1,198 @@
+"""The service's error tree; every failure a caller can see is one of these.
+
+    ServiceError                      code, http_status, message, details, retry_after
+    ├── RequestError                  the caller's request cannot be served as sent (4xx)
+    │   ├── RequestValidationError    VALIDATION_ERROR 400
+    │   ├── PayloadTooLargeError      PAYLOAD_TOO_LARGE 413
+    │   ├── UnknownProviderError      UNKNOWN_PROVIDER 400
+    │   ├── CacheNotAllowedError      CACHE_NOT_ALLOWED 400
+    │   ├── CallbackNotAllowedError   CALLBACK_NOT_ALLOWED 400
+    │   ├── NotFoundError             NOT_FOUND 404
+    │   └── ConflictError             CONFLICT / IDEMPOTENCY_KEY_REUSED 409
+    ├── ProviderError                 an LLM vendor failed; `provider`, `retryable`
+    │   ├── ProviderAuthError         PROVIDER_AUTH_ERROR 502, not retryable, not an outage
+    │   ├── ProviderBadRequestError   PROVIDER_BAD_REQUEST 502, not retryable
+    │   ├── InvalidProviderResponseError  INVALID_PROVIDER_RESPONSE 502, not retryable
+    │   ├── ProviderUnavailableError  PROVIDER_UNAVAILABLE 503, retryable (5xx, 429,
+    │   │   │                         connection); `reason` says which
+    │   │   └── CircuitOpenError      PROVIDER_UNAVAILABLE 503, the breaker refused the call
+    │   ├── ProviderTimeoutError      PROVIDER_TIMEOUT 504, retryable
+    │   └── ProviderNotConfiguredError  PROVIDER_NOT_CONFIGURED / PROVIDER_DISABLED 503
+    ├── QueueError
+    │   ├── QueueUnavailableError     QUEUE_UNAVAILABLE 503, retryable
+    │   └── QueueFullError            QUEUE_FULL 503, retryable
+    └── EventPublishError             an event could not be handed to the broker
+
+Adapters translate SDK, Redis and Kafka exceptions into these with `raise ... from e`;
+`api/errors.py` turns them into HTTP responses, and nothing else does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+from common_core.enums import ErrorCode, LLMProviderType
+
+
+class ServiceError(Exception):
+    """Root of every error the service reports to a caller."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL_ERROR
+    http_status: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+        code: ErrorCode | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = dict(details or {})
+        self.retry_after = retry_after
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # a per-instance refinement of the class code
+
+    def with_code(self, code: ErrorCode) -> Self:
+        """The same error under a more specific stable code."""
+        self.code = code  # type: ignore[misc]
+        return self
+
+
+class RequestError(ServiceError):
+    http_status = 400
+
+
+class RequestValidationError(RequestError):
+    code = ErrorCode.VALIDATION_ERROR
+
+
+class PayloadTooLargeError(RequestError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    http_status = 413
+
+
+class UnknownProviderError(RequestError):
+    code = ErrorCode.UNKNOWN_PROVIDER
+
+
+class CacheNotAllowedError(RequestError):
+    code = ErrorCode.CACHE_NOT_ALLOWED
+
+
+class CallbackNotAllowedError(RequestError):
+    code = ErrorCode.CALLBACK_NOT_ALLOWED
+
+
+class NotFoundError(RequestError):
+    code = ErrorCode.NOT_FOUND
+    http_status = 404
+
+
+class ConflictError(RequestError):
+    code = ErrorCode.CONFLICT
+    http_status = 409
+
+
+class ProviderError(ServiceError):
+    """A vendor call failed. `retryable` errors count toward the provider's circuit breaker."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        provider: LLMProviderType,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        merged = {"provider": provider.value, **(details or {})}
+        if status is not None:
+            merged["upstream_status"] = status
+        super().__init__(message, details=merged, retry_after=retry_after)
+        self.provider = provider
+        self.status = status
+
+
+class ProviderAuthError(ProviderError):
+    code = ErrorCode.PROVIDER_AUTH_ERROR
+    http_status = 502
+
+
+class ProviderBadRequestError(ProviderError):
+    code = ErrorCode.PROVIDER_BAD_REQUEST
+    http_status = 502
+
+
+class InvalidProviderResponseError(ProviderError):
+    code = ErrorCode.INVALID_PROVIDER_RESPONSE
+    http_status = 502
+
+
+class ProviderUnavailableError(ProviderError):
+    """The vendor is down or refusing work for now (5xx, 429, connection failure)."""
+
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+    http_status = 503
+    retryable = True
+
+    def __init__(
+        self,
+        provider: LLMProviderType,
+        message: str,
+        *,
+        reason: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            provider, message, status=status, retry_after=retry_after, details={"reason": reason}
+        )
+        self.reason = reason
+
+
+class CircuitOpenError(ProviderUnavailableError):
+    """The provider's breaker refused the call; no request reached the vendor."""
+
+    def __init__(self, provider: LLMProviderType, retry_after: float) -> None:
+        super().__init__(
+            provider,
+            f"{provider.value} is unavailable: its circuit breaker is open",
+            reason="circuit_open",
+            retry_after=retry_after,
+        )
+
+
+class ProviderTimeoutError(ProviderError):
+    code = ErrorCode.PROVIDER_TIMEOUT
+    http_status = 504
+    retryable = True
+
+
+class ProviderNotConfiguredError(ProviderError):
+    """The provider has no API key or is disabled; not an outage, so never queued."""
+
+    code = ErrorCode.PROVIDER_NOT_CONFIGURED
+    http_status = 503
+
+
+class QueueError(ServiceError):
+    http_status = 503
+
+
+class QueueUnavailableError(QueueError):
+    code = ErrorCode.QUEUE_UNAVAILABLE
+
+
+class QueueFullError(QueueError):
+    code = ErrorCode.QUEUE_FULL
+
+
+class EventPublishError(ServiceError):
+    """An event could not be handed over; never shown to a caller as such."""
+
+    http_status = 503

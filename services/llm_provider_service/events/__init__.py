@@ -1,0 +1,1 @@
+"""Event publisher adapters."""

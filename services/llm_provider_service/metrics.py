@@ -1,0 +1,165 @@
+"""Prometheus metrics of the service, all named `llm_provider_*`, in a registry per app."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from common_core.enums import CircuitBreakerState, LLMProviderType, QueueStatus
+from services.llm_provider_service.models import QueueStats
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1)
+_WAIT_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+_BREAKER_VALUE = {
+    CircuitBreakerState.CLOSED: 0,
+    CircuitBreakerState.HALF_OPEN: 1,
+    CircuitBreakerState.OPEN: 2,
+}
+
+
+class ServiceMetrics:
+    """Every metric the service exports. One instance per app, with its own registry, so
+    several apps in one test process never collide."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "llm_provider_http_requests_total",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "llm_provider_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.service_overhead = Histogram(
+            "llm_provider_service_overhead_seconds",
+            "Time the service itself adds to a request: latency minus the provider call.",
+            ["route"],
+            buckets=_OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.comparison_requests = Counter(
+            "llm_provider_comparison_requests_total",
+            "Comparison requests by processing mode and outcome (completed, queued, error).",
+            ["mode", "outcome"],
+            registry=r,
+        )
+        self.provider_calls = Counter(
+            "llm_provider_provider_calls_total",
+            "Calls to LLM providers by outcome (success or error code).",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.provider_latency = Histogram(
+            "llm_provider_provider_call_duration_seconds",
+            "Latency of LLM provider calls.",
+            ["provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "llm_provider_circuit_breaker_state",
+            "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.",
+            ["provider"],
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "llm_provider_circuit_breaker_transitions_total",
+            "Circuit breaker state transitions.",
+            ["provider", "from_state", "to_state"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "llm_provider_tokens_total",
+            "Tokens used, by provider and kind (prompt, completion).",
+            ["provider", "kind"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "llm_provider_cost_usd_total",
+            "Estimated cost in USD, by provider.",
+            ["provider"],
+            registry=r,
+        )
+        self.cache_served = Counter(
+            "llm_provider_cache_served_responses_total",
+            "Responses served from the development cache; must stay 0 outside development.",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "llm_provider_queue_depth",
+            "Queued requests per provider.",
+            ["provider"],
+            registry=r,
+        )
+        self.queue_depth_by_priority = Gauge(
+            "llm_provider_queue_depth_by_priority",
+            "Queued requests per priority.",
+            ["priority"],
+            registry=r,
+        )
+        self.queue_processing = Gauge(
+            "llm_provider_queue_processing",
+            "Requests currently leased to a worker.",
+            registry=r,
+        )
+        self.queue_oldest_age = Gauge(
+            "llm_provider_queue_oldest_age_seconds",
+            "Age of the oldest queued request.",
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "llm_provider_queue_wait_seconds",
+            "Time from enqueue to the start of the attempt that completed the request.",
+            ["provider"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.queue_transitions = Counter(
+            "llm_provider_queue_transitions_total",
+            "Queue status transitions, by the status entered.",
+            ["status"],
+            registry=r,
+        )
+        self.queue_lease_expiries = Counter(
+            "llm_provider_queue_lease_expiries_total",
+            "Leases that expired because their worker stopped heart-beating.",
+            registry=r,
+        )
+        self.queue_retries = Counter(
+            "llm_provider_queue_retries_total",
+            "Failed attempts scheduled for another try.",
+            ["provider"],
+            registry=r,
+        )
+        self.events_published = Counter(
+            "llm_provider_events_published_total",
+            "Events handed to the publisher, by event type and outcome.",
+            ["event_type", "outcome"],
+            registry=r,
+        )
+        for provider in LLMProviderType:
+            self.breaker_state.labels(provider.value).set(0)
+        self.cache_served.inc(0)
+
+    def set_breaker_state(self, provider: LLMProviderType, state: CircuitBreakerState) -> None:
+        self.breaker_state.labels(provider.value).set(_BREAKER_VALUE[state])
+
+    def record_transition(self, status: QueueStatus, count: int = 1) -> None:
+        self.queue_transitions.labels(status.value).inc(count)
+
+    def observe_queue(self, stats: QueueStats, now_ts: float) -> None:
+        for provider in LLMProviderType:
+            self.queue_depth.labels(provider.value).set(stats.depth.get(provider, 0))
+        self.queue_depth_by_priority.clear()
+        for priority, depth in stats.depth_by_priority.items():
+            self.queue_depth_by_priority.labels(str(priority)).set(depth)
+        self.queue_processing.set(stats.processing)
+        oldest = stats.oldest_queued_at
+        self.queue_oldest_age.set(max(0.0, now_ts - oldest.timestamp()) if oldest else 0.0)

@@ -1,0 +1,115 @@
+"""The service's internal value types: what flows between the orchestrator, providers and queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from common_core.api_models import (
+    JUSTIFICATION_MAX_CHARS,
+    ComparisonRequest,
+    ComparisonResult,
+    ErrorInfo,
+    LLMConfigOverrides,
+    TokenUsage,
+)
+from common_core.enums import EssayWinner, LLMProviderType, QueueStatus
+
+
+class ComparisonPrompt(BaseModel):
+    """The text a provider is asked to judge, with the essays already placed in it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_prompt: str
+    system_prompt: str
+
+
+class Judgement(BaseModel):
+    """One provider's structured answer, before the service adds ids and timings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    winner: EssayWinner
+    justification: str = Field(max_length=JUSTIFICATION_MAX_CHARS)
+    confidence: int = Field(ge=1, le=5)
+    model: str
+    token_usage: TokenUsage = Field(default_factory=TokenUsage)
+    provider_request_id: str | None = None
+
+
+class ComparisonJob(BaseModel):
+    """Everything needed to make the call later: the caller's request as sent, plus the
+    decisions taken on arrival. Storing the request whole is what makes every override
+    survive the queue."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: UUID
+    correlation_id: UUID
+    provider: LLMProviderType
+    request: ComparisonRequest
+    requested_at: datetime
+    trace_id: str
+
+    @property
+    def overrides(self) -> LLMConfigOverrides:
+        return self.request.llm_config_overrides or LLMConfigOverrides()
+
+
+class QueueRecord(BaseModel):
+    """A queued request as the queue keeps it; `status` follows `QueueStatus`'s lifecycle."""
+
+    queue_id: UUID
+    correlation_id: UUID
+    provider: LLMProviderType
+    status: QueueStatus
+    priority: int
+    queued_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    attempts: int = 0
+    max_attempts: int
+    job: ComparisonJob
+    result: ComparisonResult | None = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's claim on one request. Only the holder of the current `token` may heartbeat,
+    complete, fail or release it; a stale token changes nothing."""
+
+    queue_id: UUID
+    token: int
+    owner: str
+    attempt: int
+    job: ComparisonJob
+    queued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReapReport:
+    """What one housekeeping pass changed, for events and metrics."""
+
+    expired: tuple[QueueRecord, ...] = ()
+    failed: tuple[QueueRecord, ...] = ()
+    lease_expiries: int = 0
+    promoted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Depth per provider and priority, and the oldest queued request's enqueue time."""
+
+    depth: dict[LLMProviderType, int] = field(default_factory=dict)
+    depth_by_priority: dict[int, int] = field(default_factory=dict)
+    processing: int = 0
+    oldest_queued_at: datetime | None = None
+
+    @property
+    def total_depth(self) -> int:
+        return sum(self.depth.values())

@@ -1,0 +1,324 @@
+"""Decides, per request, between a fresh provider call now and a place in the outage queue."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from common_core.api_models import (
+    ComparisonRequest,
+    ComparisonResult,
+    ErrorInfo,
+    QueuedResponse,
+)
+from common_core.enums import CacheMode, LLMProviderType, ProcessingMode
+from common_core.events import (
+    ComparisonResultData,
+    FailureData,
+    LLMProviderEvent,
+    RequestCompletedData,
+    RequestQueuedData,
+    RequestStartedData,
+)
+from services.llm_provider_service.breaker import CircuitBreakers
+from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.errors import (
+    CacheNotAllowedError,
+    CallbackNotAllowedError,
+    CircuitOpenError,
+    ProviderError,
+    RequestValidationError,
+)
+from services.llm_provider_service.lifecycle_events import LifecycleEvents
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.models import ComparisonJob, Judgement
+from services.llm_provider_service.prompt import prompt_sha256, render_prompt
+from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+STATUS_PATH = "/api/v1/status/{queue_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A fresh judgement, answered now (200)."""
+
+    result: ComparisonResult
+    provider_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A request durably queued (202); `retry_after` seconds is a sensible first poll."""
+
+    response: QueuedResponse
+    retry_after: int
+
+
+class ComparisonOrchestrator:
+    """The request path: validate the decisions, call through the breaker, or queue.
+
+    Every call is fresh: no response is read from or written to a cache on this path.
+    """
+
+    def __init__(
+        self,
+        *,
+        providers: ProviderRegistry,
+        breakers: CircuitBreakers,
+        queue: RequestQueue,
+        events: LifecycleEvents,
+        metrics: ServiceMetrics,
+        drain_rate: DrainRate,
+        settings: Settings,
+    ) -> None:
+        self._providers = providers
+        self._breakers = breakers
+        self._queue = queue
+        self._events = events
+        self._metrics = metrics
+        self._drain_rate = drain_rate
+        self._settings = settings
+
+    async def submit(
+        self, request: ComparisonRequest, *, trace_id: str | None = None
+    ) -> Completed | Queued:
+        """Serve one comparison request according to its processing mode.
+
+        Raises `RequestError`s for requests that cannot be served as sent, `ProviderError`s
+        when a provider fails and the mode does not allow queueing, and `QueueError`s when
+        the queue cannot take the request.
+        """
+        self._check_modes(request)
+        provider = self._providers.resolve(
+            request.llm_config_overrides.provider_override if request.llm_config_overrides else None
+        )
+        render_prompt(request)  # refuse a broken prompt before anything is queued or called
+        job = ComparisonJob(
+            request_id=uuid.uuid4(),
+            correlation_id=request.correlation_id or uuid.uuid4(),
+            provider=provider,
+            request=request,
+            requested_at=datetime.now(UTC),
+            trace_id=trace_id or uuid.uuid4().hex,
+        )
+        mode = request.processing_mode
+        if mode is ProcessingMode.ASYNC:
+            return await self._enqueue(job, reason="async")
+        breaker = self._breakers[provider]
+        if not breaker.allows_call():
+            if mode is ProcessingMode.IMMEDIATE:
+                raise CircuitOpenError(
+                    provider, retry_after=max(1.0, breaker.retry_after_seconds())
+                )
+            return await self._enqueue(job, reason="circuit_open")
+        try:
+            started = time.perf_counter()
+            result = await self.execute(job)
+        except ProviderError as exc:
+            if mode is ProcessingMode.QUEUE_IF_UNAVAILABLE and exc.retryable:
+                return await self._enqueue(job, reason=exc.code.value)
+            self._metrics.comparison_requests.labels(mode.value, "error").inc()
+            raise
+        self._metrics.comparison_requests.labels(mode.value, "completed").inc()
+        if request.callback_topic:
+            await self.publish_result(job, result=result)
+        return Completed(result, provider_seconds=time.perf_counter() - started)
+
+    async def execute(
+        self, job: ComparisonJob, *, attempt: int = 1, from_queue: bool = False
+    ) -> ComparisonResult:
+        """One fresh call to the job's provider through its breaker.
+
+        Raises the provider's `ProviderError` (or `CircuitOpenError` when the breaker refuses
+        the call). Used by `submit` and by the queue worker alike.
+        """
+        provider_name = job.provider
+        adapter = self._providers.get(provider_name)
+        prompt = render_prompt(job.request)
+        overrides = job.overrides
+        model = overrides.model_override or adapter.default_model
+        await self._events.emit(
+            LLMProviderEvent.REQUEST_STARTED,
+            job.correlation_id,
+            RequestStartedData(
+                request_id=job.request_id,
+                provider=provider_name,
+                model=model,
+                attempt=attempt,
+                from_queue=from_queue,
+            ),
+        )
+        started = time.perf_counter()
+        try:
+            judgement = await self._breakers[provider_name].call(adapter.compare, prompt, overrides)
+        except ProviderError as exc:
+            await self._record_failure(job, exc)
+            raise
+        elapsed = time.perf_counter() - started
+        result = self._result(job, judgement, elapsed)
+        self._record_success(provider_name, result, elapsed)
+        await self._events.emit(
+            LLMProviderEvent.REQUEST_COMPLETED,
+            job.correlation_id,
+            RequestCompletedData(
+                request_id=job.request_id,
+                provider=provider_name,
+                model=result.model,
+                response_time_ms=result.response_time_ms,
+                token_usage=result.token_usage,
+                cost_estimate=result.cost_estimate,
+            ),
+        )
+        return result
+
+    async def publish_result(
+        self,
+        job: ComparisonJob,
+        *,
+        result: ComparisonResult | None = None,
+        error: ErrorInfo | None = None,
+    ) -> bool:
+        """Send the `comparison_result` event to the caller's topic or the default one."""
+        prompt = render_prompt(job.request)
+        data = ComparisonResultData(
+            request_id=job.request_id,
+            correlation_id=job.correlation_id,
+            winner=result.winner if result else None,
+            justification=result.justification if result else None,
+            confidence=result.confidence if result else None,
+            error_detail=error,
+            provider=job.provider,
+            model=result.model if result else None,
+            response_time_ms=result.response_time_ms if result else None,
+            token_usage=result.token_usage if result else None,
+            cost_estimate=result.cost_estimate if result else None,
+            requested_at=job.requested_at,
+            completed_at=result.completed_at if result else datetime.now(UTC),
+            trace_id=job.trace_id,
+            request_metadata={**job.request.metadata, "prompt_sha256": prompt_sha256(prompt)},
+        )
+        return await self._events.emit(
+            LLMProviderEvent.COMPARISON_RESULT,
+            job.correlation_id,
+            data,
+            topic=job.request.callback_topic,
+        )
+
+    def _check_modes(self, request: ComparisonRequest) -> None:
+        if request.cache_mode is CacheMode.DEVELOPMENT and not self._settings.enable_response_cache:
+            raise CacheNotAllowedError(
+                "cache_mode=development needs LLM_PROVIDER_SERVICE_ENABLE_RESPONSE_CACHE, which "
+                "only development and testing allow: judgements are never served from a cache "
+                "in staging or production",
+                details={"field": "cache_mode", "environment": self._settings.environment.value},
+            )
+        ttl = request.ttl_seconds
+        if ttl is not None and ttl > self._settings.queue_max_ttl_seconds:
+            raise RequestValidationError(
+                f"ttl_seconds must be at most {self._settings.queue_max_ttl_seconds}",
+                details={"field": "ttl_seconds"},
+            )
+        topic = request.callback_topic
+        if topic and not any(
+            fnmatch.fnmatchcase(topic, p) for p in self._settings.callback_topic_allowlist
+        ):
+            raise CallbackNotAllowedError(
+                f"callback_topic {topic!r} is not in the allow-list",
+                details={"field": "callback_topic"},
+            )
+        if request.callback_url:
+            # Refused rather than accepted and never called: webhook delivery is issue 5.
+            raise CallbackNotAllowedError(
+                "callback_url is not supported yet: poll status_url or use callback_topic",
+                details={"field": "callback_url"},
+            )
+
+    async def _enqueue(self, job: ComparisonJob, *, reason: str) -> Queued:
+        request = job.request
+        ttl = request.ttl_seconds or self._settings.queue_request_ttl_seconds
+        record = await self._queue.enqueue(job, priority=request.priority, ttl_seconds=ttl)
+        self._metrics.comparison_requests.labels(request.processing_mode.value, "queued").inc()
+        await self._events.emit(
+            LLMProviderEvent.REQUEST_QUEUED,
+            job.correlation_id,
+            RequestQueuedData(
+                queue_id=record.queue_id,
+                provider=record.provider,
+                priority=record.priority,
+                queued_at=record.queued_at,
+                expires_at=record.expires_at,
+                reason=reason,
+            ),
+        )
+        position = await self._queue.position(record.queue_id)
+        wait = self._drain_rate.estimate_wait(job.provider, position)
+        breaker_wait = self._breakers[job.provider].retry_after_seconds()
+        retry_after = max(1, math.ceil(wait if wait is not None else breaker_wait or 5.0))
+        # Never tell a caller to come back after its request will have expired.
+        ttl_left = (record.expires_at - datetime.now(UTC)).total_seconds()
+        retry_after = max(1, min(retry_after, math.floor(ttl_left)))
+        response = QueuedResponse(
+            queue_id=record.queue_id,
+            correlation_id=record.correlation_id,
+            status_url=STATUS_PATH.format(queue_id=record.queue_id),
+            queued_at=record.queued_at,
+            expires_at=record.expires_at,
+            position_in_queue=position,
+            estimated_wait_seconds=wait,
+        )
+        return Queued(response, retry_after=retry_after)
+
+    def _result(self, job: ComparisonJob, judgement: Judgement, elapsed: float) -> ComparisonResult:
+        return ComparisonResult(
+            request_id=job.request_id,
+            correlation_id=job.correlation_id,
+            winner=judgement.winner,
+            justification=judgement.justification,
+            confidence=judgement.confidence,
+            provider=job.provider,
+            model=judgement.model,
+            response_time_ms=round(elapsed * 1000),
+            token_usage=judgement.token_usage,
+            cost_estimate=None,
+            trace_id=job.trace_id,
+            metadata=job.request.metadata,
+            served_from_cache=False,
+            provider_request_id=judgement.provider_request_id,
+            completed_at=datetime.now(UTC),
+        )
+
+    def _record_success(
+        self, provider: LLMProviderType, result: ComparisonResult, elapsed: float
+    ) -> None:
+        m = self._metrics
+        m.provider_calls.labels(provider.value, "success").inc()
+        m.provider_latency.labels(provider.value).observe(elapsed)
+        m.tokens.labels(provider.value, "prompt").inc(result.token_usage.prompt_tokens)
+        m.tokens.labels(provider.value, "completion").inc(result.token_usage.completion_tokens)
+        if result.cost_estimate is not None:
+            m.cost.labels(provider.value).inc(result.cost_estimate)
+
+    async def _record_failure(self, job: ComparisonJob, exc: ProviderError) -> None:
+        self._metrics.provider_calls.labels(job.provider.value, exc.code.value).inc()
+        if isinstance(exc, CircuitOpenError):
+            return  # no call was made; the breaker's own transitions are already counted
+        await self._events.emit(
+            LLMProviderEvent.FAILURE,
+            job.correlation_id,
+            FailureData(
+                request_id=job.request_id,
+                provider=job.provider,
+                error_code=exc.code.value,
+                message=exc.message,
+                retryable=exc.retryable,
+            ),
+        )

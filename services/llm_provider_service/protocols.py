@@ -1,0 +1,143 @@
+"""Ports: the interfaces the orchestrator, worker and routes depend on.
+
+Concrete adapters live in `providers/`, `queue/` and `events/`; only `di.py` and `app.py`
+import them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from uuid import UUID
+
+from common_core.api_models import ComparisonResult, ErrorInfo, LLMConfigOverrides
+from common_core.enums import LLMProviderType, QueueStatus
+from common_core.events import EventEnvelope
+from services.llm_provider_service.models import (
+    ComparisonJob,
+    ComparisonPrompt,
+    Judgement,
+    Lease,
+    QueueRecord,
+    QueueStats,
+    ReapReport,
+)
+from services.llm_provider_service.settings import MockErrorKind
+
+
+class LLMProvider(Protocol):
+    """One LLM vendor, asked for one fresh structured judgement per call."""
+
+    @property
+    def provider(self) -> LLMProviderType: ...
+
+    @property
+    def default_model(self) -> str: ...
+
+    async def compare(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> Judgement:
+        """Make exactly one fresh call to the vendor and return its judgement.
+
+        Never serves a stored answer. Raises only `ProviderError` subclasses: retryable ones
+        (`ProviderUnavailableError`, `ProviderTimeoutError`) for outages, which the caller may
+        queue and which count toward the circuit breaker; the others for problems that a
+        retry will not fix. Vendor SDK exceptions are translated here, with `raise ... from`.
+        """
+        ...
+
+
+class RequestQueue(Protocol):
+    """Requests waiting for a provider: priority then FIFO, leased to workers, TTL-bounded.
+
+    Ids are `ComparisonJob.request_id`. Every method raises `QueueUnavailableError` when the
+    backing store cannot be reached, and nothing else for infrastructure failures.
+    """
+
+    async def enqueue(self, job: ComparisonJob, *, priority: int, ttl_seconds: int) -> QueueRecord:
+        """Store `job` as QUEUED, expiring `ttl_seconds` from now, and return its record.
+
+        Idempotent on `job.request_id`: if a record with that id exists, it is returned
+        unchanged and nothing is added. Raises `QueueFullError` when the queue holds its
+        maximum. When this returns, the record is as durable as the implementation promises;
+        the caller may answer 202 only after it returned.
+        """
+        ...
+
+    async def claim(self, provider: LLMProviderType, *, limit: int, owner: str) -> list[Lease]:
+        """Lease up to `limit` due requests for `provider`, highest priority then oldest first.
+
+        Each claimed record becomes PROCESSING with a new fence token and one more attempt.
+        Runs `reap` first. Never returns a request past its `expires_at`.
+        """
+        ...
+
+    async def heartbeat(self, lease: Lease) -> bool:
+        """Extend the lease by the lease period. False if `lease` is no longer current; the
+        worker must then abandon the call and drop its result."""
+        ...
+
+    async def complete(self, lease: Lease, result: ComparisonResult) -> bool:
+        """Record `result` and make the request COMPLETED. False (and no change) for a
+        stale lease."""
+        ...
+
+    async def fail(
+        self, lease: Lease, error: ErrorInfo, *, retry_in: float | None
+    ) -> QueueStatus | None:
+        """Record a failed attempt. With `retry_in` and attempts left and time before
+        `expires_at`, the request waits `retry_in` seconds and is queued again (keeping its
+        place in the order); otherwise it becomes FAILED with `error`. Returns the new
+        status, or None (and no change) for a stale lease."""
+        ...
+
+    async def release(self, lease: Lease) -> bool:
+        """Give the request back as QUEUED without spending an attempt (shutdown, or the
+        breaker opened mid-flight). False for a stale lease."""
+        ...
+
+    async def get(self, queue_id: UUID) -> QueueRecord | None:
+        """The record, or None if unknown or past its retention."""
+        ...
+
+    async def position(self, queue_id: UUID) -> int | None:
+        """1-based place among its provider's queued requests; None unless QUEUED."""
+        ...
+
+    async def cancel(self, queue_id: UUID) -> QueueRecord:
+        """Make a QUEUED request CANCELLED and return it. Raises `NotFoundError` for an
+        unknown id and `ConflictError` once processing began or the request ended."""
+        ...
+
+    async def reap(self) -> ReapReport:
+        """Housekeeping that must run even when no work is claimed: requeue (or fail, when
+        attempts are spent) requests whose lease expired, move due retries back to the
+        queue, expire queued requests past their TTL, drop records past retention."""
+        ...
+
+    async def stats(self) -> QueueStats:
+        """Depths and the oldest queued request, for health, metrics and wait estimates."""
+        ...
+
+    async def wait_for_work(self, max_wait: float) -> None:
+        """Return when work may have arrived, or after `max_wait` seconds at the latest.
+        Never raises: an unreachable store makes it wait out `max_wait` instead."""
+        ...
+
+
+class EventPublisher(Protocol):
+    """Where lifecycle and result events go (Kafka in deployment, the log in development)."""
+
+    async def publish(self, topic: str, envelope: EventEnvelope[Any]) -> None:
+        """Publish one event, keyed by its `correlation_id`.
+
+        Raises `EventPublishError` when the event could not be handed over; callers decide
+        whether that loses anything (observability events) or must be retried (results).
+        """
+        ...
+
+
+class FaultInjection(Protocol):
+    """Outage drills: make a provider fail on purpose (the mock, in development and testing)."""
+
+    def set_fault(self, error_rate: float, error_kind: MockErrorKind) -> None:
+        """Fail this share of calls (0.0-1.0) with this kind of error; raises ValueError for
+        values out of range."""
+        ...

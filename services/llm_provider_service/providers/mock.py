@@ -1,0 +1,333 @@
+"""A network-free provider that judges like a noisy human rater, for development and drills."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import assert_never, get_args
+
+from common_core.api_models import JUSTIFICATION_MAX_CHARS, LLMConfigOverrides, TokenUsage
+from common_core.enums import EssayWinner, LLMProviderType
+from services.llm_provider_service.errors import (
+    InvalidProviderResponseError,
+    ProviderAuthError,
+    ProviderBadRequestError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from services.llm_provider_service.models import ComparisonPrompt, Judgement
+from services.llm_provider_service.settings import MockErrorKind, Settings
+
+logger = logging.getLogger(__name__)
+
+_PROVIDER = LLMProviderType.MOCK
+_ERROR_KINDS: frozenset[str] = frozenset(get_args(MockErrorKind))
+_CONFIDENCE_LEVELS = (1, 2, 3, 4, 5)
+_CHARS_PER_TOKEN = 4
+# What a structured answer spends on its fields besides the justification
+# ({"winner": "Essay A", "confidence": 3, "justification": "..."}).
+_STRUCTURE_TOKENS = 16
+# Overrides a real adapter would send to the vendor but that change nothing here.
+# `provider_override` is absent: the router consumed it before this provider was chosen.
+_IGNORED_OVERRIDES = ("system_prompt_override", "reasoning_effort", "output_verbosity")
+
+_VERDICTS = (
+    "{winner} is the stronger essay",
+    "{winner} makes the more convincing case",
+    "On balance, {winner} is better",
+    "I prefer {winner}",
+    "{winner} comes out ahead",
+    "Overall, {winner} is the more effective piece",
+)
+_REASON_LEADS = ("thanks to", "because of", "mainly for", "owing to")
+_STRENGTHS = (
+    "its clearer structure",
+    "a better-developed argument",
+    "more precise vocabulary",
+    "stronger use of evidence",
+    "more coherent paragraphs",
+    "fewer grammatical slips",
+    "a more engaging opening",
+    "a sharper conclusion",
+    "closer attention to the task",
+)
+_LOSER_TEMPLATES = (
+    "{loser} {weakness}.",
+    "{loser} has merits but {weakness}.",
+    "By contrast, {loser} {weakness}.",
+)
+_WEAKNESSES = (
+    "loses focus in the middle",
+    "leans on unsupported claims",
+    "ends abruptly",
+    "repeats its main point",
+    "has more surface errors",
+    "drifts from the prompt",
+    "uses vaguer language",
+)
+_HEDGES: dict[int, tuple[str, ...]] = {
+    1: ("It is a very close call.", "The two are nearly even."),
+    2: ("The margin is modest.", "It is fairly close."),
+    3: ("The difference is noticeable.", "The gap is real but not large."),
+    4: ("The difference is clear.", "The gap is plain on a careful read."),
+    5: ("The gap is decisive.", "There is little doubt here."),
+}
+
+
+def _check_fault(error_rate: float, error_kind: str) -> None:
+    """Raise `ValueError` unless `error_rate` is in [0, 1] and `error_kind` is a `MockErrorKind`."""
+    if not 0.0 <= error_rate <= 1.0:  # also refuses NaN
+        raise ValueError(f"error_rate must be within [0, 1], got {error_rate!r}")
+    if error_kind not in _ERROR_KINDS:
+        raise ValueError(f"error_kind must be one of {sorted(_ERROR_KINDS)}, got {error_kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MockProviderConfig:
+    """How the mock rater behaves. Construction raises `ValueError` for values out of range.
+
+    `confidence_weights` are the relative odds of confidence 1..5 (non-negative, not all
+    zero); latencies are in milliseconds; `error_rate` is the chance that a call raises the
+    error for `error_kind` instead of answering.
+    """
+
+    model: str
+    win_probability_a: float
+    confidence_weights: tuple[float, float, float, float, float]
+    latency_ms: float
+    latency_jitter_ms: float
+    error_rate: float
+    error_kind: MockErrorKind
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("model must not be empty")
+        if not 0.0 <= self.win_probability_a <= 1.0:
+            raise ValueError(
+                f"win_probability_a must be within [0, 1], got {self.win_probability_a!r}"
+            )
+        weights = self.confidence_weights
+        if len(weights) != len(_CONFIDENCE_LEVELS):
+            raise ValueError(f"confidence_weights needs 5 values, got {len(weights)}")
+        if not all(math.isfinite(w) and w >= 0.0 for w in weights) or sum(weights) <= 0.0:
+            raise ValueError(f"confidence_weights must be finite, >= 0 and not all 0: {weights!r}")
+        for name in ("latency_ms", "latency_jitter_ms"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+        _check_fault(self.error_rate, self.error_kind)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MockProviderConfig:
+        """The mock's slice of `settings`; raises `ValueError` for values the mock cannot use."""
+        return cls(
+            model=settings.mock_default_model,
+            win_probability_a=settings.mock_win_probability_a,
+            confidence_weights=settings.mock_confidence_weights,
+            latency_ms=settings.mock_latency_ms,
+            latency_jitter_ms=settings.mock_latency_jitter_ms,
+            error_rate=settings.mock_error_rate,
+            error_kind=settings.mock_error_kind,
+        )
+
+
+class MockProvider:
+    """An `LLMProvider` with no network that answers like a rater with natural variation.
+
+    Every call draws afresh from the injected `rng`: the same seed replays the same run, but
+    nothing is derived from the prompt text, so identical prompts get varied answers, as
+    Bradley-Terry fitting needs. `temperature_override` only reshapes the confidence
+    distribution (0 always gives its mode; below 1 sharpens, above 1 flattens; zero weights
+    stay impossible); it never touches the winner's odds, because a real model's
+    determinism at temperature 0 is per prompt, which could only be imitated by hashing
+    the prompt, and that would make the mock a perfectly consistent "super-rater".
+    """
+
+    def __init__(
+        self,
+        config: MockProviderConfig,
+        rng: random.Random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._config = config
+        self._rng = rng
+        self._sleep = sleep
+        self._error_rate = config.error_rate
+        self._error_kind: MockErrorKind = config.error_kind
+
+    @property
+    def provider(self) -> LLMProviderType:
+        return _PROVIDER
+
+    @property
+    def default_model(self) -> str:
+        return self._config.model
+
+    @property
+    def error_rate(self) -> float:
+        """The current chance that a call fails (see `set_fault`)."""
+        return self._error_rate
+
+    @property
+    def error_kind(self) -> MockErrorKind:
+        """The error that an injected failure raises (see `set_fault`)."""
+        return self._error_kind
+
+    def set_fault(self, error_rate: float, error_kind: MockErrorKind) -> None:
+        """Change the injected failures for calls that start from now on, for outage drills.
+
+        Raises `ValueError` (and changes nothing) unless `error_rate` is in [0, 1] and
+        `error_kind` is a `MockErrorKind`.
+        """
+        _check_fault(error_rate, error_kind)
+        self._error_rate = error_rate
+        self._error_kind = error_kind
+
+    async def compare(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> Judgement:
+        """Wait a jittered latency, then raise an injected fault or return a fresh judgement.
+
+        Raises the `error_kind`'s `ProviderError` with probability `error_rate`. A
+        `max_tokens_override` shortens the justification (to a bare verdict if need be);
+        below about 30 tokens even that may not fit, and the call raises
+        `InvalidProviderResponseError`, as a vendor's truncated structured output would.
+        """
+        _log_ignored_overrides(overrides)
+        rng = self._rng
+        # One roll per call even at rate 0, so that the fault setting does not shift a seeded
+        # run's later draws until a fault actually fires.
+        fault = self._error_kind if rng.random() < self._error_rate else None
+        await self._sleep(self._draw_latency_seconds())
+        if fault is not None:
+            raise _injected_error(fault, rng)
+        p_a = self._config.win_probability_a
+        winner = EssayWinner.ESSAY_A if rng.random() < p_a else EssayWinner.ESSAY_B
+        confidence = self._draw_confidence(overrides.temperature_override)
+        verdict, sentences = _compose_justification(rng, winner, confidence)
+        justification = _fit_to_budget(verdict, sentences, overrides.max_tokens_override)
+        return Judgement(
+            winner=winner,
+            justification=justification,
+            confidence=confidence,
+            model=overrides.model_override or self._config.model,
+            token_usage=_token_usage(prompt, justification),
+            # Drawn from `rng` as well, so that a seeded run replays byte for byte.
+            provider_request_id=f"mock-{uuid.UUID(int=rng.getrandbits(128), version=4).hex}",
+        )
+
+    def _draw_latency_seconds(self) -> float:
+        jitter = self._config.latency_jitter_ms
+        latency_ms = self._config.latency_ms + self._rng.uniform(-jitter, jitter)
+        return max(0.0, latency_ms) / 1000.0
+
+    def _draw_confidence(self, temperature: float | None) -> int:
+        weights = _tempered(self._config.confidence_weights, temperature)
+        return self._rng.choices(_CONFIDENCE_LEVELS, weights=weights)[0]
+
+
+def _tempered(weights: Sequence[float], temperature: float | None) -> list[float]:
+    """`weights` raised to 1/temperature (1 when None); at 0 only the largest remain.
+
+    Normalising by the largest weight first keeps every value in [0, 1], so no power
+    overflows, and zero weights stay zero at every temperature.
+    """
+    if temperature is None:
+        return list(weights)
+    top = max(weights)
+    if temperature == 0.0:
+        return [1.0 if w == top else 0.0 for w in weights]
+    return [(w / top) ** (1.0 / temperature) if w > 0.0 else 0.0 for w in weights]
+
+
+def _compose_justification(
+    rng: random.Random, winner: EssayWinner, confidence: int
+) -> tuple[str, list[str]]:
+    """A bare verdict naming `winner`, and the sentences of a varied justification whose
+    first one names `winner` and gives reasons."""
+    loser = EssayWinner.ESSAY_B if winner is EssayWinner.ESSAY_A else EssayWinner.ESSAY_A
+    strengths = rng.sample(_STRENGTHS, k=rng.randint(1, 2))
+    verdict = rng.choice(_VERDICTS).format(winner=winner.value)
+    first = f"{verdict} {rng.choice(_REASON_LEADS)} {' and '.join(strengths)}."
+    rest = [
+        rng.choice(_LOSER_TEMPLATES).format(loser=loser.value, weakness=rng.choice(_WEAKNESSES)),
+        rng.choice(_HEDGES[confidence]),
+    ]
+    rng.shuffle(rest)
+    if rng.random() < 0.25:  # raters do not always bother to say why the other one lost
+        rest.pop(rng.randrange(len(rest)))
+    return f"{verdict}.", [first, *rest]
+
+
+def _fit_to_budget(verdict: str, sentences: list[str], max_tokens: int | None) -> str:
+    """As many whole `sentences` as fit in `JUSTIFICATION_MAX_CHARS` and `max_tokens`, else
+    the bare `verdict` (a terse answer to a tight budget).
+
+    Raises `InvalidProviderResponseError` when not even `verdict` fits, as a vendor's
+    structured answer cut off by `max_tokens` would be unparseable.
+    """
+    limit = JUSTIFICATION_MAX_CHARS
+    if max_tokens is not None:
+        limit = min(limit, (max_tokens - _STRUCTURE_TOKENS) * _CHARS_PER_TOKEN)
+    text = ""
+    for sentence in sentences:
+        candidate = f"{text} {sentence}" if text else sentence
+        if len(candidate) > limit:
+            break
+        text = candidate
+    if not text and len(verdict) <= limit:
+        text = verdict
+    if not text:
+        raise InvalidProviderResponseError(
+            _PROVIDER,
+            f"mock answer truncated: max_tokens_override={max_tokens} leaves no room "
+            "for a complete structured judgement",
+            details={"max_tokens": max_tokens},
+        )
+    return text
+
+
+def _token_usage(prompt: ComparisonPrompt, justification: str) -> TokenUsage:
+    prompt_chars = len(prompt.system_prompt) + len(prompt.user_prompt)
+    prompt_tokens = max(1, math.ceil(prompt_chars / _CHARS_PER_TOKEN))
+    completion_tokens = _STRUCTURE_TOKENS + math.ceil(len(justification) / _CHARS_PER_TOKEN)
+    return TokenUsage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
+def _injected_error(kind: MockErrorKind, rng: random.Random) -> ProviderError:
+    """The error a real adapter would raise for this kind of vendor failure."""
+    message = f"mock provider: injected {kind.replace('_', ' ')}"
+    match kind:
+        case "server_error":
+            return ProviderUnavailableError(_PROVIDER, message, reason="server_error", status=503)
+        case "rate_limit":
+            retry_after = float(rng.randint(1, 5))
+            return ProviderUnavailableError(
+                _PROVIDER, message, reason="rate_limited", status=429, retry_after=retry_after
+            )
+        case "timeout":
+            return ProviderTimeoutError(_PROVIDER, message)
+        case "connection":
+            return ProviderUnavailableError(_PROVIDER, message, reason="connection_error")
+        case "auth":
+            return ProviderAuthError(_PROVIDER, message, status=401)
+        case "bad_request":
+            return ProviderBadRequestError(_PROVIDER, message, status=400)
+        case "invalid_response":
+            return InvalidProviderResponseError(_PROVIDER, message)
+        case _:
+            assert_never(kind)
+
+
+def _log_ignored_overrides(overrides: LLMConfigOverrides) -> None:
+    ignored = [name for name in _IGNORED_OVERRIDES if getattr(overrides, name) is not None]
+    if ignored:
+        logger.debug("mock provider ignores overrides: %s", ", ".join(ignored))

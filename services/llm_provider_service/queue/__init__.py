@@ -1,0 +1,1 @@
+"""Request queue adapters: the port's implementations and their shared configuration."""

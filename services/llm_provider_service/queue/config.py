@@ -1,0 +1,47 @@
+"""The request queue's tuning, and the order score every queue implementation shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.llm_provider_service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """What a `RequestQueue` needs from the settings; times are in seconds."""
+
+    max_size: int
+    max_attempts: int
+    lease_seconds: float
+    priority_boost_seconds: float
+    result_retention_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueueConfig:
+        return cls(
+            max_size=settings.queue_max_size,
+            max_attempts=settings.queue_max_attempts,
+            lease_seconds=settings.queue_lease_seconds,
+            priority_boost_seconds=settings.queue_priority_boost_seconds,
+            result_retention_seconds=float(settings.queue_result_retention_seconds),
+        )
+
+    @property
+    def priority_boost_ms(self) -> int:
+        return round(self.priority_boost_seconds * 1000)
+
+
+def order_score(enqueued_at_ms: int, priority: int, boost_ms: int) -> int:
+    """A request's place in its provider's queue: the lowest score is claimed first.
+
+    Priority is a time credit: each priority level counts as if the request had arrived
+    `boost_ms` earlier. So requests of one priority go in arrival order, a higher priority
+    goes first among requests that arrived close together, and a request of priority `p`
+    waits at most `(q - p) * boost_ms` behind one of priority `q` that arrived after it.
+
+    Retries and reclaimed leases keep the score computed at enqueue, so they keep their
+    place. Scores are integers of epoch milliseconds, far below 2**53, so a Redis sorted-set
+    score (a double) holds them exactly; ties must be broken by enqueue order.
+    """
+    return enqueued_at_ms - priority * boost_ms

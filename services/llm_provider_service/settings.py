@@ -1,0 +1,257 @@
+"""The service's settings, read once from the environment and validated as a whole."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common_core.enums import EnvironmentType, LLMProviderType
+from common_core.events import DEFAULT_TOPIC_PREFIX
+
+ENV_PREFIX = "LLM_PROVIDER_SERVICE_"
+MockErrorKind = Literal[
+    "server_error", "rate_limit", "timeout", "connection", "auth", "bad_request", "invalid_response"
+]
+
+
+def _key(provider: str, *vendor_names: str) -> AliasChoices:
+    """A provider key may come prefixed or under the vendor's usual unprefixed name."""
+    return AliasChoices(f"{ENV_PREFIX}{provider}_API_KEY", *vendor_names)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """One provider's slice of the settings, as its adapter and the registry need it."""
+
+    provider: LLMProviderType
+    api_key: SecretStr | None
+    base_url: str | None
+    default_model: str
+    enabled: bool
+    timeout_seconds: float
+
+    @property
+    def configured(self) -> bool:
+        return self.provider is LLMProviderType.MOCK or self.api_key is not None
+
+
+class ConfigurationError(Exception):
+    """The settings contradict each other or the environment; the service must not start."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Unset optional fields get environment-aware defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    environment: EnvironmentType = Field(
+        default=EnvironmentType.DEVELOPMENT, validation_alias="ENVIRONMENT"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_request_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    # Providers. `None` means "pick the environment's default" (resolved below).
+    default_llm_provider: LLMProviderType | None = None
+    use_mock_llm: bool = False
+
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_key("ANTHROPIC", "ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = None
+    anthropic_default_model: str = "claude-sonnet-4-5"
+    anthropic_enabled: bool = True
+    anthropic_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_key("OPENAI", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = None
+    openai_default_model: str = "gpt-5-mini"
+    openai_enabled: bool = True
+    openai_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    google_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_key("GOOGLE", "GOOGLE_API_KEY", "GEMINI_API_KEY")
+    )
+    google_base_url: str | None = None
+    google_default_model: str = "gemini-2.5-flash"
+    google_enabled: bool = True
+    google_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    openrouter_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_key("OPENROUTER", "OPENROUTER_API_KEY")
+    )
+    openrouter_base_url: str | None = None
+    openrouter_default_model: str = "anthropic/claude-sonnet-4.5"
+    openrouter_enabled: bool = True
+    openrouter_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # The mock provider: a rater with natural variation, for development and outage drills.
+    mock_enabled: bool = True
+    mock_default_model: str = Field(default="mock-rater-1", min_length=1)
+    mock_win_probability_a: float = Field(default=0.5, ge=0.0, le=1.0)
+    mock_confidence_weights: tuple[float, float, float, float, float] = (1.0, 2.0, 4.0, 3.0, 1.0)
+    mock_latency_ms: float = Field(default=20.0, ge=0.0)
+    mock_latency_jitter_ms: float = Field(default=10.0, ge=0.0)
+    mock_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    mock_error_kind: MockErrorKind = "server_error"
+    mock_seed: int | None = None
+
+    # Circuit breakers, one per provider and replica.
+    circuit_breaker_failure_threshold: int = Field(default=5, gt=0)
+    circuit_breaker_reset_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # The outage queue.
+    enable_queue_persistence: bool | None = None
+    redis_url: str = "redis://localhost:6379/0"
+    queue_request_ttl_seconds: int = Field(default=4 * 3600, gt=0)
+    queue_max_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    queue_max_size: int = Field(default=10_000, gt=0)
+    queue_max_attempts: int = Field(default=5, gt=0)
+    queue_lease_seconds: float = Field(default=30.0, gt=0)
+    queue_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    queue_retry_base_seconds: float = Field(default=1.0, gt=0)
+    queue_retry_max_seconds: float = Field(default=300.0, gt=0)
+    queue_priority_boost_seconds: float = Field(default=60.0, ge=0)
+    queue_result_retention_seconds: int = Field(default=24 * 3600, gt=0)
+
+    # The background worker that drains the queue.
+    worker_enabled: bool = True
+    worker_concurrency_per_provider: int = Field(default=4, gt=0)
+    worker_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    # Cache (development only) and events.
+    enable_response_cache: bool = False
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    callback_topic_allowlist: tuple[str, ...] = (f"{DEFAULT_TOPIC_PREFIX}.*",)
+
+    @field_validator(
+        "anthropic_api_key", "openai_api_key", "google_api_key", "openrouter_api_key", mode="before"
+    )
+    @classmethod
+    def _blank_key_is_no_key(cls, value: object) -> object:
+        # Compose and CI often pass `KEY=` through; an empty key is no key, not a bad one.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mock_confidence_weights")
+    @classmethod
+    def _weights_are_a_distribution(
+        cls, value: tuple[float, float, float, float, float]
+    ) -> tuple[float, float, float, float, float]:
+        if any(w < 0 for w in value) or sum(value) <= 0:
+            raise ValueError("weights must be non-negative and not all zero")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_environment_defaults(self) -> Self:
+        deployed = self.environment.is_deployed
+        if self.default_llm_provider is None:
+            self.default_llm_provider = (
+                LLMProviderType.ANTHROPIC if deployed else LLMProviderType.MOCK
+            )
+        if self.enable_queue_persistence is None:
+            self.enable_queue_persistence = deployed
+        return self
+
+    @property
+    def default_provider(self) -> LLMProviderType:
+        assert self.default_llm_provider is not None  # resolved by the validator
+        return self.default_llm_provider
+
+    @property
+    def queue_persistence(self) -> bool:
+        return bool(self.enable_queue_persistence)
+
+    def provider_settings(self, provider: LLMProviderType) -> ProviderSettings:
+        name = provider.value
+        return ProviderSettings(
+            provider=provider,
+            api_key=getattr(self, f"{name}_api_key", None),
+            base_url=getattr(self, f"{name}_base_url", None),
+            default_model=getattr(self, f"{name}_default_model"),
+            enabled=getattr(self, f"{name}_enabled"),
+            timeout_seconds=getattr(self, f"{name}_timeout_seconds", 60.0),
+        )
+
+    def check_consistency(self) -> None:
+        """Raise `ConfigurationError` for settings that must never run together.
+
+        Called by `create_app` and the worker before anything starts, so that a
+        misconfigured deployment fails at boot with one readable line.
+        """
+        problems = list(self._contradictions())
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+
+    def _contradictions(self) -> list[str]:
+        env = self.environment.value
+        problems: list[str] = []
+        if self.environment.is_deployed:
+            if self.enable_response_cache:
+                problems.append(
+                    f"{ENV_PREFIX}ENABLE_RESPONSE_CACHE is set but ENVIRONMENT={env}: a cached "
+                    "judgement is a perfectly consistent 'super-rater' that corrupts "
+                    "Bradley-Terry scores, so caching is allowed only in development and testing"
+                )
+            if self.use_mock_llm or self.default_provider is LLMProviderType.MOCK:
+                problems.append(
+                    f"ENVIRONMENT={env} would answer with the mock provider "
+                    f"({ENV_PREFIX}USE_MOCK_LLM or {ENV_PREFIX}DEFAULT_LLM_PROVIDER=mock)"
+                )
+            if not self.queue_persistence:
+                problems.append(
+                    f"{ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE is off but ENVIRONMENT={env}: queued "
+                    "requests would live in memory and be lost on restart"
+                )
+        if self.queue_persistence:
+            problems.append(
+                f"{ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE needs the Redis request queue, "
+                "which this build does not have yet"
+            )
+        if self.queue_request_ttl_seconds > self.queue_max_ttl_seconds:
+            problems.append(
+                f"{ENV_PREFIX}QUEUE_REQUEST_TTL_SECONDS ({self.queue_request_ttl_seconds}) is "
+                f"longer than {ENV_PREFIX}QUEUE_MAX_TTL_SECONDS ({self.queue_max_ttl_seconds})"
+            )
+        if self.queue_retry_base_seconds > self.queue_retry_max_seconds:
+            problems.append(
+                f"{ENV_PREFIX}QUEUE_RETRY_BASE_SECONDS is larger than "
+                f"{ENV_PREFIX}QUEUE_RETRY_MAX_SECONDS"
+            )
+        return problems
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment once; raise `ConfigurationError` naming each
+    bad variable in one line."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    try:
+        return Settings()
+    except SettingsError as exc:
+        # Raised before validation, e.g. a list setting that is not JSON.
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "a list setting"
+        raise ConfigurationError(
+            f'{name}: not valid JSON; list settings take a JSON array, e.g. \'["a", "b"]\''
+        ) from None
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = "ENVIRONMENT" if field == "ENVIRONMENT" else f"{ENV_PREFIX}{field.upper()}"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError("; ".join(problems)) from None

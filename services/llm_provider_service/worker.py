@@ -1,0 +1,293 @@
+"""The queue worker: drains queued requests when their provider's breaker allows it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from common_core.api_models import ComparisonResult, ErrorInfo
+from common_core.enums import CircuitBreakerState, ErrorCode, LLMProviderType, QueueStatus
+from common_core.events import LLMProviderEvent, QueueStatusChangedData, RequestExpiredData
+from services.llm_provider_service.breaker import CircuitBreakers
+from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.errors import (
+    CircuitOpenError,
+    ProviderError,
+    QueueUnavailableError,
+)
+from services.llm_provider_service.lifecycle_events import LifecycleEvents
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.models import Lease, QueueRecord, ReapReport
+from services.llm_provider_service.orchestrator import ComparisonOrchestrator
+from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class QueueWorker:
+    """Claims leased requests per provider, runs them, and records every outcome.
+
+    Correctness never depends on the breaker: a claimed request whose provider fails is
+    retried with backoff by the queue, or released unspent if the breaker refused the call.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue: RequestQueue,
+        orchestrator: ComparisonOrchestrator,
+        breakers: CircuitBreakers,
+        events: LifecycleEvents,
+        metrics: ServiceMetrics,
+        drain_rate: DrainRate,
+        settings: Settings,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._queue = queue
+        self._orchestrator = orchestrator
+        self._breakers = breakers
+        self._events = events
+        self._metrics = metrics
+        self._drain_rate = drain_rate
+        self._settings = settings
+        self.owner = owner or worker_identity()
+        self._rng = rng or random.Random()
+        self._inflight: dict[LLMProviderType, set[asyncio.Task[None]]] = {
+            p: set() for p in LLMProviderType
+        }
+        self._slot_freed = asyncio.Event()
+        self._lost_leases: set[uuid.UUID] = set()
+        self.healthy = True
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(tasks) for tasks in self._inflight.values())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set, then drain within the grace period and release the rest."""
+        logger.info("queue worker %s started", self.owner)
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                self.healthy = True
+            except QueueUnavailableError as exc:
+                if self.healthy:
+                    logger.warning("queue unavailable, worker keeps retrying: %s", exc)
+                self.healthy = False
+            await self._wait(stop)
+        await self._drain()
+        logger.info("queue worker %s stopped", self.owner)
+
+    async def run_once(self) -> None:
+        """One pass: housekeeping, then claims for every provider whose breaker allows."""
+        await self._handle_reap(await self._queue.reap())
+        for provider in LLMProviderType:
+            limit = self._free_slots(provider)
+            if limit <= 0:
+                continue
+            for lease in await self._queue.claim(provider, limit=limit, owner=self.owner):
+                task = asyncio.create_task(self._process(lease), name=f"lease-{lease.queue_id}")
+                self._inflight[provider].add(task)
+                task.add_done_callback(self._on_done(provider))
+        self._metrics.observe_queue(await self._queue.stats(), time.time())
+        for breaker in self._breakers:  # OPEN becomes HALF_OPEN by time alone, not by a call
+            self._metrics.set_breaker_state(breaker.provider, breaker.state)
+
+    def _free_slots(self, provider: LLMProviderType) -> int:
+        breaker = self._breakers[provider]
+        busy = len(self._inflight[provider])
+        if not breaker.allows_call():
+            return 0
+        if breaker.state is CircuitBreakerState.HALF_OPEN:
+            return 1 if busy == 0 else 0  # one probe; the breaker's own gate would refuse more
+        return self._settings.worker_concurrency_per_provider - busy
+
+    def _on_done(self, provider: LLMProviderType) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._inflight[provider].discard(task)
+            self._slot_freed.set()
+
+        return done
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        self._slot_freed.clear()
+        waiters = {
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._slot_freed.wait()),
+            asyncio.ensure_future(
+                self._queue.wait_for_work(self._settings.queue_poll_interval_seconds)
+            ),
+        }
+        try:
+            await asyncio.wait(
+                waiters,
+                timeout=self._settings.queue_poll_interval_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _process(self, lease: Lease) -> None:
+        call = asyncio.create_task(
+            self._orchestrator.execute(lease.job, attempt=lease.attempt, from_queue=True)
+        )
+        beat = asyncio.create_task(self._keep_alive(lease, call))
+        started = time.time()
+        try:
+            result = await call
+        except asyncio.CancelledError:
+            if lease.queue_id in self._lost_leases:
+                self._lost_leases.discard(lease.queue_id)
+                logger.warning("lease on %s lost; its result is dropped", lease.queue_id)
+                return
+            await self._safely(self._queue.release(lease))  # shutdown: give it back unspent
+            raise
+        except CircuitOpenError:
+            await self._safely(self._queue.release(lease))
+        except ProviderError as exc:
+            await self._failed(lease, ErrorInfo(code=exc.code.value, message=exc.message), exc)
+        except Exception as exc:
+            logger.exception("request %s crashed its attempt", lease.queue_id)
+            info = ErrorInfo(code=ErrorCode.INTERNAL_ERROR.value, message=repr(exc)[:500])
+            await self._failed(lease, info, None)
+        else:
+            await self._completed(lease, result, wait=started - lease.queued_at.timestamp())
+        finally:
+            beat.cancel()
+
+    async def _keep_alive(self, lease: Lease, call: asyncio.Task[ComparisonResult]) -> None:
+        interval = self._settings.queue_lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                alive = await self._queue.heartbeat(lease)
+            except QueueUnavailableError:
+                continue  # the lease may still be ours; the next beat will tell
+            if not alive:
+                self._lost_leases.add(lease.queue_id)
+                call.cancel()
+                return
+
+    async def _completed(self, lease: Lease, result: ComparisonResult, *, wait: float) -> None:
+        if not await self._safely(self._queue.complete(lease, result)):
+            logger.warning("late result for %s dropped: lease no longer held", lease.queue_id)
+            return
+        self._drain_rate.record(lease.job.provider)
+        self._metrics.queue_wait.labels(lease.job.provider.value).observe(max(0.0, wait))
+        self._metrics.record_transition(QueueStatus.COMPLETED)
+        await self._status_changed(lease, QueueStatus.COMPLETED, None)
+        await self._orchestrator.publish_result(lease.job, result=result)
+
+    async def _failed(self, lease: Lease, info: ErrorInfo, exc: ProviderError | None) -> None:
+        retryable = exc is None or exc.retryable
+        retry_in = self.backoff(lease.attempt, exc.retry_after if exc else None)
+        status = await self._safely(
+            self._queue.fail(lease, info, retry_in=retry_in if retryable else None)
+        )
+        if status is QueueStatus.QUEUED:
+            self._metrics.queue_retries.labels(lease.job.provider.value).inc()
+        elif status is QueueStatus.FAILED:
+            self._metrics.record_transition(QueueStatus.FAILED)
+            await self._status_changed(lease, QueueStatus.FAILED, info)
+            await self._orchestrator.publish_result(lease.job, error=info)
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff, drawn uniformly between the base delay and the attempt's
+        ceiling (jitter spreads a recovering provider's backlog), never shorter than the
+        vendor's Retry-After, which may exceed QUEUE_RETRY_MAX_SECONDS: the vendor knows."""
+        base = self._settings.queue_retry_base_seconds
+        ceiling = min(self._settings.queue_retry_max_seconds, base * 2 ** max(0, attempt - 1))
+        delay = self._rng.uniform(base, max(base, ceiling))
+        return max(delay, retry_after or 0.0)
+
+    async def _handle_reap(self, report: ReapReport) -> None:
+        if report.lease_expiries:
+            self._metrics.queue_lease_expiries.inc(report.lease_expiries)
+        for record in report.expired:
+            self._metrics.record_transition(QueueStatus.EXPIRED)
+            await self._events.emit(
+                LLMProviderEvent.REQUEST_EXPIRED,
+                record.correlation_id,
+                RequestExpiredData(
+                    queue_id=record.queue_id,
+                    provider=record.provider,
+                    queued_at=record.queued_at,
+                    expires_at=record.expires_at,
+                    attempts=record.attempts,
+                ),
+            )
+            await self._terminal_without_result(record)
+        for record in report.failed:
+            self._metrics.record_transition(QueueStatus.FAILED)
+            await self._terminal_without_result(record)
+
+    async def _terminal_without_result(self, record: QueueRecord) -> None:
+        error = record.error or ErrorInfo(code=record.status.value.upper(), message="")
+        await self._events.emit(
+            LLMProviderEvent.QUEUE_STATUS_CHANGED,
+            record.correlation_id,
+            QueueStatusChangedData(
+                queue_id=record.queue_id,
+                provider=record.provider,
+                status=record.status,
+                attempts=record.attempts,
+                error=error,
+            ),
+        )
+        await self._orchestrator.publish_result(record.job, error=error)
+
+    async def _status_changed(
+        self, lease: Lease, status: QueueStatus, error: ErrorInfo | None
+    ) -> None:
+        await self._events.emit(
+            LLMProviderEvent.QUEUE_STATUS_CHANGED,
+            lease.job.correlation_id,
+            QueueStatusChangedData(
+                queue_id=lease.queue_id,
+                provider=lease.job.provider,
+                status=status,
+                attempts=lease.attempt,
+                error=error,
+            ),
+        )
+
+    async def _safely(self, op: Awaitable[T]) -> T | None:
+        """Run a queue write; if the queue is unreachable the lease simply expires and the
+        request is reclaimed later (at-least-once), so log and carry on."""
+        try:
+            return await op
+        except QueueUnavailableError as exc:
+            logger.warning("queue write failed, the lease will expire and be retried: %s", exc)
+            return None
+
+    async def _drain(self) -> None:
+        tasks = {t for group in self._inflight.values() for t in group}
+        if not tasks:
+            return
+        grace = self._settings.worker_shutdown_grace_seconds
+        logger.info("waiting up to %.1fs for %d in-flight requests", grace, len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            logger.info("released %d requests that did not finish in time", len(pending))

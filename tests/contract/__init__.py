@@ -1,0 +1,1 @@
+"""Behaviour suites that every implementation of a port must pass."""

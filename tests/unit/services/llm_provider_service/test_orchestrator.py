@@ -1,0 +1,212 @@
+"""Orchestrator decisions: a fresh call when the provider is up, the queue when it is not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from common_core.enums import CircuitBreakerState, LLMProviderType, ProcessingMode, QueueStatus
+from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
+from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.errors import (
+    CacheNotAllowedError,
+    CircuitOpenError,
+    ProviderAuthError,
+    ProviderNotConfiguredError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from services.llm_provider_service.lifecycle_events import LifecycleEvents
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.orchestrator import ComparisonOrchestrator, Completed, Queued
+from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from tests.factories import make_request
+from tests.fakes import RecordingPublisher, ScriptedProvider, judgement
+
+MOCK = LLMProviderType.MOCK
+
+
+@dataclass
+class Harness:
+    orchestrator: ComparisonOrchestrator
+    provider: ScriptedProvider
+    queue: InMemoryRequestQueue
+    publisher: RecordingPublisher
+    breakers: CircuitBreakers
+    metrics: ServiceMetrics
+
+
+@pytest.fixture
+def harness(settings) -> Harness:
+    provider = ScriptedProvider()
+    metrics = ServiceMetrics()
+    publisher = RecordingPublisher()
+    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    breakers = CircuitBreakers(
+        {
+            p: ProviderCircuitBreaker(p, failure_threshold=3, reset_timeout_seconds=60)
+            for p in LLMProviderType
+        }
+    )
+    orchestrator = ComparisonOrchestrator(
+        providers=ProviderRegistry({MOCK: provider}, settings),
+        breakers=breakers,
+        queue=queue,
+        events=LifecycleEvents(publisher, metrics, "huleedu"),
+        metrics=metrics,
+        drain_rate=DrainRate(),
+        settings=settings,
+    )
+    return Harness(orchestrator, provider, queue, publisher, breakers, metrics)
+
+
+def outage() -> ProviderUnavailableError:
+    return ProviderUnavailableError(MOCK, "upstream 503", reason="server_error", status=503)
+
+
+async def test_provider_up_gives_a_fresh_call_every_time(harness):
+    request = make_request()
+    first = await harness.orchestrator.submit(request)
+    second = await harness.orchestrator.submit(request)
+    assert isinstance(first, Completed)
+    assert isinstance(second, Completed)
+    assert len(harness.provider.calls) == 2  # identical requests, two independent judgements
+    assert first.result.request_id != second.result.request_id
+    assert not first.result.served_from_cache
+    assert (await harness.queue.stats()).total_depth == 0
+
+
+async def test_result_carries_ids_metadata_and_usage(harness):
+    request = make_request(metadata={"batch": "b-1", "pair": [3, 7]})
+    outcome = await harness.orchestrator.submit(request, trace_id="a" * 32)
+    assert isinstance(outcome, Completed)
+    result = outcome.result
+    assert result.metadata == {"batch": "b-1", "pair": [3, 7]}
+    assert result.trace_id == "a" * 32
+    assert result.provider_request_id == "req-1"
+    assert result.token_usage.total_tokens == 15
+    prompt, _ = harness.provider.calls[0]
+    assert "Essay A:" in prompt.user_prompt
+    assert "Essay B:" in prompt.user_prompt
+
+
+@pytest.mark.parametrize(
+    "error",
+    [outage(), ProviderTimeoutError(MOCK, "slow")],
+    ids=["unavailable", "timeout"],
+)
+async def test_retryable_failure_queues_when_allowed(harness, error):
+    harness.provider.script = [error]
+    outcome = await harness.orchestrator.submit(make_request())
+    assert isinstance(outcome, Queued)
+    record = await harness.queue.get(outcome.response.queue_id)
+    assert record is not None
+    assert record.status is QueueStatus.QUEUED
+    assert outcome.response.position_in_queue == 1
+    assert outcome.retry_after >= 1
+    assert harness.publisher.of_type("request_queued")
+
+
+async def test_immediate_mode_never_queues(harness):
+    harness.provider.script = [outage()]
+    with pytest.raises(ProviderUnavailableError):
+        await harness.orchestrator.submit(make_request(processing_mode=ProcessingMode.IMMEDIATE))
+    assert (await harness.queue.stats()).total_depth == 0
+
+
+async def test_non_retryable_failure_is_reported_not_queued(harness):
+    harness.provider.script = [ProviderAuthError(MOCK, "bad key", status=401)]
+    with pytest.raises(ProviderAuthError):
+        await harness.orchestrator.submit(make_request())
+    assert (await harness.queue.stats()).total_depth == 0
+
+
+async def test_open_breaker_queues_without_calling_the_provider(harness):
+    harness.provider.script = [outage(), outage(), outage()]
+    for _ in range(3):
+        await harness.orchestrator.submit(make_request())
+    assert harness.breakers[MOCK].state is CircuitBreakerState.OPEN
+    calls_before = len(harness.provider.calls)
+    outcome = await harness.orchestrator.submit(make_request())
+    assert isinstance(outcome, Queued)
+    assert len(harness.provider.calls) == calls_before
+    with pytest.raises(CircuitOpenError):
+        await harness.orchestrator.submit(make_request(processing_mode=ProcessingMode.IMMEDIATE))
+
+
+async def test_async_mode_always_queues_with_every_override(harness):
+    overrides = {
+        "provider_override": "mock",
+        "model_override": "m-2",
+        "temperature_override": 0.3,
+        "max_tokens_override": 321,
+        "system_prompt_override": "Be brief.",
+        "reasoning_effort": "high",
+        "output_verbosity": "low",
+    }
+    request = make_request(processing_mode="async", llm_config_overrides=overrides, priority=9)
+    outcome = await harness.orchestrator.submit(request)
+    assert isinstance(outcome, Queued)
+    assert harness.provider.calls == []
+    [lease] = await harness.queue.claim(MOCK, limit=1, owner="t")
+    kept = lease.job.request.llm_config_overrides
+    assert kept is not None
+    assert kept.model_dump(mode="json") == overrides
+    assert lease.job.request.priority == 9
+
+
+async def test_provider_override_is_never_swapped(harness, make_settings):
+    with pytest.raises(ProviderNotConfiguredError):
+        await harness.orchestrator.submit(
+            make_request(llm_config_overrides={"provider_override": "anthropic"})
+        )
+    assert harness.provider.calls == []
+
+
+async def test_development_cache_mode_is_refused_unless_enabled(harness):
+    with pytest.raises(CacheNotAllowedError):
+        await harness.orchestrator.submit(make_request(cache_mode="development"))
+    assert harness.provider.calls == []
+
+
+async def test_callback_topic_receives_the_result_event(harness):
+    request = make_request(callback_topic="huleedu.cj_assessment.results.v1")
+    outcome = await harness.orchestrator.submit(request)
+    assert isinstance(outcome, Completed)
+    results = [
+        (topic, env)
+        for topic, env in harness.publisher.events
+        if env.event_type == "llm_provider.comparison_result.v1"
+    ]
+    assert [topic for topic, _ in results] == ["huleedu.cj_assessment.results.v1"]
+    data = results[0][1].data
+    assert data.winner == outcome.result.winner
+    assert data.error_detail is None
+    assert len(data.request_metadata["prompt_sha256"]) == 64
+
+
+async def test_lifecycle_events_and_metrics(harness):
+    await harness.orchestrator.submit(make_request())
+    topics = harness.publisher.topics()
+    assert topics == [
+        "huleedu.llm_provider.request_started.v1",
+        "huleedu.llm_provider.request_completed.v1",
+    ]
+    value = harness.metrics.registry.get_sample_value(
+        "llm_provider_provider_calls_total", {"provider": "mock", "outcome": "success"}
+    )
+    assert value == 1.0
+
+
+async def test_execute_makes_one_fresh_call(harness):
+    harness.provider.script = [judgement(confidence=2)]
+    submitted = await harness.orchestrator.submit(make_request(processing_mode="async"))
+    assert isinstance(submitted, Queued)
+    [lease] = await harness.queue.claim(MOCK, limit=1, owner="t")
+    result = await harness.orchestrator.execute(lease.job, attempt=lease.attempt, from_queue=True)
+    assert result.confidence == 2
+    assert result.request_id == lease.job.request_id
+    assert len(harness.provider.calls) == 1

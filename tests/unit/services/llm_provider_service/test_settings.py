@@ -1,0 +1,290 @@
+"""Settings: environment-aware defaults, every documented name, secrets, and refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from common_core.enums import EnvironmentType, LLMProviderType
+from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[4]
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.mark.parametrize(
+    ("environment", "provider", "persistence"),
+    [
+        ("development", LLMProviderType.MOCK, False),
+        ("testing", LLMProviderType.MOCK, False),
+        ("staging", LLMProviderType.ANTHROPIC, True),
+        ("production", LLMProviderType.ANTHROPIC, True),
+    ],
+)
+def test_defaults_follow_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    environment: str,
+    provider: LLMProviderType,
+    persistence: bool,
+):
+    monkeypatch.setenv("ENVIRONMENT", environment)
+
+    settings = Settings()
+
+    assert settings.environment is EnvironmentType(environment)
+    assert settings.default_provider is provider
+    assert settings.queue_persistence is persistence
+    assert settings.enable_response_cache is False
+
+
+def test_unset_environment_means_development():
+    settings = Settings()
+
+    assert settings.environment is EnvironmentType.DEVELOPMENT
+    assert settings.default_provider is LLMProviderType.MOCK
+    assert settings.queue_persistence is False
+    assert settings.port == 8080
+
+
+def test_explicit_settings_beat_the_environment_defaults(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_DEFAULT_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE", "false")
+
+    settings = Settings()
+
+    assert settings.default_provider is LLMProviderType.OPENAI
+    assert settings.queue_persistence is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("LLM_PROVIDER_SERVICE_ANTHROPIC_API_KEY", "anthropic_api_key"),
+        ("ANTHROPIC_API_KEY", "anthropic_api_key"),
+        ("LLM_PROVIDER_SERVICE_OPENAI_API_KEY", "openai_api_key"),
+        ("OPENAI_API_KEY", "openai_api_key"),
+        ("LLM_PROVIDER_SERVICE_GOOGLE_API_KEY", "google_api_key"),
+        ("GOOGLE_API_KEY", "google_api_key"),
+        ("GEMINI_API_KEY", "google_api_key"),
+        ("LLM_PROVIDER_SERVICE_OPENROUTER_API_KEY", "openrouter_api_key"),
+        ("OPENROUTER_API_KEY", "openrouter_api_key"),
+    ],
+)
+def test_api_keys_are_read_from_prefixed_and_vendor_names(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str
+):
+    monkeypatch.setenv(variable, "sk-test-value")
+
+    settings = Settings()
+
+    key = getattr(settings, field)
+    assert isinstance(key, SecretStr)
+    assert key.get_secret_value() == "sk-test-value"
+    provider = LLMProviderType(field.removesuffix("_api_key"))
+    assert settings.provider_settings(provider).configured is True
+    others = {"anthropic_api_key", "openai_api_key", "google_api_key", "openrouter_api_key"}
+    assert all(getattr(settings, other) is None for other in others - {field})
+
+
+def test_api_keys_never_appear_in_repr_str_or_json(monkeypatch: pytest.MonkeyPatch):
+    secrets = {
+        "ANTHROPIC_API_KEY": "sk-ant-very-secret-1",
+        "OPENAI_API_KEY": "sk-oai-very-secret-2",
+        "GEMINI_API_KEY": "gem-very-secret-3",
+        "LLM_PROVIDER_SERVICE_OPENROUTER_API_KEY": "sk-or-very-secret-4",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+
+    settings = Settings()
+
+    renderings = [
+        repr(settings),
+        str(settings),
+        settings.model_dump_json(),
+        str(settings.model_dump()),
+        *(repr(settings.provider_settings(p)) for p in LLMProviderType),
+    ]
+    for text in renderings:
+        for secret in secrets.values():
+            assert secret not in text
+    assert settings.openrouter_api_key is not None
+    assert (
+        settings.openrouter_api_key.get_secret_value()
+        == secrets["LLM_PROVIDER_SERVICE_OPENROUTER_API_KEY"]
+    )
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "google", "openrouter"])
+def test_base_urls_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch, provider: str):
+    url = f"http://127.0.0.1:9999/{provider}"
+    monkeypatch.setenv(f"LLM_PROVIDER_SERVICE_{provider.upper()}_BASE_URL", url)
+
+    settings = Settings()
+
+    assert getattr(settings, f"{provider}_base_url") == url
+    assert settings.provider_settings(LLMProviderType(provider)).base_url == url
+
+
+@pytest.mark.parametrize(
+    ("suffix", "raw", "read"),
+    [
+        ("PORT", "9090", lambda s: s.port == 9090),
+        ("HOST", "0.0.0.0", lambda s: s.host == "0.0.0.0"),
+        ("REDIS_URL", "redis://cache:6380/2", lambda s: s.redis_url == "redis://cache:6380/2"),
+        (
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "kafka-1:29092,kafka-2:29092",
+            lambda s: s.kafka_bootstrap_servers == "kafka-1:29092,kafka-2:29092",
+        ),
+        ("USE_MOCK_LLM", "true", lambda s: s.use_mock_llm is True),
+        ("ENABLE_RESPONSE_CACHE", "true", lambda s: s.enable_response_cache is True),
+        (
+            "DEFAULT_LLM_PROVIDER",
+            "google",
+            lambda s: s.default_provider is LLMProviderType.GOOGLE,
+        ),
+        ("QUEUE_REQUEST_TTL_SECONDS", "600", lambda s: s.queue_request_ttl_seconds == 600),
+        ("QUEUE_MAX_SIZE", "42", lambda s: s.queue_max_size == 42),
+    ],
+)
+def test_documented_settings_are_read_from_prefixed_variables(
+    monkeypatch: pytest.MonkeyPatch, suffix: str, raw: str, read: Callable[[Settings], bool]
+):
+    assert not read(Settings()), "the test value must differ from the default"
+    monkeypatch.setenv(f"LLM_PROVIDER_SERVICE_{suffix}", raw)
+
+    assert read(Settings())
+
+
+def test_testing_defaults_are_consistent(make_settings: SettingsFactory):
+    make_settings().check_consistency()
+    make_settings(environment="development", enable_response_cache=True).check_consistency()
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_response_cache_is_refused_in_deployed_environments(
+    make_settings: SettingsFactory, environment: str
+):
+    settings = make_settings(
+        environment=environment, anthropic_api_key="sk-test", enable_response_cache=True
+    )
+
+    with pytest.raises(ConfigurationError) as refused:
+        settings.check_consistency()
+
+    message = str(refused.value)
+    assert "LLM_PROVIDER_SERVICE_ENABLE_RESPONSE_CACHE" in message
+    assert f"ENVIRONMENT={environment}" in message
+    assert "Bradley-Terry" in message
+    assert "only in development and testing" in message
+
+
+@pytest.mark.parametrize(
+    "mock_settings",
+    [{"default_llm_provider": "mock"}, {"use_mock_llm": True}],
+    ids=["default_provider_mock", "use_mock_llm"],
+)
+def test_mock_is_refused_in_production(
+    make_settings: SettingsFactory, mock_settings: dict[str, Any]
+):
+    settings = make_settings(environment="production", anthropic_api_key="sk", **mock_settings)
+
+    with pytest.raises(ConfigurationError, match="mock provider"):
+        settings.check_consistency()
+
+
+def test_queue_without_persistence_is_refused_in_production(make_settings: SettingsFactory):
+    settings = make_settings(
+        environment="production", anthropic_api_key="sk", enable_queue_persistence=False
+    )
+
+    with pytest.raises(ConfigurationError) as refused:
+        settings.check_consistency()
+
+    assert "ENABLE_QUEUE_PERSISTENCE is off" in str(refused.value)
+    assert "lost on restart" in str(refused.value)
+
+
+def test_request_ttl_longer_than_the_maximum_is_refused(make_settings: SettingsFactory):
+    settings = make_settings(queue_request_ttl_seconds=7200, queue_max_ttl_seconds=3600)
+
+    with pytest.raises(ConfigurationError) as refused:
+        settings.check_consistency()
+
+    message = str(refused.value)
+    assert "QUEUE_REQUEST_TTL_SECONDS (7200)" in message
+    assert "QUEUE_MAX_TTL_SECONDS (3600)" in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ENVIRONMENT", "prod"), ("LLM_PROVIDER_SERVICE_PORT", "abc")],
+)
+def test_load_settings_names_the_bad_variable_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+):
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+
+    message = str(refused.value)
+    assert message.startswith(f"{variable}: ")
+    assert "\n" not in message
+    assert refused.value.__cause__ is None
+
+
+def test_load_settings_names_every_bad_variable(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_PORT", "abc")
+
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+
+    message = str(refused.value)
+    assert "ENVIRONMENT: " in message
+    assert "LLM_PROVIDER_SERVICE_PORT: " in message
+    assert "\n" not in message
+
+
+def test_load_settings_translates_unparseable_list_settings(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_CALLBACK_TOPIC_ALLOWLIST", "huleedu.*")
+
+    with pytest.raises(ConfigurationError, match="CALLBACK_TOPIC_ALLOWLIST: not valid JSON"):
+        load_settings()
+
+
+def test_serve_refuses_to_start_with_a_cache_in_production():
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "production",
+        "LLM_PROVIDER_SERVICE_ENABLE_RESPONSE_CACHE": "true",
+    }
+    started = time.monotonic()
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "services.llm_provider_service", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert completed.returncode != 0
+    assert time.monotonic() - started < 30
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert "ENABLE_RESPONSE_CACHE" in lines[0]
+    assert "Traceback" not in completed.stderr
