@@ -8,11 +8,14 @@ import logging
 import signal
 import sys
 
+from dishka import AsyncContainer
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from prometheus_client import start_http_server
 
 from services.llm_provider_service.app import create_app
-from services.llm_provider_service.di import make_container
+from services.llm_provider_service.di import check_dependencies, make_container
+from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
 from services.llm_provider_service.worker import QueueWorker
 
@@ -28,8 +31,19 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+async def _checked_container(settings: Settings) -> AsyncContainer:
+    """The container, after the start-up checks passed (they may refuse to start)."""
+    container = make_container(settings)
+    try:
+        await check_dependencies(container, settings)
+    except BaseException:
+        await container.close()
+        raise
+    return container
+
+
 async def _serve(settings: Settings) -> None:
-    app = create_app(settings)
+    app = create_app(settings, await _checked_container(settings))
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None
@@ -47,11 +61,20 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _work(settings: Settings) -> None:
-    container = make_container(settings)
+    container = await _checked_container(settings)
+    server = None
     try:
         worker = await container.get(QueueWorker)
+        if settings.worker_metrics_port is not None:
+            # A standalone worker serves no HTTP API, so its metrics get their own endpoint.
+            metrics = await container.get(ServiceMetrics)
+            server, _thread = start_http_server(
+                settings.worker_metrics_port, addr=settings.host, registry=metrics.registry
+            )
         await worker.run(_stop_event())
     finally:
+        if server is not None:
+            server.shutdown()
         await container.close()
 
 
@@ -75,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(_serve(settings) if args.command == "serve" else _work(settings))
+    try:
+        asyncio.run(_serve(settings) if args.command == "serve" else _work(settings))
+    except ConfigurationError as exc:  # refused by a start-up check, e.g. Redis durability
+        print(f"llm_provider_service: configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

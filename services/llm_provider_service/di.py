@@ -1,33 +1,61 @@
 """The composition root: which concrete adapter serves each port, per environment.
 
-`ENVIRONMENT_DEPS` is the one table that chooses bindings; `make_container` applies it.
+`ENVIRONMENT_DEPS` is the one table that chooses bindings per environment, `queue_deps` the
+queue by ENABLE_QUEUE_PERSISTENCE; `make_container` applies both.
 Only this module and `app.py` import concrete adapters.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from anthropic import AsyncAnthropic
 from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide
+from google import genai
+from google.genai import types as genai_types
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from common_core.enums import CircuitBreakerState, EnvironmentType, LLMProviderType
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
+from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
+from services.llm_provider_service.cache.redis_cache import RedisResponseCache
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.events.log import LogEventPublisher
+from services.llm_provider_service.idempotency.guard import IdempotencyGuard
+from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
+from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.protocols import (
     EventPublisher,
     FaultInjection,
+    IdempotencyStore,
     LLMProvider,
     RequestQueue,
+    ResponseCache,
 )
-from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.provider_registry import ProviderRegistry, VendorAdapters
+from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
+from services.llm_provider_service.providers.gemini_provider import GeminiProvider
 from services.llm_provider_service.providers.mock import MockProvider, MockProviderConfig
+from services.llm_provider_service.providers.openai_compatible import build_client
+from services.llm_provider_service.providers.openai_provider import OpenAIProvider
+from services.llm_provider_service.providers.openrouter_provider import (
+    OPENROUTER_BASE_URL,
+    OpenRouterProvider,
+    attribution_headers,
+)
 from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.queue.durability import check_durability
+from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
-from services.llm_provider_service.settings import ConfigurationError, Settings
+from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.settings import ProviderSettings, Settings
 from services.llm_provider_service.worker import QueueWorker
 
 
@@ -81,6 +109,7 @@ class CoreDeps(Provider):
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
         settings: Settings,
+        cache: ResponseCache,
     ) -> ComparisonOrchestrator:
         return ComparisonOrchestrator(
             providers=registry,
@@ -90,7 +119,18 @@ class CoreDeps(Provider):
             metrics=metrics,
             drain_rate=drain_rate,
             settings=settings,
+            cache=cache,
         )
+
+    @provide
+    def idempotency_guard(
+        self,
+        orchestrator: ComparisonOrchestrator,
+        store: IdempotencyStore,
+        queue: RequestQueue,
+        settings: Settings,
+    ) -> IdempotencyGuard:
+        return IdempotencyGuard(orchestrator, store, queue, settings)
 
     @provide
     def worker(
@@ -114,16 +154,139 @@ class CoreDeps(Provider):
         )
 
 
-class DevelopmentDeps(Provider):
-    """Embedded default: the mock provider, an in-memory queue, events to the log."""
+class InMemoryQueueDeps(Provider):
+    """The queue in this process's memory: development and tests, lost on restart."""
 
     scope = Scope.APP
 
     @provide
     def queue(self, settings: Settings) -> RequestQueue:
-        if settings.queue_persistence:
-            raise ConfigurationError("ENABLE_QUEUE_PERSISTENCE needs the Redis request queue")
         return InMemoryRequestQueue(QueueConfig.from_settings(settings))
+
+    @provide
+    def idempotency(self) -> IdempotencyStore:
+        return InMemoryIdempotencyStore()
+
+    @provide
+    def response_cache(self) -> ResponseCache:
+        return InMemoryResponseCache()
+
+
+class RedisQueueDeps(Provider):
+    """The durable queue in Redis, shared by every replica and worker process."""
+
+    scope = Scope.APP
+
+    @provide
+    async def redis(self, settings: Settings) -> AsyncIterator[Redis]:
+        client = Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=settings.redis_connect_timeout_seconds,
+            socket_timeout=settings.redis_socket_timeout_seconds,
+            # One immediate retry, on a dropped connection only: after a Redis restart every
+            # pooled connection is stale once. No retry on timeouts, so an unreachable Redis
+            # still gives 503 within about a second; the worker's own loop retries the rest.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            health_check_interval=30,
+        )
+        yield client
+        await client.aclose()
+
+    @provide
+    def queue(self, redis: Redis, settings: Settings) -> RequestQueue:
+        keys = QueueKeys(settings.queue_key_prefix)
+        return RedisRequestQueue(redis, keys, QueueConfig.from_settings(settings))
+
+    @provide
+    def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
+        return RedisIdempotencyStore(redis, QueueKeys(settings.queue_key_prefix))
+
+    @provide
+    def response_cache(self, redis: Redis, settings: Settings) -> ResponseCache:
+        keys = QueueKeys(settings.queue_key_prefix)
+        return RedisResponseCache(redis, keys, InMemoryResponseCache(), ttl_seconds=3600)
+
+
+VendorBuild = tuple[LLMProvider, Callable[[], Awaitable[None]]]
+# The vendors' public endpoints, used when no *_BASE_URL is set (never the SDKs' env vars).
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/"
+
+
+def _anthropic(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    assert config.api_key is not None
+    client = AsyncAnthropic(
+        api_key=config.api_key.get_secret_value(),
+        # Explicit, so the SDK never falls back to its own environment variables.
+        base_url=config.base_url or ANTHROPIC_BASE_URL,
+        timeout=config.timeout_seconds,
+        max_retries=0,  # the service's retry policy is the only one
+    )
+    adapter = AnthropicProvider(client, config, prompt_caching=settings.anthropic_prompt_caching)
+    return adapter, client.close
+
+
+def _openai(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    client = build_client(config, default_base_url=OPENAI_BASE_URL)
+    adapter = OpenAIProvider(
+        client, config, reasoning_prefixes=settings.openai_reasoning_model_prefixes
+    )
+    return adapter, client.close
+
+
+def _openrouter(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    headers = attribution_headers(settings.openrouter_http_referer, settings.openrouter_app_title)
+    client = build_client(config, default_base_url=OPENROUTER_BASE_URL, default_headers=headers)
+    return OpenRouterProvider(client, config), client.close
+
+
+def _gemini(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    assert config.api_key is not None
+    options = genai_types.HttpOptions(
+        base_url=config.base_url or GEMINI_BASE_URL, timeout=round(config.timeout_seconds * 1000)
+    )
+    client = genai.Client(api_key=config.api_key.get_secret_value(), http_options=options)
+
+    async def close() -> None:
+        await client.aio.aclose()
+        client.close()
+
+    return GeminiProvider(client, config), close
+
+
+VENDOR_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], VendorBuild]] = {
+    LLMProviderType.ANTHROPIC: _anthropic,
+    LLMProviderType.OPENAI: _openai,
+    LLMProviderType.GOOGLE: _gemini,
+    LLMProviderType.OPENROUTER: _openrouter,
+}
+
+
+class VendorDeps(Provider):
+    """One SDK client per configured vendor for the life of the app, closed on shutdown."""
+
+    scope = Scope.APP
+
+    @provide
+    async def vendors(self, settings: Settings) -> AsyncIterator[VendorAdapters]:
+        adapters: dict[LLMProviderType, LLMProvider] = {}
+        closers: list[Callable[[], Awaitable[None]]] = []
+        for provider, build in VENDOR_BUILDERS.items():
+            config = settings.provider_settings(provider)
+            if config.enabled and config.configured:
+                adapters[provider], close = build(config, settings)
+                closers.append(close)
+        yield VendorAdapters(adapters)
+        for close in closers:
+            await close()
+
+
+class DevelopmentDeps(Provider):
+    """Embedded default: the mock provider, events to the log."""
+
+    scope = Scope.APP
 
     @provide
     def publisher(self) -> EventPublisher:
@@ -140,9 +303,10 @@ class DevelopmentDeps(Provider):
         return mock
 
     @provide
-    def registry(self, settings: Settings, mock: MockProvider) -> ProviderRegistry:
-        adapters: dict[LLMProviderType, LLMProvider] = {LLMProviderType.MOCK: mock}
-        return ProviderRegistry(adapters, settings)
+    def registry(
+        self, settings: Settings, vendors: VendorAdapters, mock: MockProvider
+    ) -> ProviderRegistry:
+        return ProviderRegistry({**vendors.adapters, LLMProviderType.MOCK: mock}, settings)
 
 
 class TestingDeps(DevelopmentDeps):
@@ -150,23 +314,22 @@ class TestingDeps(DevelopmentDeps):
 
 
 class DeployedDeps(Provider):
-    """Staging and production: durable queue, Kafka events, real providers only."""
+    """Staging and production: real providers only, the queue always in Redis, and no
+    response cache at all (this binding replaces the queue deps' development cache)."""
 
     scope = Scope.APP
 
     @provide
-    def queue(self, settings: Settings) -> RequestQueue:
-        raise ConfigurationError(
-            "staging and production need the Redis request queue, which this build lacks"
-        )
+    def response_cache(self) -> ResponseCache:
+        return NoResponseCache()
 
     @provide
     def publisher(self) -> EventPublisher:
         return LogEventPublisher()
 
     @provide
-    def registry(self, settings: Settings) -> ProviderRegistry:
-        return ProviderRegistry({}, settings)
+    def registry(self, settings: Settings, vendors: VendorAdapters) -> ProviderRegistry:
+        return ProviderRegistry(vendors.adapters, settings)
 
 
 ENVIRONMENT_DEPS: dict[EnvironmentType, type[Provider]] = {
@@ -177,7 +340,25 @@ ENVIRONMENT_DEPS: dict[EnvironmentType, type[Provider]] = {
 }
 
 
+def queue_deps(settings: Settings) -> Provider:
+    """Redis when persistence is on (always in staging and production), else in memory."""
+    return RedisQueueDeps() if settings.queue_persistence else InMemoryQueueDeps()
+
+
 def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
     """The app container for `settings.environment`; `overrides` (tests) replace bindings."""
     deps = ENVIRONMENT_DEPS[settings.environment]()
-    return make_async_container(CoreDeps(), deps, *overrides, context={Settings: settings})
+    return make_async_container(
+        CoreDeps(),
+        VendorDeps(),
+        queue_deps(settings),
+        deps,
+        *overrides,
+        context={Settings: settings},
+    )
+
+
+async def check_dependencies(container: AsyncContainer, settings: Settings) -> None:
+    """Start-up checks before serving or working; raises `ConfigurationError` to refuse."""
+    if settings.queue_persistence:
+        await check_durability(await container.get(Redis), settings)

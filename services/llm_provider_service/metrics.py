@@ -154,12 +154,11 @@ class ServiceMetrics:
     def record_transition(self, status: QueueStatus, count: int = 1) -> None:
         self.queue_transitions.labels(status.value).inc(count)
 
-    def observe_queue(self, stats: QueueStats, now_ts: float) -> None:
+    def observe_queue(self, stats: QueueStats) -> None:
         for provider in LLMProviderType:
             self.queue_depth.labels(provider.value).set(stats.depth.get(provider, 0))
         self.queue_depth_by_priority.clear()
         for priority, depth in stats.depth_by_priority.items():
             self.queue_depth_by_priority.labels(str(priority)).set(depth)
         self.queue_processing.set(stats.processing)
-        oldest = stats.oldest_queued_at
-        self.queue_oldest_age.set(max(0.0, now_ts - oldest.timestamp()) if oldest else 0.0)
+        self.queue_oldest_age.set(max(0.0, stats.oldest_age_seconds or 0.0))

@@ -89,6 +89,7 @@ class Lease:
     attempt: int
     job: ComparisonJob
     queued_at: datetime
+    claimed_at: datetime | None = None  # on the queue's clock, like queued_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +104,14 @@ class ReapReport:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Depth per provider and priority, and the oldest queued request's enqueue time."""
+    """Depth per provider and priority, and the oldest queued request's enqueue time and its
+    age, measured on the queue's own clock (Redis TIME), never a replica's."""
 
     depth: dict[LLMProviderType, int] = field(default_factory=dict)
     depth_by_priority: dict[int, int] = field(default_factory=dict)
     processing: int = 0
     oldest_queued_at: datetime | None = None
+    oldest_age_seconds: float | None = None
 
     @property
     def total_depth(self) -> int:

@@ -26,20 +26,25 @@ from common_core.events import (
     RequestStartedData,
 )
 from services.llm_provider_service.breaker import CircuitBreakers
+from services.llm_provider_service.cache.in_flight import InFlightCalls
+from services.llm_provider_service.cache.keys import call_key
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CallbackNotAllowedError,
     CircuitOpenError,
+    PayloadTooLargeError,
     ProviderError,
+    QueueUnavailableError,
     RequestValidationError,
 )
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, Judgement
 from services.llm_provider_service.prompt import prompt_sha256, render_prompt
-from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.protocols import RequestQueue, ResponseCache
 from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,7 +84,12 @@ class ComparisonOrchestrator:
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
         settings: Settings,
+        cache: ResponseCache,
+        prices: PriceTable | None = None,
     ) -> None:
+        self._cache = cache
+        self._prices = prices or PriceTable(settings.model_prices)
+        self._in_flight = InFlightCalls()
         self._providers = providers
         self._breakers = breakers
         self._queue = queue
@@ -89,13 +99,19 @@ class ComparisonOrchestrator:
         self._settings = settings
 
     async def submit(
-        self, request: ComparisonRequest, *, trace_id: str | None = None
+        self,
+        request: ComparisonRequest,
+        *,
+        trace_id: str | None = None,
+        correlation_id: uuid.UUID | None = None,
+        request_id: uuid.UUID | None = None,
     ) -> Completed | Queued:
         """Serve one comparison request according to its processing mode.
 
-        Raises `RequestError`s for requests that cannot be served as sent, `ProviderError`s
-        when a provider fails and the mode does not allow queueing, and `QueueError`s when
-        the queue cannot take the request.
+        `correlation_id` is used when the request carries none; `request_id` (new if None)
+        becomes the result's request_id and the queue_id. Raises `RequestError`s for
+        requests that cannot be served as sent, `ProviderError`s when a provider fails and
+        the mode does not allow queueing, and `QueueError`s when the queue cannot take it.
         """
         self._check_modes(request)
         provider = self._providers.resolve(
@@ -103,14 +119,18 @@ class ComparisonOrchestrator:
         )
         render_prompt(request)  # refuse a broken prompt before anything is queued or called
         job = ComparisonJob(
-            request_id=uuid.uuid4(),
-            correlation_id=request.correlation_id or uuid.uuid4(),
+            request_id=request_id or uuid.uuid4(),
+            correlation_id=request.correlation_id or correlation_id or uuid.uuid4(),
             provider=provider,
             request=request,
             requested_at=datetime.now(UTC),
             trace_id=trace_id or uuid.uuid4().hex,
         )
         mode = request.processing_mode
+        if request.cache_mode is CacheMode.DEVELOPMENT and mode is not ProcessingMode.ASYNC:
+            cached = await self._from_cache(job)
+            if cached is not None:
+                return Completed(cached, provider_seconds=0.0)
         if mode is ProcessingMode.ASYNC:
             return await self._enqueue(job, reason="async")
         breaker = self._breakers[provider]
@@ -125,7 +145,9 @@ class ComparisonOrchestrator:
             result = await self.execute(job)
         except ProviderError as exc:
             if mode is ProcessingMode.QUEUE_IF_UNAVAILABLE and exc.retryable:
-                return await self._enqueue(job, reason=exc.code.value)
+                # The provider just failed: do not have a worker call it again at once.
+                delay = exc.retry_after or self._settings.queue_retry_base_seconds
+                return await self._enqueue(job, reason=exc.code.value, delay_seconds=delay)
             self._metrics.comparison_requests.labels(mode.value, "error").inc()
             raise
         self._metrics.comparison_requests.labels(mode.value, "completed").inc()
@@ -158,11 +180,21 @@ class ComparisonOrchestrator:
             ),
         )
         started = time.perf_counter()
+        key = call_key(provider_name, model, prompt, overrides)
+
+        async def call() -> Judgement:
+            return await self._breakers[provider_name].call(adapter.compare, prompt, overrides)
+
         try:
-            judgement = await self._breakers[provider_name].call(adapter.compare, prompt, overrides)
+            if job.request.cache_mode is CacheMode.DEDUPLICATION_ONLY:
+                judgement, _shared = await self._in_flight.share(key, call)
+            else:
+                judgement = await call()
         except ProviderError as exc:
             await self._record_failure(job, exc)
             raise
+        if job.request.cache_mode is CacheMode.DEVELOPMENT:
+            await self._cache.put(key, judgement)
         elapsed = time.perf_counter() - started
         result = self._result(job, judgement, elapsed)
         self._record_success(provider_name, result, elapsed)
@@ -213,6 +245,19 @@ class ComparisonOrchestrator:
             topic=job.request.callback_topic,
         )
 
+    async def _from_cache(self, job: ComparisonJob) -> ComparisonResult | None:
+        """The development cache's judgement for this call, if any (development only: the
+        request was refused before this point unless ENABLE_RESPONSE_CACHE is set)."""
+        adapter = self._providers.get(job.provider)
+        model = job.overrides.model_override or adapter.default_model
+        key = call_key(job.provider, model, render_prompt(job.request), job.overrides)
+        judgement = await self._cache.get(key)
+        if judgement is None:
+            return None
+        self._metrics.cache_served.inc()
+        result = self._result(job, judgement, 0.0)
+        return result.model_copy(update={"served_from_cache": True})
+
     def _check_modes(self, request: ComparisonRequest) -> None:
         if request.cache_mode is CacheMode.DEVELOPMENT and not self._settings.enable_response_cache:
             raise CacheNotAllowedError(
@@ -242,10 +287,22 @@ class ComparisonOrchestrator:
                 details={"field": "callback_url"},
             )
 
-    async def _enqueue(self, job: ComparisonJob, *, reason: str) -> Queued:
+    async def _enqueue(
+        self, job: ComparisonJob, *, reason: str, delay_seconds: float = 0.0
+    ) -> Queued:
         request = job.request
+        size = len(job.model_dump_json().encode())
+        limit = self._settings.queue_max_request_bytes
+        if size > limit:
+            # 413, not QUEUE_FULL: waiting and retrying cannot make this request fit.
+            raise PayloadTooLargeError(
+                f"the request is {size} bytes, more than the {limit} a queued request may be",
+                details={"reason": "too_large_to_queue", "limit": limit, "size": size},
+            )
         ttl = request.ttl_seconds or self._settings.queue_request_ttl_seconds
-        record = await self._queue.enqueue(job, priority=request.priority, ttl_seconds=ttl)
+        record = await self._queue.enqueue(
+            job, priority=request.priority, ttl_seconds=ttl, delay_seconds=delay_seconds
+        )
         self._metrics.comparison_requests.labels(request.processing_mode.value, "queued").inc()
         await self._events.emit(
             LLMProviderEvent.REQUEST_QUEUED,
@@ -259,7 +316,10 @@ class ComparisonOrchestrator:
                 reason=reason,
             ),
         )
-        position = await self._queue.position(record.queue_id)
+        try:
+            position = await self._queue.position(record.queue_id)
+        except QueueUnavailableError:
+            position = None  # the request is queued; only its place is unknown right now
         wait = self._drain_rate.estimate_wait(job.provider, position)
         breaker_wait = self._breakers[job.provider].retry_after_seconds()
         retry_after = max(1, math.ceil(wait if wait is not None else breaker_wait or 5.0))
@@ -288,7 +348,7 @@ class ComparisonOrchestrator:
             model=judgement.model,
             response_time_ms=round(elapsed * 1000),
             token_usage=judgement.token_usage,
-            cost_estimate=None,
+            cost_estimate=self._prices.estimate(judgement.model, judgement.token_usage),
             trace_id=job.trace_id,
             metadata=job.request.metadata,
             served_from_cache=False,

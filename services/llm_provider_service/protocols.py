@@ -12,6 +12,7 @@ from uuid import UUID
 from common_core.api_models import ComparisonResult, ErrorInfo, LLMConfigOverrides
 from common_core.enums import LLMProviderType, QueueStatus
 from common_core.events import EventEnvelope
+from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.models import (
     ComparisonJob,
     ComparisonPrompt,
@@ -51,8 +52,14 @@ class RequestQueue(Protocol):
     backing store cannot be reached, and nothing else for infrastructure failures.
     """
 
-    async def enqueue(self, job: ComparisonJob, *, priority: int, ttl_seconds: int) -> QueueRecord:
+    async def enqueue(
+        self, job: ComparisonJob, *, priority: int, ttl_seconds: int, delay_seconds: float = 0.0
+    ) -> QueueRecord:
         """Store `job` as QUEUED, expiring `ttl_seconds` from now, and return its record.
+
+        With `delay_seconds`, it becomes claimable only then (a call that just failed is not
+        retried at once), keeping its place in the order; a delay reaching past the expiry
+        is ignored.
 
         Idempotent on `job.request_id`: if a record with that id exists, it is returned
         unchanged and nothing is added. Raises `QueueFullError` when the queue holds its
@@ -71,7 +78,9 @@ class RequestQueue(Protocol):
 
     async def heartbeat(self, lease: Lease) -> bool:
         """Extend the lease by the lease period. False if `lease` is no longer current; the
-        worker must then abandon the call and drop its result."""
+        worker must then abandon the call and drop its result. A lease is current while
+        its token is the record's, even past its deadline until a reap reclaims it (the
+        same holds for `complete`, `fail` and `release`)."""
         ...
 
     async def complete(self, lease: Lease, result: ComparisonResult) -> bool:
@@ -98,7 +107,8 @@ class RequestQueue(Protocol):
         ...
 
     async def position(self, queue_id: UUID) -> int | None:
-        """1-based place among its provider's queued requests; None unless QUEUED."""
+        """1 + the claimable requests of its provider ahead of it in the order (those waiting
+        out a retry backoff are not counted); None unless QUEUED."""
         ...
 
     async def cancel(self, queue_id: UUID) -> QueueRecord:
@@ -109,7 +119,11 @@ class RequestQueue(Protocol):
     async def reap(self) -> ReapReport:
         """Housekeeping that must run even when no work is claimed: requeue (or fail, when
         attempts are spent) requests whose lease expired, move due retries back to the
-        queue, expire queued requests past their TTL, drop records past retention."""
+        queue, expire queued requests past their TTL, drop records past retention.
+
+        The report covers everything ended since the previous report, including what the
+        reap inside `claim` ended, so the caller can publish each ending exactly once.
+        `get`, `position` and `stats` see a TTL expiry only after a reap."""
         ...
 
     async def stats(self) -> QueueStats:
@@ -140,4 +154,44 @@ class FaultInjection(Protocol):
     def set_fault(self, error_rate: float, error_kind: MockErrorKind) -> None:
         """Fail this share of calls (0.0-1.0) with this kind of error; raises ValueError for
         values out of range."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys and what their request became; shared by every replica when durable."""
+
+    async def reserve(
+        self, key: str, entry: IdempotencyEntry, *, hold_seconds: float
+    ) -> IdempotencyEntry | None:
+        """Atomically reserve `key` for `entry` (outcome pending) for `hold_seconds`.
+
+        Returns None when the caller now holds the key and must `save` or `forget` it, or
+        the entry already stored under the key (reserved by someone else, or finished).
+        Raises `QueueUnavailableError` when the store cannot be reached.
+        """
+        ...
+
+    async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
+        """Store the finished entry (its outcome set) for `keep_seconds`."""
+        ...
+
+    async def forget(self, key: str) -> None:
+        """Drop a reservation whose request created nothing, so a retry may try again."""
+        ...
+
+    async def get(self, key: str) -> IdempotencyEntry | None:
+        """The entry stored under `key`, if any."""
+        ...
+
+
+class ResponseCache(Protocol):
+    """Development-only judgements kept for reuse; staging and production bind one that never
+    stores, and `Settings` refuses ENABLE_RESPONSE_CACHE there."""
+
+    async def get(self, key: str) -> Judgement | None:
+        """A stored judgement for this call key, or None. Never raises for store failures."""
+        ...
+
+    async def put(self, key: str, judgement: Judgement) -> None:
+        """Keep `judgement` under `key` for the cache's TTL. Never raises for store failures."""
         ...

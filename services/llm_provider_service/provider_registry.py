@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from common_core.enums import ErrorCode, LLMProviderType
 from services.llm_provider_service.errors import ProviderNotConfiguredError
 from services.llm_provider_service.protocols import LLMProvider
 from services.llm_provider_service.settings import ProviderSettings, Settings
+
+
+@dataclass(frozen=True, slots=True)
+class VendorAdapters:
+    """The real vendors' adapters this replica has keys for (built by the composition root)."""
+
+    adapters: Mapping[LLMProviderType, LLMProvider]
 
 
 class ProviderRegistry:

@@ -33,6 +33,8 @@ class ProviderSettings:
     default_model: str
     enabled: bool
     timeout_seconds: float
+    max_concurrency: int = 8
+    invalid_response_reasks: int = 1
 
     @property
     def configured(self) -> bool:
@@ -69,9 +71,11 @@ class Settings(BaseSettings):
         default=None, validation_alias=_key("ANTHROPIC", "ANTHROPIC_API_KEY")
     )
     anthropic_base_url: str | None = None
-    anthropic_default_model: str = "claude-sonnet-4-5"
+    # claude-sonnet-4-5 reaches end of life on 2026-11-30 (the SDK warns); its successor:
+    anthropic_default_model: str = "claude-sonnet-4-6"
     anthropic_enabled: bool = True
     anthropic_timeout_seconds: float = Field(default=60.0, gt=0)
+    anthropic_max_concurrency: int = Field(default=8, gt=0)
 
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=_key("OPENAI", "OPENAI_API_KEY")
@@ -80,6 +84,7 @@ class Settings(BaseSettings):
     openai_default_model: str = "gpt-5-mini"
     openai_enabled: bool = True
     openai_timeout_seconds: float = Field(default=60.0, gt=0)
+    openai_max_concurrency: int = Field(default=8, gt=0)
 
     google_api_key: SecretStr | None = Field(
         default=None, validation_alias=_key("GOOGLE", "GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -88,6 +93,7 @@ class Settings(BaseSettings):
     google_default_model: str = "gemini-2.5-flash"
     google_enabled: bool = True
     google_timeout_seconds: float = Field(default=60.0, gt=0)
+    google_max_concurrency: int = Field(default=8, gt=0)
 
     openrouter_api_key: SecretStr | None = Field(
         default=None, validation_alias=_key("OPENROUTER", "OPENROUTER_API_KEY")
@@ -96,6 +102,14 @@ class Settings(BaseSettings):
     openrouter_default_model: str = "anthropic/claude-sonnet-4.5"
     openrouter_enabled: bool = True
     openrouter_timeout_seconds: float = Field(default=60.0, gt=0)
+    openrouter_max_concurrency: int = Field(default=8, gt=0)
+
+    openrouter_http_referer: str | None = None
+    openrouter_app_title: str | None = "HuleEdu LLM Provider Service"
+    anthropic_prompt_caching: bool = True
+    openai_reasoning_model_prefixes: tuple[str, ...] = ("o1", "o3", "o4", "gpt-5")
+    model_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    invalid_response_reasks: int = Field(default=1, ge=0, le=3)
 
     # The mock provider: a rater with natural variation, for development and outage drills.
     mock_enabled: bool = True
@@ -115,6 +129,10 @@ class Settings(BaseSettings):
     # The outage queue.
     enable_queue_persistence: bool | None = None
     redis_url: str = "redis://localhost:6379/0"
+    redis_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    redis_socket_timeout_seconds: float = Field(default=1.0, gt=0)
+    allow_non_durable_redis: bool = False
+    queue_key_prefix: str = Field(default="llmq", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     queue_request_ttl_seconds: int = Field(default=4 * 3600, gt=0)
     queue_max_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     queue_max_size: int = Field(default=10_000, gt=0)
@@ -125,11 +143,15 @@ class Settings(BaseSettings):
     queue_retry_max_seconds: float = Field(default=300.0, gt=0)
     queue_priority_boost_seconds: float = Field(default=60.0, ge=0)
     queue_result_retention_seconds: int = Field(default=24 * 3600, gt=0)
+    queue_max_request_bytes: int = Field(default=256 * 1024, gt=0)
+    idempotency_retention_seconds: int = Field(default=24 * 3600, gt=0)
+    idempotency_wait_seconds: float = Field(default=30.0, ge=0)
 
     # The background worker that drains the queue.
     worker_enabled: bool = True
     worker_concurrency_per_provider: int = Field(default=4, gt=0)
     worker_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Cache (development only) and events.
     enable_response_cache: bool = False
@@ -143,6 +165,17 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_key_is_no_key(cls, value: object) -> object:
         # Compose and CI often pass `KEY=` through; an empty key is no key, not a bad one.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "anthropic_base_url",
+        "openai_base_url",
+        "google_base_url",
+        "openrouter_base_url",
+        mode="before",
+    )
+    @classmethod
+    def _blank_url_is_default(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("mock_confidence_weights")
@@ -183,6 +216,8 @@ class Settings(BaseSettings):
             default_model=getattr(self, f"{name}_default_model"),
             enabled=getattr(self, f"{name}_enabled"),
             timeout_seconds=getattr(self, f"{name}_timeout_seconds", 60.0),
+            max_concurrency=getattr(self, f"{name}_max_concurrency", 8),
+            invalid_response_reasks=self.invalid_response_reasks,
         )
 
     def check_consistency(self) -> None:
@@ -215,15 +250,15 @@ class Settings(BaseSettings):
                     f"{ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE is off but ENVIRONMENT={env}: queued "
                     "requests would live in memory and be lost on restart"
                 )
-        if self.queue_persistence:
-            problems.append(
-                f"{ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE needs the Redis request queue, "
-                "which this build does not have yet"
-            )
         if self.queue_request_ttl_seconds > self.queue_max_ttl_seconds:
             problems.append(
                 f"{ENV_PREFIX}QUEUE_REQUEST_TTL_SECONDS ({self.queue_request_ttl_seconds}) is "
                 f"longer than {ENV_PREFIX}QUEUE_MAX_TTL_SECONDS ({self.queue_max_ttl_seconds})"
+            )
+        if self.queue_poll_interval_seconds >= self.redis_socket_timeout_seconds:
+            problems.append(
+                f"{ENV_PREFIX}QUEUE_POLL_INTERVAL_SECONDS must be shorter than "
+                f"{ENV_PREFIX}REDIS_SOCKET_TIMEOUT_SECONDS: workers block on Redis that long"
             )
         if self.queue_retry_base_seconds > self.queue_retry_max_seconds:
             problems.append(

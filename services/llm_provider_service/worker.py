@@ -33,6 +33,7 @@ from services.llm_provider_service.settings import Settings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_LANDED_PATIENCE_SECONDS = 300.0
 
 
 def worker_identity() -> str:
@@ -105,7 +106,7 @@ class QueueWorker:
                 task = asyncio.create_task(self._process(lease), name=f"lease-{lease.queue_id}")
                 self._inflight[provider].add(task)
                 task.add_done_callback(self._on_done(provider))
-        self._metrics.observe_queue(await self._queue.stats(), time.time())
+        self._metrics.observe_queue(await self._queue.stats())
         for breaker in self._breakers:  # OPEN becomes HALF_OPEN by time alone, not by a call
             self._metrics.set_breaker_state(breaker.provider, breaker.state)
 
@@ -135,9 +136,11 @@ class QueueWorker:
             ),
         }
         try:
+            # The outer limit is longer than the queue's own wait, which normally returns by
+            # itself: cancelling a blocking Redis call costs a reconnect.
             await asyncio.wait(
                 waiters,
-                timeout=self._settings.queue_poll_interval_seconds,
+                timeout=self._settings.queue_poll_interval_seconds * 2,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -150,7 +153,6 @@ class QueueWorker:
             self._orchestrator.execute(lease.job, attempt=lease.attempt, from_queue=True)
         )
         beat = asyncio.create_task(self._keep_alive(lease, call))
-        started = time.time()
         try:
             result = await call
         except asyncio.CancelledError:
@@ -169,7 +171,9 @@ class QueueWorker:
             info = ErrorInfo(code=ErrorCode.INTERNAL_ERROR.value, message=repr(exc)[:500])
             await self._failed(lease, info, None)
         else:
-            await self._completed(lease, result, wait=started - lease.queued_at.timestamp())
+            # Both ends on the queue's clock: a replica's clock skew never enters the metric.
+            claimed = lease.claimed_at or lease.queued_at
+            await self._completed(lease, result, wait=(claimed - lease.queued_at).total_seconds())
         finally:
             beat.cancel()
 
@@ -187,7 +191,10 @@ class QueueWorker:
                 return
 
     async def _completed(self, lease: Lease, result: ComparisonResult, *, wait: float) -> None:
-        if not await self._safely(self._queue.complete(lease, result)):
+        stored = await self._safely(self._queue.complete(lease, result))
+        if stored is None:  # the queue did not answer: the write may or may not have landed
+            stored = await self._landed(lease, result)
+        if not stored:
             logger.warning("late result for %s dropped: lease no longer held", lease.queue_id)
             return
         self._drain_rate.record(lease.job.provider)
@@ -195,6 +202,19 @@ class QueueWorker:
         self._metrics.record_transition(QueueStatus.COMPLETED)
         await self._status_changed(lease, QueueStatus.COMPLETED, None)
         await self._orchestrator.publish_result(lease.job, result=result)
+
+    async def _landed(self, lease: Lease, result: ComparisonResult) -> bool:
+        """Complete again once the queue answers: `complete` is idempotent for our token, so
+        True means our result is the one stored (whether the first write landed or this one
+        did) and False that the lease was lost meanwhile. Gives up only after a long outage
+        (`_LANDED_PATIENCE_SECONDS`), when the lease has long been reclaimed anyway."""
+        deadline = time.monotonic() + _LANDED_PATIENCE_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                return await self._queue.complete(lease, result)
+            except QueueUnavailableError:
+                await asyncio.sleep(0.5)
+        return False
 
     async def _failed(self, lease: Lease, info: ErrorInfo, exc: ProviderError | None) -> None:
         retryable = exc is None or exc.retryable

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -92,7 +93,7 @@ async def _record(queue: RequestQueue, job: ComparisonJob) -> QueueRecord:
     return record
 
 
-async def _claim_order(queue: RequestQueue, provider: LLMProviderType = MOCK) -> list[Any]:
+async def _claim_order(queue: RequestQueue, provider: LLMProviderType = MOCK) -> list[UUID]:
     return [lease.queue_id for lease in await queue.claim(provider, limit=100, owner="w")]
 
 
@@ -159,6 +160,33 @@ async def test_enqueue_refuses_when_full(make_queue: MakeQueue, queue_config: Qu
     await _claim_one(queue)  # a request being processed no longer takes a place
     await _enqueue(queue)
     assert (await queue.stats()).total_depth == 2
+
+
+async def test_enqueue_with_a_delay_waits_then_keeps_its_place(
+    queue: RequestQueue, advance: Advance
+):
+    delayed = make_job()
+    record = await queue.enqueue(delayed, priority=5, ttl_seconds=TTL, delay_seconds=5)
+    first = await _enqueue(queue)
+    second = await _enqueue(queue)
+
+    assert record.status is QueueStatus.QUEUED
+    assert await queue.position(delayed.request_id) == 1
+    assert await queue.position(second.request_id) == 2  # only claimable requests count ahead
+    assert (await queue.stats()).total_depth == 3
+    assert (await _claim_one(queue)).queue_id == first.request_id
+    await advance(4.5)
+    assert await queue.position(delayed.request_id) == 1
+    await advance(1)
+    assert await _claim_order(queue) == [delayed.request_id, second.request_id]
+
+
+async def test_enqueue_delay_reaching_past_the_expiry_is_ignored(queue: RequestQueue):
+    job = make_job()
+
+    await queue.enqueue(job, priority=5, ttl_seconds=5, delay_seconds=10)
+
+    assert (await _claim_one(queue)).queue_id == job.request_id
 
 
 # -- claim order -----------------------------------------------------------------------------
@@ -330,6 +358,21 @@ async def test_lease_expiring_on_every_attempt_ends_failed(
     assert record.error.code == "LEASE_EXPIRED"
     assert await queue.claim(MOCK, limit=1, owner="w") == []
     assert (await _claim_one(queue, OPENAI)).queue_id == other.request_id  # nothing blocked
+
+
+async def test_expiry_outranks_spent_attempts_when_a_lease_lapses(
+    make_queue: MakeQueue, queue_config: QueueConfig, advance: Advance
+):
+    queue = await make_queue(replace(queue_config, max_attempts=1))
+    job = await _enqueue(queue, ttl=5)
+    await _claim_one(queue)
+    await advance(queue_config.lease_seconds + 1)
+
+    report = await queue.reap()
+
+    assert [expired.queue_id for expired in report.expired] == [job.request_id]
+    assert report.failed == ()
+    assert (await _record(queue, job)).status is QueueStatus.EXPIRED
 
 
 async def test_lease_expiring_after_the_ttl_ends_expired(

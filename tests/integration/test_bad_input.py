@@ -320,9 +320,7 @@ class ExplodingOrchestrator(ComparisonOrchestrator):
     def __init__(self) -> None:
         pass
 
-    async def submit(
-        self, request: ComparisonRequest, *, trace_id: str | None = None
-    ) -> Completed | Queued:
+    async def submit(self, request: ComparisonRequest, **_: object) -> Completed | Queued:
         raise RuntimeError("secret internal detail")
 
 

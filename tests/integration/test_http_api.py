@@ -598,10 +598,6 @@ async def test_a_queued_request_past_its_ttl_expires_with_an_error(start_app: St
     assert status["attempts"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Idempotency-Key is not implemented; a retried POST creates a second request",
-)
 async def test_idempotency_key_returns_the_same_request(start_app: StartApp):
     client = await start_app(worker_enabled=False)
     headers = {"Idempotency-Key": "cj-batch-42-pair-3-17"}
@@ -612,10 +608,6 @@ async def test_idempotency_key_returns_the_same_request(start_app: StartApp):
     assert (await second.get_json())["queue_id"] == (await first.get_json())["queue_id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Idempotency-Key is not implemented; reuse with another body is not refused",
-)
 async def test_idempotency_key_reused_with_another_body_is_409(start_app: StartApp):
     client = await start_app(worker_enabled=False)
 

@@ -17,7 +17,9 @@ from common_core.api_models import (
 )
 from services.llm_provider_service.api.parsing import parse_json_body
 from services.llm_provider_service.api.responses import json_response
-from services.llm_provider_service.orchestrator import ComparisonOrchestrator, Completed
+from services.llm_provider_service.errors import RequestValidationError
+from services.llm_provider_service.idempotency.guard import IdempotencyGuard, Replayed
+from services.llm_provider_service.orchestrator import Completed
 
 bp = Blueprint("comparison", __name__, url_prefix="/api/v1")
 
@@ -43,20 +45,42 @@ def _trace_id() -> str | None:
 @document_response(ErrorResponse, 503)
 @inject
 async def create_comparison(
-    orchestrator: FromDishka[ComparisonOrchestrator],
+    guard: FromDishka[IdempotencyGuard],
 ) -> Response:
     """Judge which essay is better, with a fresh provider call; queued while it is down."""
     body = await parse_json_body(ComparisonRequest)
-    if body.correlation_id is None:
+    if body.correlation_id is not None:
+        g.correlation_id = body.correlation_id
+    outcome = await guard.submit(
+        body,
+        key=_idempotency_key(body),
+        trace_id=_trace_id(),
         # The id already in every log line of this request becomes the request's own.
-        body = body.model_copy(update={"correlation_id": g.correlation_id})
-    g.correlation_id = body.correlation_id
-    outcome = await orchestrator.submit(body, trace_id=_trace_id())
+        correlation_id=g.correlation_id,
+    )
+    headers: dict[str, str] = {}
+    if isinstance(outcome, Replayed):
+        headers["Idempotent-Replayed"] = "true"
+        outcome = outcome.outcome
     if isinstance(outcome, Completed):
         g.provider_seconds = outcome.provider_seconds
         g.correlation_id = outcome.result.correlation_id
-        return json_response(outcome.result, 200)
+        return json_response(outcome.result, 200, headers)
     queued = outcome.response
     g.correlation_id = queued.correlation_id
-    headers = {"Retry-After": str(outcome.retry_after), "Location": queued.status_url}
+    headers |= {"Retry-After": str(outcome.retry_after), "Location": queued.status_url}
     return json_response(queued, 202, headers)
+
+
+def _idempotency_key(body: ComparisonRequest) -> str | None:
+    header = request.headers.get("Idempotency-Key")
+    if header is not None and not 1 <= len(header) <= 255:
+        raise RequestValidationError(
+            "Idempotency-Key must be 1 to 255 characters", details={"field": "Idempotency-Key"}
+        )
+    if header and body.idempotency_key and header != body.idempotency_key:
+        raise RequestValidationError(
+            "the Idempotency-Key header and the idempotency_key field differ",
+            details={"field": "idempotency_key"},
+        )
+    return header or body.idempotency_key

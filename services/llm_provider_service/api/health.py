@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from dishka import FromDishka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response
@@ -70,6 +72,11 @@ async def healthz(
 
 @bp.get("/metrics")
 @inject
-async def metrics(service_metrics: FromDishka[ServiceMetrics]) -> Response:
-    """Prometheus text exposition of every `llm_provider_*` metric."""
+async def metrics(
+    service_metrics: FromDishka[ServiceMetrics], queue: FromDishka[RequestQueue]
+) -> Response:
+    """Prometheus text exposition of every `llm_provider_*` metric. Queue gauges are read at
+    scrape time, so an API replica without a worker still exports the shared queue's depth."""
+    with contextlib.suppress(QueueUnavailableError):
+        service_metrics.observe_queue(await queue.stats())
     return Response(generate_latest(service_metrics.registry), content_type=CONTENT_TYPE_LATEST)

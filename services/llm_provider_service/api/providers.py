@@ -85,7 +85,10 @@ async def test_provider(
     try:
         adapter = registry.get(name)
         judgement = await breakers[name].call(
-            adapter.compare, _TEST_PROMPT, LLMConfigOverrides(max_tokens_override=200)
+            # The model's own token defaults: a small cap starves reasoning models.
+            adapter.compare,
+            _TEST_PROMPT,
+            LLMConfigOverrides(),
         )
         success, message = True, f"{judgement.model} answered {judgement.winner.value}"
     except ProviderError as exc:

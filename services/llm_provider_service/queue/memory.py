@@ -40,10 +40,9 @@ class _Entry:
     record: QueueRecord
     key: OrderKey
     expires_at: float
-    changed_at: float
     token: int = 0
     lease_deadline: float = 0.0
-    not_before: float | None = None  # set while the request waits to be retried
+    not_before: float | None = None  # set while the request waits: a retry or a delay
 
 
 @dataclass(slots=True)
@@ -71,9 +70,9 @@ class InMemoryRequestQueue:
     `clock` (epoch seconds) is the only time source for deadlines and timestamps.
 
     Per provider, claimable requests sit in a list sorted by order key (`bisect`), and
-    requests waiting for a retry in a second one, so claim, cancel and position cost a
-    binary search plus a list shift. Lease deadlines, retry times, expiries and retention
-    are lazy heaps whose items are checked against the entry when they come due.
+    waiting ones (a retry's backoff, an enqueue delay) in a second one, so claim, cancel and
+    position cost a binary search plus a list shift. Lease deadlines, due times, expiries
+    and retention are lazy heaps: an item is checked against its entry when it falls due.
     Transitions found by the reap inside `claim` are reported by the next `reap()`.
     """
 
@@ -93,7 +92,9 @@ class InMemoryRequestQueue:
         self._unreported = _Findings()
         self._work = asyncio.Event()
 
-    async def enqueue(self, job: ComparisonJob, *, priority: int, ttl_seconds: int) -> QueueRecord:
+    async def enqueue(
+        self, job: ComparisonJob, *, priority: int, ttl_seconds: int, delay_seconds: float = 0.0
+    ) -> QueueRecord:
         if (existing := self._entries.get(job.request_id)) is not None:
             return existing.record.model_copy(deep=True)
         if self._depth() >= self._config.max_size:
@@ -117,9 +118,12 @@ class InMemoryRequestQueue:
             job=job,
         )
         key = (score, next(self._sequence), job.request_id)
-        entry = _Entry(record=record, key=key, expires_at=now + ttl_seconds, changed_at=now)
+        entry = _Entry(record=record, key=key, expires_at=now + ttl_seconds)
         self._entries[job.request_id] = entry
-        self._make_ready(entry, now)
+        if delay_seconds > 0 and now + delay_seconds < entry.expires_at:
+            self._delay(entry, now + delay_seconds)
+        else:
+            self._make_ready(entry, now)
         return record.model_copy(deep=True)
 
     async def claim(self, provider: LLMProviderType, *, limit: int, owner: str) -> list[Lease]:
@@ -158,10 +162,7 @@ class InMemoryRequestQueue:
             and record.attempts < record.max_attempts
             and now + max(retry_in, 0.0) < entry.expires_at
         ):
-            entry.not_before = now + max(retry_in, 0.0)
-            insort(self._delayed[record.provider], entry.key)
-            heapq.heappush(self._retries, (entry.not_before, record.queue_id))
-            heapq.heappush(self._expiries, (entry.expires_at, record.queue_id))
+            self._delay(entry, now + max(retry_in, 0.0))
             self._set_status(entry, QueueStatus.QUEUED, now)
             return QueueStatus.QUEUED
         record.error = error.model_copy()
@@ -180,14 +181,13 @@ class InMemoryRequestQueue:
         return None if entry is None else entry.record.model_copy(deep=True)
 
     async def position(self, queue_id: UUID) -> int | None:
-        """Rank by order key among the provider's QUEUED requests, those waiting for a
-        retry included (they keep their original place)."""
+        """1 + the claimable requests of its provider ahead of it in the order (requests
+        waiting out a retry backoff or an enqueue delay are not counted until due), as the
+        Redis queue counts."""
         entry = self._entries.get(queue_id)
         if entry is None or entry.record.status is not QueueStatus.QUEUED:
             return None
-        provider = entry.record.provider
-        ahead = bisect_left(self._ready[provider], entry.key)
-        return ahead + bisect_left(self._delayed[provider], entry.key) + 1
+        return bisect_left(self._ready[entry.record.provider], entry.key) + 1
 
     async def cancel(self, queue_id: UUID) -> QueueRecord:
         entry = self._entries.get(queue_id)
@@ -230,6 +230,7 @@ class InMemoryRequestQueue:
             depth_by_priority=dict(by_priority),
             processing=self._processing,
             oldest_queued_at=oldest,
+            oldest_age_seconds=None if oldest is None else self._clock() - oldest.timestamp(),
         )
 
     async def wait_for_work(self, max_wait: float) -> None:
@@ -266,6 +267,7 @@ class InMemoryRequestQueue:
             attempt=record.attempts,
             job=record.job,
             queued_at=record.queued_at,
+            claimed_at=_utc(now),
         )
 
     def _set_status(self, entry: _Entry, status: QueueStatus, now: float) -> None:
@@ -275,7 +277,6 @@ class InMemoryRequestQueue:
         )
         record.status = status
         record.updated_at = _utc(now)
-        entry.changed_at = now
         if status.is_terminal:
             drop_at = now + self._config.result_retention_seconds
             heapq.heappush(self._retention, (drop_at, record.queue_id))
@@ -287,6 +288,13 @@ class InMemoryRequestQueue:
         if entry.record.status is not QueueStatus.QUEUED:
             self._set_status(entry, QueueStatus.QUEUED, now)
         self._work.set()
+
+    def _delay(self, entry: _Entry, not_before: float) -> None:
+        """Put a request in line for later: a retry's backoff, or a delayed first try."""
+        entry.not_before = not_before
+        insort(self._delayed[entry.record.provider], entry.key)
+        heapq.heappush(self._retries, (not_before, entry.record.queue_id))
+        heapq.heappush(self._expiries, (entry.expires_at, entry.record.queue_id))
 
     def _unqueue(self, entry: _Entry) -> None:
         waiting = self._delayed if entry.not_before is not None else self._ready

@@ -10,13 +10,26 @@ from dishka.exceptions import NoFactoryError
 
 from common_core.enums import EnvironmentType, LLMProviderType
 from services.llm_provider_service.app import create_app
+from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
+from services.llm_provider_service.cache.redis_cache import RedisResponseCache
 from services.llm_provider_service.di import ENVIRONMENT_DEPS, make_container
 from services.llm_provider_service.errors import ProviderNotConfiguredError
+from services.llm_provider_service.idempotency.guard import IdempotencyGuard
+from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
-from services.llm_provider_service.protocols import EventPublisher, FaultInjection, RequestQueue
+from services.llm_provider_service.protocols import (
+    EventPublisher,
+    FaultInjection,
+    IdempotencyStore,
+    RequestQueue,
+    ResponseCache,
+)
 from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.worker import QueueWorker
+from tests.support.redis_server import RedisServer
 
 SettingsFactory = Callable[..., Settings]
 EMBEDDED = [EnvironmentType.DEVELOPMENT, EnvironmentType.TESTING]
@@ -53,14 +66,21 @@ async def test_embedded_container_resolves_the_whole_graph(
 
 
 @pytest.mark.parametrize("environment", DEPLOYED)
-async def test_deployed_container_builds_without_mock_or_fault_injection(
-    make_settings: SettingsFactory, environment: EnvironmentType
+async def test_deployed_container_is_redis_without_mock_cache_or_fault_injection(
+    make_settings: SettingsFactory, environment: EnvironmentType, redis_server: RedisServer
 ):
-    # check_consistency refuses these settings today (no Redis queue yet); the graph must
-    # still build and validate, so that production wiring is checked by every test run.
-    settings = make_settings(environment=environment.value, anthropic_api_key="sk-test")
+    settings = make_settings(
+        environment=environment.value, anthropic_api_key="sk-test", redis_url=redis_server.url
+    )
+    settings.check_consistency()  # the deployed settings themselves are accepted
     container = make_container(settings)
     try:
+        for dependency in (ComparisonOrchestrator, QueueWorker, IdempotencyGuard):
+            assert await container.get(dependency) is not None, dependency
+        assert isinstance(await container.get(RequestQueue), RedisRequestQueue)
+        assert isinstance(await container.get(IdempotencyStore), RedisIdempotencyStore)
+        # Staging and production never bind a cache that could serve a judgement twice.
+        assert isinstance(await container.get(ResponseCache), NoResponseCache)
         registry = await container.get(ProviderRegistry)
         assert await container.get(EventPublisher) is not None
         with pytest.raises(NoFactoryError):
@@ -72,13 +92,31 @@ async def test_deployed_container_builds_without_mock_or_fault_injection(
         await container.close()
 
 
+async def test_persistence_switches_the_embedded_default_to_redis(
+    make_settings: SettingsFactory, redis_server: RedisServer
+):
+    settings = make_settings(enable_queue_persistence=True, redis_url=redis_server.url)
+    container = make_container(settings)
+    try:
+        assert isinstance(await container.get(RequestQueue), RedisRequestQueue)
+        assert isinstance(await container.get(ResponseCache), RedisResponseCache)
+    finally:
+        await container.close()
+    embedded = make_container(make_settings())
+    try:
+        assert isinstance(await embedded.get(RequestQueue), InMemoryRequestQueue)
+        assert isinstance(await embedded.get(ResponseCache), InMemoryResponseCache)
+    finally:
+        await embedded.close()
+
+
 @pytest.mark.parametrize("environment", DEPLOYED)
 async def test_use_mock_llm_never_reaches_the_mock_when_deployed(
     make_settings: SettingsFactory, environment: EnvironmentType
 ):
     settings = make_settings(
         environment=environment.value, anthropic_api_key="sk-test", use_mock_llm=True
-    )
+    )  # refused by check_consistency; the registry must still never answer from the mock
     container = make_container(settings)
     try:
         registry = await container.get(ProviderRegistry)

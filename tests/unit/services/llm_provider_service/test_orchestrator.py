@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import pytest
 
 from common_core.enums import CircuitBreakerState, LLMProviderType, ProcessingMode, QueueStatus
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
+from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CircuitOpenError,
+    PayloadTooLargeError,
     ProviderAuthError,
     ProviderNotConfiguredError,
     ProviderTimeoutError,
     ProviderUnavailableError,
+    QueueFullError,
 )
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
@@ -39,8 +43,8 @@ class Harness:
     metrics: ServiceMetrics
 
 
-@pytest.fixture
-def harness(settings) -> Harness:
+def build_harness(settings) -> Harness:
+    cache = InMemoryResponseCache()
     provider = ScriptedProvider()
     metrics = ServiceMetrics()
     publisher = RecordingPublisher()
@@ -59,8 +63,14 @@ def harness(settings) -> Harness:
         metrics=metrics,
         drain_rate=DrainRate(),
         settings=settings,
+        cache=cache,
     )
     return Harness(orchestrator, provider, queue, publisher, breakers, metrics)
+
+
+@pytest.fixture
+def harness(settings) -> Harness:
+    return build_harness(settings)
 
 
 def outage() -> ProviderUnavailableError:
@@ -210,3 +220,69 @@ async def test_execute_makes_one_fresh_call(harness):
     assert result.confidence == 2
     assert result.request_id == lease.job.request_id
     assert len(harness.provider.calls) == 1
+
+
+async def test_deduplication_shares_one_call_among_identical_requests_in_flight(harness):
+    harness.provider.gate = asyncio.Event()
+    request = make_request(cache_mode="deduplication_only")
+    pending = [asyncio.create_task(harness.orchestrator.submit(request)) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    harness.provider.gate.set()
+    outcomes = await asyncio.gather(*pending)
+    assert len(harness.provider.calls) == 1
+    results = [o.result for o in outcomes if isinstance(o, Completed)]
+    assert len(results) == 5
+    assert len({r.request_id for r in results}) == 5  # five requests, one shared judgement
+    assert len({(r.winner, r.justification) for r in results}) == 1
+    assert not any(r.served_from_cache for r in results)
+    # Once the call ended nothing is kept: the next identical request is a fresh call.
+    await harness.orchestrator.submit(request)
+    assert len(harness.provider.calls) == 2
+
+
+async def test_without_deduplication_concurrent_identical_requests_each_call(harness):
+    harness.provider.gate = asyncio.Event()
+    pending = [asyncio.create_task(harness.orchestrator.submit(make_request())) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    harness.provider.gate.set()
+    await asyncio.gather(*pending)
+    assert len(harness.provider.calls) == 5
+
+
+async def test_development_cache_serves_only_when_enabled_and_asked(make_settings):
+    harness = build_harness(make_settings(enable_response_cache=True))
+    asked = make_request(cache_mode="development")
+    first = await harness.orchestrator.submit(asked)
+    second = await harness.orchestrator.submit(asked)
+    fresh = await harness.orchestrator.submit(make_request())
+    assert isinstance(first, Completed)
+    assert isinstance(second, Completed)
+    assert isinstance(fresh, Completed)
+    assert not first.result.served_from_cache
+    assert second.result.served_from_cache
+    assert second.result.winner == first.result.winner
+    assert second.result.request_id != first.result.request_id
+    assert not fresh.result.served_from_cache
+    assert len(harness.provider.calls) == 2
+    served = harness.metrics.registry.get_sample_value("llm_provider_cache_served_responses_total")
+    assert served == 1.0
+
+
+async def test_a_request_too_large_to_queue_is_refused_with_413(make_settings):
+    harness = build_harness(make_settings(queue_max_request_bytes=2048))
+    with pytest.raises(PayloadTooLargeError) as refused:
+        await harness.orchestrator.submit(make_request(processing_mode="async", essay_a="x" * 4096))
+    assert refused.value.details["reason"] == "too_large_to_queue"
+    assert (await harness.queue.stats()).total_depth == 0
+    small = await harness.orchestrator.submit(make_request(processing_mode="async"))
+    assert isinstance(small, Queued)
+
+
+async def test_a_full_queue_answers_queue_full_with_retry_after(make_settings):
+    harness = build_harness(make_settings(queue_max_size=2))
+    for _ in range(2):
+        await harness.orchestrator.submit(make_request(processing_mode="async"))
+    with pytest.raises(QueueFullError) as full:
+        await harness.orchestrator.submit(make_request(processing_mode="async"))
+    assert full.value.retry_after is not None
+    assert full.value.retry_after >= 1

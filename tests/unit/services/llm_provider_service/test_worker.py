@@ -11,6 +11,7 @@ import pytest
 
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
+from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
@@ -64,6 +65,7 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
         metrics=metrics,
         drain_rate=drain,
         settings=settings,
+        cache=InMemoryResponseCache(),
     )
     worker = QueueWorker(
         queue=queue,

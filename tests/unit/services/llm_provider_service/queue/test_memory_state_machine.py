@@ -1,8 +1,9 @@
 """A model-based test of `InMemoryRequestQueue`: random operations, invariants after each (R14).
 
 The machine drives the queue only through the `RequestQueue` protocol and keeps the least
-model that states the invariants: the last lease handed out per request and when the model
-believes it lapses, and a snapshot of every request once it ended.
+model that states the invariants: the last lease handed out per request and until when the
+model believes it is valid, a snapshot of every request once it ended, and which requests the
+reaper has reported.
 """
 
 from __future__ import annotations
@@ -37,19 +38,23 @@ from tests.factories import FakeClock, make_job, make_result
 T = TypeVar("T")
 CONFIG = QueueConfig(
     max_size=6,
-    max_attempts=2,
+    max_attempts=2,  # small, so that running out of attempts is reached often
     lease_seconds=10.0,
     priority_boost_seconds=1.0,
     result_retention_seconds=100.0,
 )
 ERROR = ErrorInfo(code="PROVIDER_UNAVAILABLE", message="the vendor answered 503")
-PROVIDERS = st.sampled_from([LLMProviderType.MOCK, LLMProviderType.OPENAI])
-# Steps in half seconds add up exactly in floating point, so the model and the queue agree
-# on ties; the sizes straddle the lease period (10 s) and the TTLs.
-SECONDS = st.sampled_from([0.0, 0.5, 2.0, 5.0, 9.5, 10.0, 10.5, 30.0, 60.0])
-TTLS = st.sampled_from([1, 10, 30, 60, 300])
+# Weighted choices steer the runs to the interesting paths (the same request claimed again
+# after its lease lapsed, attempts running out, retries meeting the TTL) within few examples.
+PROVIDERS = st.sampled_from([LLMProviderType.MOCK] * 3 + [LLMProviderType.OPENAI])
+# Multiples of half a second add up exactly in floating point, so the model and the queue
+# agree on ties; the sizes straddle the lease period (10 s) and the TTLs.
+SECONDS = st.sampled_from([0.0, 0.5, 2.0, 5.0, 9.5, 10.0, 10.5, 10.5, 10.5, 30.0, 60.0])
+TTLS = st.sampled_from([1, 10, 30, 60, 300, 300])
 RETRIES = st.none() | SECONDS
 ACTIONS = st.sampled_from(["hold", "heartbeat", "complete", "fail", "release"])
+AFTER_CLAIM = st.sampled_from(["hold", "hold", "hold", "complete", "fail", "release"])
+REAPER_CODES = {"REQUEST_EXPIRED", "LEASE_EXPIRED"}
 
 
 class QueueMachine(RuleBasedStateMachine):
@@ -64,7 +69,8 @@ class QueueMachine(RuleBasedStateMachine):
         self.jobs: dict[UUID, ComparisonJob] = {}
         self.ended: dict[UUID, QueueRecord] = {}  # first terminal snapshot of each request
         self.current: dict[UUID, Lease] = {}  # the last lease handed out for each request
-        self.held: dict[UUID, float] = {}  # requests the model believes leased, to when
+        self.held: dict[UUID, float] = {}  # requests the model believes leased, and until
+        self.reported: set[UUID] = set()  # requests a reap report announced as ended
         self.last_token = 0
 
     def teardown(self) -> None:
@@ -81,35 +87,59 @@ class QueueMachine(RuleBasedStateMachine):
         valid = record is not None and record.status is QueueStatus.PROCESSING
         return valid and self.current[lease.queue_id].token == lease.token
 
-    def forget_lapsed_leases(self, keep: set[UUID]) -> None:
-        """After a reap, no lease past its deadline may still be held."""
+    def check_leases_after_reap(self, claimed: set[UUID]) -> None:
+        """A reap takes back every lease past its deadline and no lease before it."""
         now = self.clock()
         for queue_id, deadline in list(self.held.items()):
-            if deadline <= now and queue_id not in keep:
-                record = self.get(queue_id)
-                assert record is not None
-                assert record.status is not QueueStatus.PROCESSING
-                del self.held[queue_id]
+            record = self.get(queue_id)
+            assert record is not None
+            if deadline > now or queue_id in claimed:
+                assert record.status is QueueStatus.PROCESSING, "a valid lease was taken back"
+                continue
+            if now >= record.expires_at.timestamp():
+                assert record.status is QueueStatus.EXPIRED
+            elif record.attempts >= record.max_attempts:
+                assert record.status is QueueStatus.FAILED
+                assert record.error is not None
+                assert record.error.code == "LEASE_EXPIRED"
+            else:
+                assert record.status is QueueStatus.QUEUED, "a lapsed lease was not requeued"
+            del self.held[queue_id]
+
+    # -- rules -----------------------------------------------------------------------------
 
     @initialize(target=ids, jobs=st.lists(st.tuples(PROVIDERS, TTLS), min_size=1, max_size=4))
     def start_with(self, jobs: list[tuple[LLMProviderType, int]]) -> MultipleResults[UUID]:
-        ids = [self.enqueue(provider, priority=5, ttl=ttl) for provider, ttl in jobs]
-        return multiple(*(queue_id for each in ids for queue_id in each.values))  # type: ignore[union-attr]
+        created = [self.add(make_job(provider), 5, ttl, 0.0) for provider, ttl in jobs]
+        return multiple(*(queue_id for queue_id in created if queue_id is not None))
 
-    @rule(target=ids, provider=PROVIDERS, priority=st.integers(0, 10), ttl=TTLS)
-    def enqueue(self, provider: LLMProviderType, priority: int, ttl: int) -> MultipleResults[UUID]:
+    @rule(
+        target=ids,
+        provider=PROVIDERS,
+        priority=st.integers(0, 10),
+        ttl=TTLS,
+        delay=st.sampled_from([0.0, 0.0, 5.0, 60.0]),
+    )
+    def enqueue(
+        self, provider: LLMProviderType, priority: int, ttl: int, delay: float
+    ) -> MultipleResults[UUID]:
+        queue_id = self.add(make_job(provider), priority, ttl, delay)
+        return multiple() if queue_id is None else multiple(queue_id)
+
+    def add(self, job: ComparisonJob, priority: int, ttl: int, delay: float) -> UUID | None:
         depth = self.run(self.queue.stats()).total_depth
-        job = make_job(provider)
         try:
-            record = self.run(self.queue.enqueue(job, priority=priority, ttl_seconds=ttl))
+            record = self.run(
+                self.queue.enqueue(job, priority=priority, ttl_seconds=ttl, delay_seconds=delay)
+            )
         except QueueFullError:
             assert depth >= CONFIG.max_size
-            return multiple()
+            return None
         assert depth < CONFIG.max_size
         assert record.status is QueueStatus.QUEUED
         assert record.attempts == 0
         self.jobs[job.request_id] = job
-        return multiple(job.request_id)
+        return job.request_id
 
     @rule(queue_id=ids, priority=st.integers(0, 10))
     def enqueue_again(self, queue_id: UUID, priority: int) -> None:
@@ -120,12 +150,21 @@ class QueueMachine(RuleBasedStateMachine):
         assert again == before
         assert self.get(queue_id) == before
 
-    @rule(target=leases, provider=PROVIDERS, limit=st.integers(0, 3), then=ACTIONS, retry=RETRIES)
+    @rule(
+        target=leases,
+        provider=PROVIDERS,
+        limit=st.sampled_from([1, 1, 2, 3, 0]),
+        then=AFTER_CLAIM,
+        stale=ACTIONS,
+        retry=RETRIES,
+    )
     def claim(
-        self, provider: LLMProviderType, limit: int, then: str, retry: float | None
+        self, provider: LLMProviderType, limit: int, then: str, stale: str, retry: float | None
     ) -> MultipleResults[Lease]:
-        """Claim, then act at once on the first lease, as a worker would."""
+        """Claim; try the previous lease of each reclaimed request, which must be refused;
+        then act at once with the first new lease, as a worker would."""
         now = self.clock()
+        previous = dict(self.current)
         claimed = self.run(self.queue.claim(provider, limit=limit, owner="w"))
         assert len(claimed) <= limit
         scores = []
@@ -136,16 +175,19 @@ class QueueMachine(RuleBasedStateMachine):
             assert record.status is QueueStatus.PROCESSING
             assert lease.attempt == record.attempts <= record.max_attempts
             assert now < record.expires_at.timestamp(), "claimed after expires_at"
-            assert lease.token > self.last_token
-            lapsed = self.held.get(lease.queue_id, -math.inf)
-            assert lapsed <= now, "leased to a second holder while the first lease is valid"
+            assert lease.token > self.last_token, "fence tokens must grow"
+            held_until = self.held.get(lease.queue_id, -math.inf)
+            assert held_until <= now, "leased to a second holder while the first lease is valid"
             self.last_token = lease.token
             self.current[lease.queue_id] = lease
             self.held[lease.queue_id] = now + CONFIG.lease_seconds
             queued_ms = math.floor(record.queued_at.timestamp() * 1000)
             scores.append(order_score(queued_ms, record.priority, CONFIG.priority_boost_ms))
-        assert scores == sorted(scores)
-        self.forget_lapsed_leases(keep={lease.queue_id for lease in claimed})
+        assert scores == sorted(scores), "claimed out of order"
+        self.check_leases_after_reap(claimed={lease.queue_id for lease in claimed})
+        for lease in claimed:
+            if lease.queue_id in previous:
+                self.use_lease(previous[lease.queue_id], stale, retry)
         if claimed:
             self.use_lease(claimed[0], then, retry)
         return multiple(*claimed)
@@ -230,9 +272,22 @@ class QueueMachine(RuleBasedStateMachine):
                 self.run(self.queue.cancel(queue_id))
             assert self.get(queue_id) == before
 
-    @rule(seconds=SECONDS)
-    def advance(self, seconds: float) -> None:
+    @rule(seconds=SECONDS, beat=st.booleans())
+    def advance(self, seconds: float, beat: bool) -> None:
+        """Let time pass; with `beat`, the workers still in time heartbeat their leases."""
         self.clock.advance(seconds)
+        if beat:
+            for queue_id, deadline in list(self.held.items()):
+                if deadline > self.clock():
+                    self.heartbeat(self.current[queue_id])
+
+    @rule(periods=st.integers(1, 3))
+    def live_workers(self, periods: int) -> None:
+        """Several lease periods pass while the holders heartbeat every half period and the
+        reaper runs: no held lease may be taken back (R6)."""
+        for _ in range(2 * periods):
+            self.advance(CONFIG.lease_seconds / 2, beat=True)
+            self.reap()
 
     @rule()
     def reap(self) -> None:
@@ -245,11 +300,22 @@ class QueueMachine(RuleBasedStateMachine):
         for record in report.failed:
             assert record.status is QueueStatus.FAILED
             assert record.attempts == record.max_attempts
-        self.forget_lapsed_leases(keep=set())
+            assert record.updated_at < record.expires_at, "past its TTL it is EXPIRED instead"
+        for record in (*report.expired, *report.failed):
+            assert record.queue_id not in self.reported, "an ending was reported twice"
+            self.reported.add(record.queue_id)
+        for queue_id in self.jobs:  # claim's own reaps included: no ending goes unreported
+            latest = self.get(queue_id)
+            error = None if latest is None else latest.error
+            if error is not None and error.code in REAPER_CODES:
+                assert queue_id in self.reported, "the reaper ended a request silently"
+        self.check_leases_after_reap(claimed=set())
+
+    # -- invariants ------------------------------------------------------------------------
 
     @invariant()
     def every_request_has_one_consistent_status(self) -> None:
-        counts = {status: 0 for status in QueueStatus}
+        counts = dict.fromkeys(QueueStatus, 0)
         for queue_id in self.jobs:
             record = self.get(queue_id)
             if record is None:
@@ -276,6 +342,6 @@ class QueueMachine(RuleBasedStateMachine):
 
 
 QueueMachine.TestCase.settings = settings(
-    max_examples=75, stateful_step_count=30, deadline=None, database=None
+    max_examples=100, stateful_step_count=30, deadline=None, database=None
 )
 TestQueueMachine = QueueMachine.TestCase

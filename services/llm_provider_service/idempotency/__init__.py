@@ -1,0 +1,1 @@
+"""Exactly-once requests: an Idempotency-Key maps to one request, its queue_id or its result."""

@@ -1,0 +1,162 @@
+"""`IdempotencyGuard`: a retried POST with the same Idempotency-Key gets the same request.
+
+This is exactly-once delivery, not caching: only a retry that carries the same key (and the
+same body) sees the first request's queue_id or result. Two requests without a shared key
+are always two fresh judgements, however identical their content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+
+from common_core.api_models import ComparisonRequest, QueuedResponse
+from common_core.enums import ErrorCode
+from services.llm_provider_service.errors import ConflictError
+from services.llm_provider_service.idempotency.models import IdempotencyEntry
+from services.llm_provider_service.models import QueueRecord
+from services.llm_provider_service.orchestrator import (
+    STATUS_PATH,
+    ComparisonOrchestrator,
+    Completed,
+    Queued,
+)
+from services.llm_provider_service.protocols import IdempotencyStore, RequestQueue
+from services.llm_provider_service.settings import Settings
+
+_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """The answer a previous request with the same key got (a 200 or a 202)."""
+
+    outcome: Completed | Queued
+
+
+def fingerprint(request: ComparisonRequest) -> str:
+    """What makes two bodies "the same request": every field but the key itself."""
+    body = request.model_dump_json(exclude={"idempotency_key"})
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class IdempotencyGuard:
+    """Runs a submission at most once per key; concurrent retries wait for the first."""
+
+    def __init__(
+        self,
+        orchestrator: ComparisonOrchestrator,
+        store: IdempotencyStore,
+        queue: RequestQueue,
+        settings: Settings,
+    ) -> None:
+        self._orchestrator = orchestrator
+        self._store = store
+        self._queue = queue
+        self._settings = settings
+
+    async def submit(
+        self,
+        request: ComparisonRequest,
+        *,
+        key: str | None,
+        trace_id: str | None = None,
+        correlation_id: uuid.UUID | None = None,
+    ) -> Completed | Queued | Replayed:
+        """Like `ComparisonOrchestrator.submit`; with a key, a repeat returns `Replayed`.
+
+        Raises `ConflictError` (IDEMPOTENCY_KEY_REUSED) for the same key with another body,
+        and (CONFLICT, with Retry-After) when the first request is still being served after
+        IDEMPOTENCY_WAIT_SECONDS.
+        """
+        if key is None:
+            return await self._orchestrator.submit(
+                request, trace_id=trace_id, correlation_id=correlation_id
+            )
+        mine = IdempotencyEntry(fingerprint=fingerprint(request), request_id=uuid.uuid4())
+        # Held only for as long as one submission can take; a crashed holder frees the key.
+        hold = self._settings.idempotency_wait_seconds + 60.0
+        existing = await self._store.reserve(key, mine, hold_seconds=hold)
+        if existing is not None:
+            return await self._replay(key, existing, mine.fingerprint)
+        try:
+            outcome = await self._orchestrator.submit(
+                request,
+                trace_id=trace_id,
+                correlation_id=correlation_id,
+                request_id=mine.request_id,
+            )
+        except BaseException:
+            await asyncio.shield(self._settle_failure(key, mine))
+            raise
+        await self._store.save(
+            key, _finished(mine, outcome), keep_seconds=self._settings.idempotency_retention_seconds
+        )
+        return outcome
+
+    async def _settle_failure(self, key: str, mine: IdempotencyEntry) -> None:
+        """After a failed or cancelled submission: if it got as far as the queue, the key
+        now names that queued request; otherwise nothing was created and a retry may go."""
+        record = await self._queue.get(mine.request_id)
+        if record is None:
+            await self._store.forget(key)
+            return
+        queued = _queued_from_record(record)
+        keep = self._settings.idempotency_retention_seconds
+        await self._store.save(key, _finished(mine, queued), keep_seconds=keep)
+
+    async def _replay(self, key: str, entry: IdempotencyEntry, expected: str) -> Replayed:
+        if entry.fingerprint != expected:
+            raise ConflictError(
+                "this Idempotency-Key was used with a different request body",
+                details={"request_id": str(entry.request_id)},
+            ).with_code(ErrorCode.IDEMPOTENCY_KEY_REUSED)
+        deadline = time.monotonic() + self._settings.idempotency_wait_seconds
+        current: IdempotencyEntry | None = entry
+        while current is not None and current.outcome == "pending":
+            record = await self._queue.get(current.request_id)
+            if record is not None:  # queued, but its holder died before saving the key
+                return Replayed(_queued_from_record(record))
+            if time.monotonic() >= deadline:
+                raise ConflictError(
+                    "a request with this Idempotency-Key is still being served; retry shortly",
+                    details={"request_id": str(current.request_id)},
+                    retry_after=1.0,
+                )
+            await asyncio.sleep(_POLL_SECONDS)
+            current = await self._store.get(key)
+        if current is None:  # the holder failed and forgot the key: this retry may go ahead
+            raise ConflictError(
+                "the first request with this Idempotency-Key failed; retry it",
+                retry_after=1.0,
+            )
+        return Replayed(_outcome_of(current))
+
+
+def _finished(entry: IdempotencyEntry, outcome: Completed | Queued) -> IdempotencyEntry:
+    if isinstance(outcome, Completed):
+        return entry.model_copy(update={"outcome": "completed", "result": outcome.result})
+    return entry.model_copy(
+        update={"outcome": "queued", "queued": outcome.response, "retry_after": outcome.retry_after}
+    )
+
+
+def _outcome_of(entry: IdempotencyEntry) -> Completed | Queued:
+    if entry.outcome == "completed" and entry.result is not None:
+        return Completed(entry.result, provider_seconds=0.0)
+    assert entry.queued is not None
+    return Queued(entry.queued, retry_after=entry.retry_after)
+
+
+def _queued_from_record(record: QueueRecord) -> Queued:
+    response = QueuedResponse(
+        queue_id=record.queue_id,
+        correlation_id=record.correlation_id,
+        status_url=STATUS_PATH.format(queue_id=record.queue_id),
+        queued_at=record.queued_at,
+        expires_at=record.expires_at,
+    )
+    return Queued(response, retry_after=1)

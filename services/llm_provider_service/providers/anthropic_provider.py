@@ -1,0 +1,281 @@
+"""Anthropic (Claude) adapter: one fresh Messages API call per judgement, answered as a tool call.
+
+Documented choices:
+
+- Structured output is a forced call of the `comparison_result` tool (`tool_choice` of type
+  `tool`), whose `input_schema` is `JUDGEMENT_SCHEMA`; the judgement is read from the
+  `tool_use` block and checked strictly by `parse_judgement`.
+- Thinking: Anthropic refuses extended thinking together with a forced tool choice. When
+  `reasoning_effort` is low/medium/high, thinking is enabled with a budget of
+  1024/4096/16384 tokens, `tool_choice` becomes `auto`, and the system prompt gains an
+  instruction to answer only by calling the tool; a reply without the tool call is an
+  invalid response (re-asked like any other). Thinking also requires temperature 1, so a
+  temperature override is then left out (debug log). `reasoning_effort` "none" or unset
+  means no thinking and the forced tool.
+- Token limits: thinking tokens count toward `max_tokens`. Without an override,
+  `max_tokens` is 1024 plus the thinking budget; `max_tokens_override` is the whole cap, and
+  the budget shrinks to leave 256 tokens for the answer; a budget that would fall below
+  Anthropic's minimum of 1024 turns thinking off (forced tool, debug log).
+- anthropic 2.12's `messages.create` has no `temperature` parameter: it is sent through
+  `extra_body`. `output_verbosity` has no Anthropic equivalent and is ignored (debug log).
+- Prompt caching (`prompt_caching=True`) sends the system prompt as a text block with
+  `cache_control: ephemeral`. It caches the prompt prefix only; every call still gets a
+  fresh answer.
+- Token accounting: `prompt_tokens` = `input_tokens` + `cache_read_input_tokens` +
+  `cache_creation_input_tokens` (every prompt token the model read, whatever its price;
+  Anthropic's `input_tokens` alone excludes both), `cached_prompt_tokens` = cache reads,
+  `completion_tokens` = `output_tokens` (thinking included), `total` = their sum. The usage
+  of re-asked answers is added in, since they were billed too.
+- `Judgement.model` is the model the vendor reports (the message's `model`),
+  else the one asked for.
+- Retries: the SDK's hidden retries must be off (the composition root builds the client with
+  `max_retries=0`), so each attempt is exactly one HTTP request; outages are retried by the
+  queue and counted by the breaker. Only an answer outside the schema (or unparseable, or
+  missing) is re-asked, with a fresh call, at most `invalid_response_reasks` times.
+- Every call runs under the provider's `asyncio.Semaphore(max_concurrency)` and an overall
+  deadline of `timeout_seconds` (plus one second, so that the SDK's own timeout fires first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+import anthropic
+import httpx2
+from anthropic.types import (
+    Message,
+    TextBlockParam,
+    ThinkingConfigParam,
+    ToolChoiceParam,
+    ToolParam,
+    ToolUseBlock,
+)
+
+from common_core.api_models import LLMConfigOverrides, TokenUsage
+from common_core.enums import LLMProviderType, ReasoningEffort
+from services.llm_provider_service.errors import InvalidProviderResponseError, ProviderError
+from services.llm_provider_service.models import ComparisonPrompt, Judgement
+from services.llm_provider_service.providers.http_errors import (
+    connection_error,
+    error_for_status,
+    retry_after_seconds,
+    timeout_error,
+)
+from services.llm_provider_service.providers.judgement import (
+    JUDGEMENT_SCHEMA,
+    TOOL_DESCRIPTION,
+    TOOL_NAME,
+    parse_judgement,
+)
+from services.llm_provider_service.settings import ProviderSettings
+
+logger = logging.getLogger(__name__)
+
+_PROVIDER = LLMProviderType.ANTHROPIC
+DEFAULT_MAX_TOKENS = 1024
+ANSWER_RESERVE_TOKENS = 256
+MIN_THINKING_BUDGET = 1024
+THINKING_BUDGETS: dict[ReasoningEffort, int] = {
+    ReasoningEffort.LOW: 1024,
+    ReasoningEffort.MEDIUM: 4096,
+    ReasoningEffort.HIGH: 16384,
+}
+THINKING_INSTRUCTION = (
+    f"Give your answer only by calling the `{TOOL_NAME}` tool, exactly once; "
+    "do not answer in plain text."
+)
+_DEADLINE_GRACE_SECONDS = 1.0
+_TOOL: ToolParam = {
+    "name": TOOL_NAME,
+    "description": TOOL_DESCRIPTION,
+    "input_schema": JUDGEMENT_SCHEMA,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request as it will be sent (identical on every re-ask)."""
+
+    model: str
+    max_tokens: int
+    system: str | list[TextBlockParam]
+    user_prompt: str
+    tool_choice: ToolChoiceParam
+    thinking: ThinkingConfigParam | anthropic.Omit
+    extra_body: dict[str, object] | None
+
+
+class AnthropicProvider:
+    """An `LLMProvider` for Anthropic's Messages API (see the module docstring)."""
+
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, config: ProviderSettings, *, prompt_caching: bool
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._prompt_caching = prompt_caching
+        self._slots = asyncio.Semaphore(config.max_concurrency)
+
+    @property
+    def provider(self) -> LLMProviderType:
+        return _PROVIDER
+
+    @property
+    def default_model(self) -> str:
+        return self._config.default_model
+
+    async def compare(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> Judgement:
+        """One fresh judgement; re-asks an invalid answer at most `invalid_response_reasks`
+        times and raises only `ProviderError`s."""
+        call = self._plan(prompt, overrides)
+        spent = TokenUsage()
+        failure: InvalidProviderResponseError | None = None
+        for attempt in range(1 + self._config.invalid_response_reasks):
+            if failure is not None:
+                logger.info("re-asking anthropic (attempt %d): %s", attempt + 1, failure.message)
+            try:
+                message = await self._send(call)
+                spent = _added(spent, _usage(message))
+                return _judgement(message, call.model, spent)
+            except InvalidProviderResponseError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    def _plan(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> _Call:
+        if overrides.output_verbosity is not None:
+            logger.debug("anthropic has no output verbosity; ignoring output_verbosity")
+        max_tokens, budget = plan_tokens(overrides)
+        thinking: ThinkingConfigParam | anthropic.Omit = anthropic.omit
+        tool_choice: ToolChoiceParam = {"type": "tool", "name": TOOL_NAME}
+        extra_body: dict[str, object] | None = None
+        temperature = overrides.temperature_override
+        if budget is not None:
+            thinking = {"type": "enabled", "budget_tokens": budget}
+            tool_choice = {"type": "auto"}
+            if temperature is not None:
+                logger.debug("thinking requires temperature 1; ignoring temperature_override")
+        elif temperature is not None:
+            extra_body = {"temperature": temperature}
+        return _Call(
+            model=overrides.model_override or self._config.default_model,
+            max_tokens=max_tokens,
+            system=self._system(prompt.system_prompt, thinking=budget is not None),
+            user_prompt=prompt.user_prompt,
+            tool_choice=tool_choice,
+            thinking=thinking,
+            extra_body=extra_body,
+        )
+
+    def _system(self, system_prompt: str, *, thinking: bool) -> str | list[TextBlockParam]:
+        if not self._prompt_caching:
+            return f"{system_prompt}\n\n{THINKING_INSTRUCTION}" if thinking else system_prompt
+        blocks: list[TextBlockParam] = [
+            {"type": "text", "text": system_prompt, "cache_control": {"type": "ephemeral"}}
+        ]
+        if thinking:
+            blocks.append({"type": "text", "text": THINKING_INSTRUCTION})
+        return blocks
+
+    async def _send(self, call: _Call) -> Message:
+        """Exactly one HTTP request, with every failure translated to a `ProviderError`."""
+        timeout = self._config.timeout_seconds
+        try:
+            async with self._slots, asyncio.timeout(timeout + _DEADLINE_GRACE_SECONDS):
+                return await self._client.messages.create(
+                    model=call.model,
+                    max_tokens=call.max_tokens,
+                    system=call.system,
+                    messages=[{"role": "user", "content": call.user_prompt}],
+                    tools=[_TOOL],
+                    tool_choice=call.tool_choice,
+                    thinking=call.thinking,
+                    extra_body=call.extra_body,
+                    timeout=timeout,
+                )
+        except Exception as exc:
+            raise translate_error(exc, timeout) from exc
+
+
+def plan_tokens(overrides: LLMConfigOverrides) -> tuple[int, int | None]:
+    """`max_tokens` and the thinking budget (None: no thinking) for these overrides."""
+    effort = overrides.reasoning_effort
+    budget = THINKING_BUDGETS.get(effort) if effort is not None else None
+    cap = overrides.max_tokens_override
+    if budget is None:
+        return cap or DEFAULT_MAX_TOKENS, None
+    if cap is None:
+        return budget + DEFAULT_MAX_TOKENS, budget
+    budget = min(budget, cap - ANSWER_RESERVE_TOKENS)
+    if budget < MIN_THINKING_BUDGET:
+        logger.debug("max_tokens_override %d leaves no room for thinking; thinking off", cap)
+        return cap, None
+    return cap, budget
+
+
+def translate_error(exc: Exception, timeout: float) -> ProviderError:
+    """The service error for whatever the SDK (or the deadline) raised."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, anthropic.APIStatusError):
+        message = exc.api_message or exc.message
+        headers = exc.response.headers
+        return error_for_status(
+            _PROVIDER, exc.status_code, message, retry_after=retry_after_seconds(headers)
+        )
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException | TimeoutError):
+        return timeout_error(_PROVIDER, timeout)
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError | OSError):
+        return connection_error(_PROVIDER, str(exc) or type(exc).__name__)
+    if isinstance(exc, anthropic.APIResponseValidationError | json.JSONDecodeError):
+        return InvalidProviderResponseError(
+            _PROVIDER, f"anthropic returned a body that is not a message: {type(exc).__name__}"
+        )
+    logger.warning("unexpected error from the anthropic SDK", exc_info=exc)
+    return InvalidProviderResponseError(
+        _PROVIDER, f"anthropic call failed unexpectedly: {type(exc).__name__}: {exc}"[:500]
+    )
+
+
+def _judgement(message: Message, model: str, usage: TokenUsage) -> Judgement:
+    tool_use = next(
+        (b for b in message.content if isinstance(b, ToolUseBlock) and b.name == TOOL_NAME),
+        None,
+    )
+    if tool_use is None:
+        raise InvalidProviderResponseError(
+            _PROVIDER,
+            f"anthropic did not call the {TOOL_NAME} tool (stop_reason={message.stop_reason})",
+            details={"model": message.model or model},
+        )
+    return parse_judgement(
+        _PROVIDER,
+        tool_use.input,
+        model=message.model or model,
+        usage=usage,
+        provider_request_id=message.id,
+    )
+
+
+def _usage(message: Message) -> TokenUsage:
+    usage = message.usage
+    cache_read = usage.cache_read_input_tokens or 0
+    prompt = usage.input_tokens + cache_read + (usage.cache_creation_input_tokens or 0)
+    return TokenUsage(
+        prompt_tokens=prompt,
+        completion_tokens=usage.output_tokens,
+        total_tokens=prompt + usage.output_tokens,
+        cached_prompt_tokens=cache_read,
+    )
+
+
+def _added(a: TokenUsage, b: TokenUsage) -> TokenUsage:
+    return TokenUsage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        total_tokens=a.total_tokens + b.total_tokens,
+        cached_prompt_tokens=a.cached_prompt_tokens + b.cached_prompt_tokens,
+    )

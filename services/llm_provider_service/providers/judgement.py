@@ -1,0 +1,98 @@
+"""The one judgement shape every vendor is asked for, and the strict check of what came back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from common_core.api_models import JUSTIFICATION_MAX_CHARS, TokenUsage
+from common_core.enums import LLMProviderType
+from services.llm_provider_service.errors import InvalidProviderResponseError
+from services.llm_provider_service.models import Judgement
+
+TOOL_NAME = "comparison_result"
+TOOL_DESCRIPTION = "Record which essay is better, why, and how confident you are."
+
+# Strict-mode compatible (OpenAI structured outputs): every property required, no extras.
+JUDGEMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "winner": {
+            "type": "string",
+            "enum": ["Essay A", "Essay B"],
+            "description": "The better essay.",
+        },
+        # No maxLength: strict structured outputs and Gemini's schema subset do not all accept
+        # it. The limit is stated here and enforced by `parse_judgement`.
+        "justification": {
+            "type": "string",
+            "description": f"Why, in at most {JUSTIFICATION_MAX_CHARS} characters.",
+        },
+        "confidence": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 5,
+            "description": "1 = a guess, 5 = certain.",
+        },
+    },
+    "required": ["winner", "justification", "confidence"],
+    "additionalProperties": False,
+}
+
+
+def parse_judgement(
+    provider: LLMProviderType,
+    payload: str | dict[str, Any] | None,
+    *,
+    model: str,
+    usage: TokenUsage,
+    provider_request_id: str | None,
+) -> Judgement:
+    """The vendor's structured answer as a `Judgement`, or `InvalidProviderResponseError`.
+
+    No repairs: a winner other than exactly "Essay A"/"Essay B", a confidence outside 1-5 (or
+    on another scale), a justification over the limit, or a missing field is invalid. A wrong
+    judgement silently "fixed" would enter the Bradley-Terry fit as a real one.
+    """
+    data = _as_object(provider, payload)
+    fields = {
+        "winner": data.get("winner"),
+        "justification": data.get("justification"),
+        "confidence": data.get("confidence"),
+        "model": model,
+        "token_usage": usage.model_dump(),
+        "provider_request_id": provider_request_id,
+    }
+    try:
+        # Strict JSON validation: "Essay A" is the enum's exact value, but "5" or 4.0 is not a
+        # confidence and "essay a" is not a winner.
+        return Judgement.model_validate_json(json.dumps(fields), strict=True)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidProviderResponseError(
+            provider,
+            f"{provider.value} answered outside the judgement schema: {problems}",
+            details={"model": model},
+        ) from exc
+
+
+def _as_object(provider: LLMProviderType, payload: str | dict[str, Any] | None) -> dict[str, Any]:
+    if isinstance(payload, dict):
+        return payload
+    if not payload:
+        raise InvalidProviderResponseError(provider, f"{provider.value} returned no judgement")
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise InvalidProviderResponseError(
+            provider, f"{provider.value} returned a judgement that is not JSON"
+        ) from exc
+    if not isinstance(data, dict):
+        raise InvalidProviderResponseError(
+            provider, f"{provider.value} returned JSON that is not an object"
+        )
+    return data

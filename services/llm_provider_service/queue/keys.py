@@ -1,0 +1,89 @@
+"""Redis key names of the request queue, in one place, each with the reason it exists.
+
+Every key shares one hash tag (`{prefix}`), so a Redis Cluster keeps the whole queue in one
+slot and the Lua scripts may touch any of them atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common_core.enums import LLMProviderType
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    prefix: str = "llmq"
+
+    @property
+    def tag(self) -> str:
+        """`{prefix}`: the hash tag every key starts with; passed to every script."""
+        return "{" + self.prefix + "}"
+
+    def request(self, queue_id: str) -> str:
+        """Hash: the request's status, job, attempts, timestamps, lease token, result, error."""
+        return f"{self.tag}:req:{queue_id}"
+
+    def ready(self, provider: LLMProviderType) -> str:
+        """Sorted set per provider: claimable ids, score = order (priority credit, then FIFO),
+        so a worker claims only for providers whose breaker allows it."""
+        return f"{self.tag}:ready:{provider.value}"
+
+    @property
+    def delayed(self) -> str:
+        """Sorted set: ids waiting out a retry backoff, score = not-before ms."""
+        return f"{self.tag}:delayed"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: ids being processed, score = lease deadline ms; the reaper's input."""
+        return f"{self.tag}:leases"
+
+    @property
+    def expiry(self) -> str:
+        """Sorted set: waiting (ready or delayed) ids, score = expires_at ms; its size is
+        the queue depth that QUEUE_MAX_SIZE bounds."""
+        return f"{self.tag}:expiry"
+
+    @property
+    def enqueued(self) -> str:
+        """Sorted set: waiting ids, score = queued_at ms, for the oldest-request age."""
+        return f"{self.tag}:enqueued"
+
+    @property
+    def retention(self) -> str:
+        """Sorted set: ended ids, score = when their record may be deleted."""
+        return f"{self.tag}:retention"
+
+    @property
+    def depth(self) -> str:
+        """Hash provider -> waiting count, kept by the scripts so stats cost O(1)."""
+        return f"{self.tag}:depth"
+
+    @property
+    def priorities(self) -> str:
+        """Hash priority -> waiting count, for the depth-by-priority metric."""
+        return f"{self.tag}:prio"
+
+    @property
+    def fence(self) -> str:
+        """String (INCR): monotonically increasing lease tokens; a stale token loses."""
+        return f"{self.tag}:fence"
+
+    @property
+    def sequence(self) -> str:
+        """String (INCR): breaks ties between enqueues in the same millisecond (FIFO)."""
+        return f"{self.tag}:seq"
+
+    @property
+    def wake(self) -> str:
+        """List: a short signal pushed on new work, so idle workers BLPOP instead of polling."""
+        return f"{self.tag}:wake"
+
+    def idempotency(self, key_hash: str) -> str:
+        """String: an Idempotency-Key (hashed) -> the request it created, for the retention."""
+        return f"{self.tag}:idem:{key_hash}"
+
+    def response_cache(self, call_key: str) -> str:
+        """String: a judgement kept by the development cache (never bound in production)."""
+        return f"{self.tag}:devcache:{call_key}"

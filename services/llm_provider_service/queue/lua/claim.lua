@@ -1,0 +1,34 @@
+-- Claim, atomically: reap first (so nothing past its TTL is ever leased), then pop up to n
+-- ids in score order, each with a fresh fence token and one more attempt, into `leases`.
+-- ARGV[7] provider, [8] limit, [9] owner, [10] lease ms.
+-- Returns {reap findings, {{id, token, attempts, job, queued_at, claimed_at}, ...}}.
+local provider, limit, owner, lease_ms = ARGV[7], tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
+local now = now_ms()
+local found = reap(now)
+local leases = {}
+local function lease(id, h)
+  count_waiting(id, provider, h[1], h[2], h[3], -1)
+  local token = tostring(redis.call('INCR', key('fence')))
+  local attempts = redis.call('HINCRBY', req(id), 'attempts', 1)
+  redis.call('HSET', req(id), 'status', 'processing', 'token', token, 'owner', owner,
+             'updated_at', s(now), 'lease_deadline', s(now + lease_ms))
+  redis.call('ZADD', key('leases'), s(now + lease_ms), id)
+  table.insert(leases, {id, token, attempts, h[4], h[2], s(now)})
+end
+if limit > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', key('ready:' .. provider), 0, limit - 1)) do
+    redis.call('ZREM', key('ready:' .. provider), id)
+    local h = redis.call('HMGET', req(id), 'priority', 'queued_at', 'expires_at', 'job')
+    if not h[1] then
+      forget_waiting(id)  -- its record is gone (deleted by hand?): never wedge the queue
+    elseif now >= tonumber(h[3]) then
+      -- Past its TTL but beyond what this reap could reach: expire it, never lease it.
+      count_waiting(id, provider, h[1], h[2], h[3], -1)
+      finish(id, 'expired', now, EXPIRED_ERROR)
+      table.insert(found[1], id)
+    else
+      lease(id, h)
+    end
+  end
+end
+return {found, leases}

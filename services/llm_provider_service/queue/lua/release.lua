@@ -1,0 +1,13 @@
+-- Release: give a leased request back unspent (shutdown, or the breaker opened mid-flight),
+-- at its original place in the order; only for the current token.
+-- ARGV[7] id, [8] token. Returns 1, or 0 for a stale lease.
+local id, token = ARGV[7], ARGV[8]
+if not holds(id, token) then return 0 end
+local now = now_ms()
+redis.call('ZREM', key('leases'), id)
+redis.call('HINCRBY', req(id), 'attempts', -1)
+redis.call('HSET', req(id), 'status', 'queued', 'token', '0', 'updated_at', s(now))
+local h = redis.call('HMGET', req(id), 'provider', 'priority', 'score', 'queued_at', 'expires_at')
+count_waiting(id, h[1], h[2], h[4], h[5], 1)
+make_ready(id, h[1], h[3])
+return 1

@@ -1,0 +1,287 @@
+"""`RedisRequestQueue`: the durable outage queue, every state change one atomic Lua script."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, cast
+from uuid import UUID
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from common_core.api_models import ComparisonResult, ErrorInfo
+from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
+from services.llm_provider_service.errors import (
+    ConflictError,
+    NotFoundError,
+    QueueFullError,
+    QueueUnavailableError,
+)
+from services.llm_provider_service.models import (
+    ComparisonJob,
+    Lease,
+    QueueRecord,
+    QueueStats,
+    ReapReport,
+)
+from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.queue.keys import QueueKeys
+
+logger = logging.getLogger(__name__)
+
+QUEUE_FULL_RETRY_AFTER_SECONDS = 30.0
+_SCRIPTS = ("enqueue", "claim", "heartbeat", "complete", "fail", "release", "cancel", "reap")
+_EXPIRED = ErrorInfo(
+    code=ErrorCode.REQUEST_EXPIRED.value,
+    message="the request reached its expires_at before a provider answered it",
+)
+
+
+def _load_script(name: str) -> str:
+    lua = resources.files("services.llm_provider_service.queue") / "lua"
+    return (lua / "_lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+def _utc(ms: str | int) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+@asynccontextmanager
+async def translated_redis_errors() -> AsyncIterator[None]:
+    """Redis failures become `QueueUnavailableError`; nothing else leaks from the adapter."""
+    try:
+        yield
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+        raise QueueUnavailableError(
+            f"the request queue (Redis) is unreachable: {exc}", retry_after=5.0
+        ) from exc
+    except redis_errors.ResponseError as exc:
+        # LOADING, MISCONF (cannot persist), READONLY (failover), OOM (noeviction, full):
+        # Redis is there but will not keep our writes now, which is the same to a caller.
+        raise QueueUnavailableError(
+            f"the request queue (Redis) refused the operation: {exc}", retry_after=5.0
+        ) from exc
+
+
+class RedisRequestQueue:
+    """The `RequestQueue` contract on Redis; see documentation/queue.md for the design.
+
+    `time_offset_ms` shifts Redis `TIME` for tests that must move time; it is always 0 in
+    the service, where Redis `TIME` is the only clock.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: QueueKeys,
+        config: QueueConfig,
+        *,
+        time_offset_ms: Callable[[], int] = lambda: 0,
+        reap_limit: int = 500,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._config = config
+        self._offset = time_offset_ms
+        self._reap_limit = reap_limit
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(_load_script(name)) for name in _SCRIPTS
+        }
+        self._unreported_expired: list[str] = []
+        self._unreported_failed: list[str] = []
+        self._unreported_counts = [0, 0]
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        common = (
+            self._keys.tag,
+            self._offset(),
+            round(self._config.result_retention_seconds * 1000),
+            _EXPIRED.model_dump_json(),
+            ErrorInfo(
+                code=ErrorCode.LEASE_EXPIRED.value,
+                message=f"the worker holding it stopped heart-beating, with all "
+                f"{self._config.max_attempts} attempts spent; it is not retried again",
+            ).model_dump_json(),
+            self._reap_limit,
+        )
+        async with translated_redis_errors():
+            return await self._scripts[name](keys=[self._keys.fence], args=[*common, *args])
+
+    async def enqueue(
+        self, job: ComparisonJob, *, priority: int, ttl_seconds: int, delay_seconds: float = 0.0
+    ) -> QueueRecord:
+        outcome = await self._run(
+            "enqueue",
+            str(job.request_id),
+            job.provider.value,
+            priority,
+            ttl_seconds * 1000,
+            self._config.priority_boost_ms,
+            self._config.max_size,
+            self._config.max_attempts,
+            job.model_dump_json(),
+            str(job.correlation_id),
+            round(delay_seconds * 1000),
+        )
+        if int(outcome[0]) == -1:
+            raise QueueFullError(
+                f"the request queue holds its maximum of {self._config.max_size} requests",
+                details={"max_size": self._config.max_size},
+                retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
+            )
+        flat = outcome[1]
+        return _record(str(job.request_id), dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    async def claim(self, provider: LLMProviderType, *, limit: int, owner: str) -> list[Lease]:
+        found, leases = await self._run("claim", provider.value, limit, owner, self._lease_ms)
+        self._remember(found)
+        return [
+            Lease(
+                queue_id=UUID(queue_id),
+                token=int(token),
+                owner=owner,
+                attempt=int(attempts),
+                job=ComparisonJob.model_validate_json(job),
+                queued_at=_utc(queued_at),
+                claimed_at=_utc(claimed_at),
+            )
+            for queue_id, token, attempts, job, queued_at, claimed_at in leases
+        ]
+
+    @property
+    def _lease_ms(self) -> int:
+        return round(self._config.lease_seconds * 1000)
+
+    async def heartbeat(self, lease: Lease) -> bool:
+        args = (str(lease.queue_id), str(lease.token), self._lease_ms)
+        return int(await self._run("heartbeat", *args)) == 1
+
+    async def complete(self, lease: Lease, result: ComparisonResult) -> bool:
+        args = (str(lease.queue_id), str(lease.token), result.model_dump_json())
+        return int(await self._run("complete", *args)) == 1
+
+    async def fail(
+        self, lease: Lease, error: ErrorInfo, *, retry_in: float | None
+    ) -> QueueStatus | None:
+        retry_ms = -1 if retry_in is None else max(0, round(retry_in * 1000))
+        args = (str(lease.queue_id), str(lease.token), error.model_dump_json(), retry_ms)
+        outcome = await self._run("fail", *args)
+        return QueueStatus(outcome) if outcome else None
+
+    async def release(self, lease: Lease) -> bool:
+        return int(await self._run("release", str(lease.queue_id), str(lease.token))) == 1
+
+    async def get(self, queue_id: UUID) -> QueueRecord | None:
+        async with translated_redis_errors():
+            fields = await self._redis.hgetall(self._keys.request(str(queue_id)))
+        return _record(str(queue_id), cast(dict[str, str], fields)) if fields else None
+
+    async def position(self, queue_id: UUID) -> int | None:
+        async with translated_redis_errors():
+            status, provider, score = cast(
+                list[str | None],
+                await self._redis.hmget(
+                    self._keys.request(str(queue_id)), ["status", "provider", "score"]
+                ),
+            )
+            if status != QueueStatus.QUEUED.value or provider is None or score is None:
+                return None
+            ready = self._keys.ready(LLMProviderType(provider))
+            ahead = await self._redis.zcount(ready, "-inf", f"({score}")
+        return int(ahead) + 1
+
+    async def cancel(self, queue_id: UUID) -> QueueRecord:
+        outcome = await self._run("cancel", str(queue_id))
+        if outcome == "missing":
+            raise NotFoundError(f"no queued request {queue_id}")
+        if outcome != "ok":
+            raise ConflictError(
+                f"request {queue_id} is {outcome} and can no longer be cancelled",
+                details={"queue_id": str(queue_id), "status": outcome},
+            )
+        record = await self.get(queue_id)
+        assert record is not None  # just written; retention is hours
+        return record
+
+    async def reap(self) -> ReapReport:
+        self._remember(await self._run("reap"))
+        expired, failed = self._unreported_expired, self._unreported_failed
+        lease_expiries, promoted = self._unreported_counts
+        self._unreported_expired, self._unreported_failed = [], []
+        self._unreported_counts = [0, 0]
+        return ReapReport(
+            expired=tuple(await self._records(expired)),
+            failed=tuple(await self._records(failed)),
+            lease_expiries=lease_expiries,
+            promoted=promoted,
+        )
+
+    def _remember(self, found: list[Any]) -> None:
+        """Keep what a claim's or reap's housekeeping changed, for the next `reap()` report."""
+        expired, failed, lease_expiries, promoted = found
+        self._unreported_expired.extend(expired)
+        self._unreported_failed.extend(failed)
+        self._unreported_counts[0] += int(lease_expiries)
+        self._unreported_counts[1] += int(promoted)
+
+    async def _records(self, ids: list[str]) -> list[QueueRecord]:
+        if not ids:
+            return []
+        async with translated_redis_errors(), self._redis.pipeline(transaction=False) as pipe:
+            for queue_id in ids:
+                pipe.hgetall(self._keys.request(queue_id))
+            rows = await pipe.execute()
+        return [_record(qid, row) for qid, row in zip(ids, rows, strict=True) if row]
+
+    async def stats(self) -> QueueStats:
+        keys = self._keys
+        async with translated_redis_errors(), self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.depth)
+            pipe.hgetall(keys.priorities)
+            pipe.zcard(keys.leases)
+            pipe.zrange(keys.enqueued, 0, 0, withscores=True)
+            pipe.time()
+            depth, priorities, processing, oldest, (secs, micros) = await pipe.execute()
+        now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
+        oldest_ms = int(oldest[0][1]) if oldest else None
+        return QueueStats(
+            depth={LLMProviderType(p): int(n) for p, n in depth.items() if int(n) > 0},
+            depth_by_priority={int(p): int(n) for p, n in priorities.items() if int(n) > 0},
+            processing=int(processing),
+            oldest_queued_at=None if oldest_ms is None else _utc(oldest_ms),
+            oldest_age_seconds=None if oldest_ms is None else max(0, now_ms - oldest_ms) / 1000,
+        )
+
+    async def wait_for_work(self, max_wait: float) -> None:
+        """BLPOP on the wake list; on a Redis failure, wait out `max_wait` instead of
+        returning at once, so an idle worker never spins against a dead server."""
+        try:
+            async with translated_redis_errors():
+                await self._redis.blpop([self._keys.wake], timeout=max(max_wait, 0.01))
+        except QueueUnavailableError:
+            await asyncio.sleep(max_wait)
+
+
+def _record(queue_id: str, h: dict[str, str]) -> QueueRecord:
+    status = QueueStatus(h["status"])
+    return QueueRecord(
+        queue_id=UUID(queue_id),
+        correlation_id=UUID(h["correlation_id"]),
+        provider=LLMProviderType(h["provider"]),
+        status=status,
+        priority=int(h["priority"]),
+        queued_at=_utc(h["queued_at"]),
+        updated_at=_utc(h["updated_at"]),
+        expires_at=_utc(h["expires_at"]),
+        attempts=int(h["attempts"]),
+        max_attempts=int(h["max_attempts"]),
+        job=ComparisonJob.model_validate_json(h["job"]),
+        result=ComparisonResult.model_validate_json(h["result"]) if "result" in h else None,
+        error=ErrorInfo.model_validate_json(h["error"]) if "error" in h else None,
+    )

@@ -1,0 +1,50 @@
+"""The `RequestQueue` contract run against `RedisRequestQueue` on a real redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+import tests.contract.queue_contract as contract
+from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.queue.config import QueueConfig
+
+# See tests/unit/services/llm_provider_service/queue/test_memory.py for why a star import.
+from tests.contract.queue_contract import *  # noqa: F403
+from tests.support.redis_queue import QueueBuilder
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def clock(redis_client: Redis) -> QueueBuilder:
+    return QueueBuilder(redis_client)
+
+
+@pytest.fixture
+def queue_factory():
+    def build(config: QueueConfig, builder: QueueBuilder) -> RequestQueue:
+        return builder.build(config)
+
+    return build
+
+
+@pytest.fixture
+def advance(clock: QueueBuilder):
+    async def advance(seconds: float) -> None:
+        clock.time.advance(seconds)
+
+    return advance
+
+
+def test_every_contract_test_is_collected_here() -> None:
+    contract_tests = {name for name in vars(contract) if name.startswith("test_")}
+    assert contract_tests <= set(globals())

@@ -1,0 +1,140 @@
+"""Exactly-once requests (R2): one Idempotency-Key, one request, even under concurrent retries."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.integration.conftest import StartApp
+from tests.support.redis_server import RedisServer
+
+COMPARISON = "/api/v1/comparison"
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    return {
+        "user_prompt": "Which essay is better argued?",
+        "essay_a": "A careful argument.",
+        "essay_b": "A loud assertion.",
+        **fields,
+    }
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"idem{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def redis_app(start_app: StartApp, redis_server: RedisServer, prefix: str):
+    return await start_app(
+        enable_queue_persistence=True,
+        redis_url=redis_server.url,
+        queue_key_prefix=prefix,
+        worker_enabled=False,
+    )
+
+
+async def count_records(redis_server: RedisServer, prefix: str) -> int:
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        return len([k async for k in redis.scan_iter(match=f"{{{prefix}}}:req:*")])
+    finally:
+        await redis.aclose()
+
+
+async def calls_made(client) -> float:
+    text = (await (await client.get("/metrics")).get_data(as_text=True)).splitlines()
+    lines = [
+        line
+        for line in text
+        if line.startswith("llm_provider_provider_calls_total{") and 'outcome="success"' in line
+    ]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+async def test_r2_concurrent_retries_with_one_key_make_one_record(
+    redis_app, redis_server: RedisServer, prefix: str
+):
+    headers = {"Idempotency-Key": "cj-batch-7-pair-1-2"}
+    responses = await asyncio.gather(
+        *(
+            redis_app.post(COMPARISON, json=body(processing_mode="async"), headers=headers)
+            for _ in range(40)
+        )
+    )
+    assert {r.status_code for r in responses} == {202}
+    queue_ids = {(await r.get_json())["queue_id"] for r in responses}
+    assert len(queue_ids) == 1
+    assert await count_records(redis_server, prefix) == 1
+    replayed = [r for r in responses if r.headers.get("Idempotent-Replayed") == "true"]
+    assert len(replayed) == 39
+
+
+async def test_r2_same_key_with_another_body_is_refused(redis_app):
+    headers = {"Idempotency-Key": "k-1"}
+    first = await redis_app.post(COMPARISON, json=body(processing_mode="async"), headers=headers)
+    assert first.status_code == 202
+    other = await redis_app.post(
+        COMPARISON, json=body(processing_mode="async", essay_b="Different."), headers=headers
+    )
+    assert other.status_code == 409
+    assert (await other.get_json())["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_r2_immediate_retry_returns_the_same_result_with_one_call(start_app: StartApp):
+    client = await start_app()
+    headers = {"Idempotency-Key": "feedback-123"}
+    results = await asyncio.gather(
+        *(client.post(COMPARISON, json=body(), headers=headers) for _ in range(10))
+    )
+    assert {r.status_code for r in results} == {200}
+    bodies = [await r.get_json() for r in results]
+    assert len({b["request_id"] for b in bodies}) == 1
+    assert len({(b["winner"], b["justification"]) for b in bodies}) == 1
+    assert await calls_made(client) == 1.0
+
+
+async def test_identical_requests_without_a_key_are_independent_judgements(start_app: StartApp):
+    client = await start_app()
+    bodies = [await (await client.post(COMPARISON, json=body())).get_json() for _ in range(15)]
+    assert len({b["request_id"] for b in bodies}) == 15
+    assert await calls_made(client) == 15.0
+    assert len({(b["winner"], b["confidence"], b["justification"]) for b in bodies}) > 1
+
+
+async def test_a_failed_first_attempt_frees_the_key(start_app: StartApp):
+    client = await start_app()
+    await client.post("/api/v1/dev/mock-fault", json={"error_rate": 1.0})
+    headers = {"Idempotency-Key": "retry-me"}
+    failed = await client.post(COMPARISON, json=body(processing_mode="immediate"), headers=headers)
+    assert failed.status_code == 503
+    await client.post("/api/v1/dev/mock-fault", json={"error_rate": 0.0})
+    retried = await client.post(COMPARISON, json=body(processing_mode="immediate"), headers=headers)
+    assert retried.status_code == 200
+    assert "Idempotent-Replayed" not in retried.headers
+
+
+async def test_the_field_works_like_the_header_and_they_must_agree(start_app: StartApp):
+    client = await start_app(worker_enabled=False)
+    first = await client.post(COMPARISON, json=body(processing_mode="async", idempotency_key="f"))
+    again = await client.post(
+        COMPARISON, json=body(processing_mode="async"), headers={"Idempotency-Key": "f"}
+    )
+    # The key is not part of the fingerprint: the same body with the key sent either way is
+    # the same request.
+    assert first.status_code == 202
+    assert again.status_code == 202
+    assert (await again.get_json())["queue_id"] == (await first.get_json())["queue_id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    mismatch = await client.post(
+        COMPARISON,
+        json=body(processing_mode="async", idempotency_key="a"),
+        headers={"Idempotency-Key": "b"},
+    )
+    assert mismatch.status_code == 400
+    assert (await mismatch.get_json())["error"]["details"]["field"] == "idempotency_key"
