@@ -68,6 +68,7 @@ from services.llm_provider_service.providers.judgement import (
     JUDGEMENT_SCHEMA,
     TOOL_DESCRIPTION,
     TOOL_NAME,
+    ask_until_valid,
     parse_judgement,
 )
 from services.llm_provider_service.settings import ProviderSettings
@@ -131,19 +132,13 @@ class AnthropicProvider:
         """One fresh judgement; re-asks an invalid answer at most `invalid_response_reasks`
         times and raises only `ProviderError`s."""
         call = self._plan(prompt, overrides)
-        spent = TokenUsage()
-        failure: InvalidProviderResponseError | None = None
-        for attempt in range(1 + self._config.invalid_response_reasks):
-            if failure is not None:
-                logger.info("re-asking anthropic (attempt %d): %s", attempt + 1, failure.message)
-            try:
-                message = await self._send(call)
-                spent = _added(spent, _usage(message))
-                return _judgement(message, call.model, spent)
-            except InvalidProviderResponseError as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
+        return await ask_until_valid(
+            _PROVIDER,
+            self._config.invalid_response_reasks,
+            lambda: self._send(call),
+            _usage,
+            lambda message, spent: _judgement(message, call.model, spent),
+        )
 
     def _plan(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> _Call:
         if overrides.output_verbosity is not None:
@@ -269,13 +264,4 @@ def _usage(message: Message) -> TokenUsage:
         completion_tokens=usage.output_tokens,
         total_tokens=prompt + usage.output_tokens,
         cached_prompt_tokens=cache_read,
-    )
-
-
-def _added(a: TokenUsage, b: TokenUsage) -> TokenUsage:
-    return TokenUsage(
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-        total_tokens=a.total_tokens + b.total_tokens,
-        cached_prompt_tokens=a.cached_prompt_tokens + b.cached_prompt_tokens,
     )

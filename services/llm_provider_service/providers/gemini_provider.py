@@ -57,7 +57,11 @@ from services.llm_provider_service.providers.http_errors import (
     retry_after_seconds,
     timeout_error,
 )
-from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, parse_judgement
+from services.llm_provider_service.providers.judgement import (
+    JUDGEMENT_SCHEMA,
+    ask_until_valid,
+    parse_judgement,
+)
 from services.llm_provider_service.settings import ProviderSettings
 
 logger = logging.getLogger(__name__)
@@ -98,19 +102,13 @@ class GeminiProvider:
         times and raises only `ProviderError`s."""
         model = overrides.model_override or self._config.default_model
         config = self._generation_config(prompt, overrides, model)
-        spent = TokenUsage()
-        failure: InvalidProviderResponseError | None = None
-        for attempt in range(1 + self._config.invalid_response_reasks):
-            if failure is not None:
-                logger.info("re-asking gemini (attempt %d): %s", attempt + 1, failure.message)
-            try:
-                response = await self._send(model, prompt.user_prompt, config)
-                spent = _added(spent, _usage(response))
-                return _judgement(response, model, spent)
-            except InvalidProviderResponseError as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
+        return await ask_until_valid(
+            _PROVIDER,
+            self._config.invalid_response_reasks,
+            lambda: self._send(model, prompt.user_prompt, config),
+            _usage,
+            lambda response, spent: _judgement(response, model, spent),
+        )
 
     def _generation_config(
         self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides, model: str
@@ -247,13 +245,4 @@ def _usage(response: types.GenerateContentResponse) -> TokenUsage:
         completion_tokens=completion,
         total_tokens=meta.total_token_count or prompt + completion,
         cached_prompt_tokens=meta.cached_content_token_count or 0,
-    )
-
-
-def _added(a: TokenUsage, b: TokenUsage) -> TokenUsage:
-    return TokenUsage(
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-        total_tokens=a.total_tokens + b.total_tokens,
-        cached_prompt_tokens=a.cached_prompt_tokens + b.cached_prompt_tokens,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -11,6 +13,9 @@ from common_core.api_models import JUSTIFICATION_MAX_CHARS, TokenUsage
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.errors import InvalidProviderResponseError
 from services.llm_provider_service.models import Judgement
+
+logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 TOOL_NAME = "comparison_result"
 TOOL_DESCRIPTION = "Record which essay is better, why, and how confident you are."
@@ -96,3 +101,41 @@ def _as_object(provider: LLMProviderType, payload: str | dict[str, Any] | None) 
             provider, f"{provider.value} returned JSON that is not an object"
         )
     return data
+
+
+def added_usage(a: TokenUsage, b: TokenUsage) -> TokenUsage:
+    return TokenUsage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        total_tokens=a.total_tokens + b.total_tokens,
+        cached_prompt_tokens=a.cached_prompt_tokens + b.cached_prompt_tokens,
+    )
+
+
+async def ask_until_valid(
+    provider: LLMProviderType,
+    reasks: int,
+    send: Callable[[], Awaitable[R]],
+    usage_of: Callable[[R], TokenUsage],
+    judge: Callable[[R, TokenUsage], Judgement],
+) -> Judgement:
+    """`send` once, and again up to `reasks` times while the answer is invalid.
+
+    `judge(response, usage)` turns a response into a judgement (raising
+    `InvalidProviderResponseError` for one outside the schema); `usage` sums every attempt's
+    tokens, since the vendor bills the re-asks too. Outage errors are never re-asked: the
+    queue's backoff, not a tight loop here, retries those.
+    """
+    spent = TokenUsage()
+    failure: InvalidProviderResponseError | None = None
+    for attempt in range(1 + max(0, reasks)):
+        if failure is not None:
+            logger.info("re-asking %s (attempt %d): %s", provider.value, attempt + 1, failure)
+        try:
+            response = await send()
+            spent = added_usage(spent, usage_of(response))
+            return judge(response, spent)
+        except InvalidProviderResponseError as exc:
+            failure = exc
+    assert failure is not None
+    raise failure

@@ -38,6 +38,7 @@ from services.llm_provider_service.providers.http_errors import (
 from services.llm_provider_service.providers.judgement import (
     JUDGEMENT_SCHEMA,
     TOOL_NAME,
+    ask_until_valid,
     parse_judgement,
 )
 from services.llm_provider_service.settings import ProviderSettings
@@ -159,17 +160,13 @@ class OpenAICompatibleProvider(ABC):
         answered (it may name a dated snapshot or the routed model), else the requested one.
         """
         request = self._build_request(prompt, overrides)
-        for reask in range(1, max(0, self._config.invalid_response_reasks) + 1):
-            try:
-                return await self._attempt(request)
-            except InvalidProviderResponseError as exc:
-                logger.warning(
-                    "%s answer outside the judgement schema (%s); re-asking (%d)",
-                    self._provider.value,
-                    exc.message,
-                    reask,
-                )
-        return await self._attempt(request)
+        return await ask_until_valid(
+            self._provider,
+            self._config.invalid_response_reasks,
+            lambda: self._attempt(request),
+            _usage_or_zero,
+            lambda completion, spent: self._judge(completion, request, spent),
+        )
 
     @abstractmethod
     def _build_request(
@@ -178,15 +175,21 @@ class OpenAICompatibleProvider(ABC):
         """The request for this prompt and these overrides; unsupported overrides are left
         out with a debug log, so that they never cause an upstream 400."""
 
-    async def _attempt(self, request: ChatRequest) -> Judgement:
+    async def _attempt(self, request: ChatRequest) -> ChatCompletion:
         async with self._semaphore:
-            completion = await self._send(request)
+            return await self._send(request)
+
+    def _judge(
+        self, completion: ChatCompletion, request: ChatRequest, spent: TokenUsage
+    ) -> Judgement:
+        """The judgement, with the tokens of every attempt (re-asks are billed too)."""
         try:
-            return judgement_from_completion(self._provider, completion, request.model)
+            judgement = judgement_from_completion(self._provider, completion, request.model)
         except ProviderError:
             raise
         except Exception as exc:  # a 200 body that is JSON but not a chat completion
             raise _not_a_completion(self._provider, exc) from exc
+        return judgement.model_copy(update={"token_usage": spent})
 
     async def _send(self, request: ChatRequest) -> ChatCompletion:
         provider = self._provider
@@ -283,6 +286,14 @@ def _embedded_error(provider: LLMProviderType, completion: ChatCompletion) -> Pr
             return error_for_status(provider, code, detail)
         return InvalidProviderResponseError(provider, f"{provider.value} error: {detail}"[:500])
     return InvalidProviderResponseError(provider, f"{provider.value} returned no choices")
+
+
+def _usage_or_zero(completion: ChatCompletion) -> TokenUsage:
+    """Usage of a response that may not even be a well-formed completion."""
+    try:
+        return token_usage(completion)
+    except Exception:  # counted as zero; the judge step reports what is wrong with it
+        return TokenUsage()
 
 
 def token_usage(completion: ChatCompletion) -> TokenUsage:

@@ -413,3 +413,16 @@ def test_the_answering_model_and_usage_are_reported() -> None:
     assert judgement.provider_request_id == "chatcmpl-1"
     assert judgement.token_usage.total_tokens == 15
     assert judgement.token_usage.cached_prompt_tokens == 0
+
+
+async def test_a_reasked_judgement_reports_the_tokens_of_every_attempt(
+    make_provider: MakeProvider, fake: FakeUpstream
+) -> None:
+    plain = await make_provider().compare(PROMPT, LLMConfigOverrides())
+    fake.fail("openai", "schema_violation", times=1)
+
+    reasked = await make_provider().compare(PROMPT, LLMConfigOverrides())
+
+    # The vendor bills the rejected answer too, so the usage (and the cost) counts it.
+    assert reasked.token_usage.prompt_tokens == 2 * plain.token_usage.prompt_tokens
+    assert reasked.token_usage.completion_tokens > plain.token_usage.completion_tokens / 2
