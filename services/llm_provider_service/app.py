@@ -12,7 +12,14 @@ from quart import Quart, Response, g, request
 from quart_dishka import QuartDishka
 from quart_schema import Info, QuartSchema
 
-from services.llm_provider_service.api import comparison, drills, health, providers, status
+from services.llm_provider_service.api import (
+    comparison,
+    drills,
+    health,
+    providers,
+    status,
+    status_ws,
+)
 from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
 from services.llm_provider_service.metrics import ServiceMetrics
@@ -42,7 +49,7 @@ def create_app(settings: Settings | None = None, container: AsyncContainer | Non
         redoc_ui_path="/redocs",
         scalar_ui_path=None,
     )
-    for blueprint in (comparison.bp, status.bp, providers.bp, health.bp):
+    for blueprint in (comparison.bp, status.bp, status_ws.bp, providers.bp, health.bp):
         app.register_blueprint(blueprint)
     if not settings.environment.is_deployed:
         app.register_blueprint(drills.bp)
