@@ -14,6 +14,7 @@ from common_core.api_models import (
     ComparisonResult,
     ErrorInfo,
     LLMConfigOverrides,
+    QueueStatusResponse,
     TokenUsage,
 )
 from common_core.enums import EssayWinner, LLMProviderType, QueueStatus
@@ -76,6 +77,22 @@ class QueueRecord(BaseModel):
     job: ComparisonJob
     result: ComparisonResult | None = None
     error: ErrorInfo | None = None
+
+    def status_response(self, position: int | None) -> QueueStatusResponse:
+        """The public status body (`GET /api/v1/status`, the status WebSocket)."""
+        return QueueStatusResponse(
+            queue_id=self.queue_id,
+            correlation_id=self.correlation_id,
+            status=self.status,
+            provider=self.provider,
+            queued_at=self.queued_at,
+            updated_at=self.updated_at,
+            expires_at=self.expires_at,
+            attempts=self.attempts,
+            position_in_queue=position,
+            result=self.result,
+            error=self.error,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from services.llm_provider_service.errors import (
 )
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import ComparisonJob, Judgement
+from services.llm_provider_service.models import ComparisonJob, ComparisonPrompt, Judgement
 from services.llm_provider_service.prompt import prompt_sha256, render_prompt
 from services.llm_provider_service.protocols import RequestQueue, ResponseCache
 from services.llm_provider_service.provider_registry import ProviderRegistry
@@ -117,7 +117,8 @@ class ComparisonOrchestrator:
         provider = self._providers.resolve(
             request.llm_config_overrides.provider_override if request.llm_config_overrides else None
         )
-        render_prompt(request)  # refuse a broken prompt before anything is queued or called
+        # Rendered once, here: a broken prompt is refused before anything is queued or called.
+        prompt = render_prompt(request)
         job = ComparisonJob(
             request_id=request_id or uuid.uuid4(),
             correlation_id=request.correlation_id or correlation_id or uuid.uuid4(),
@@ -128,7 +129,7 @@ class ComparisonOrchestrator:
         )
         mode = request.processing_mode
         if request.cache_mode is CacheMode.DEVELOPMENT and mode is not ProcessingMode.ASYNC:
-            cached = await self._from_cache(job)
+            cached = await self._from_cache(job, prompt)
             if cached is not None:
                 return Completed(cached, provider_seconds=0.0)
         if mode is ProcessingMode.ASYNC:
@@ -142,7 +143,7 @@ class ComparisonOrchestrator:
             return await self._enqueue(job, reason="circuit_open")
         try:
             started = time.perf_counter()
-            result = await self.execute(job)
+            result = await self.execute(job, prompt=prompt)
         except ProviderError as exc:
             if mode is ProcessingMode.QUEUE_IF_UNAVAILABLE and exc.retryable:
                 # The provider just failed: do not have a worker call it again at once.
@@ -156,16 +157,22 @@ class ComparisonOrchestrator:
         return Completed(result, provider_seconds=time.perf_counter() - started)
 
     async def execute(
-        self, job: ComparisonJob, *, attempt: int = 1, from_queue: bool = False
+        self,
+        job: ComparisonJob,
+        *,
+        attempt: int = 1,
+        from_queue: bool = False,
+        prompt: ComparisonPrompt | None = None,
     ) -> ComparisonResult:
         """One fresh call to the job's provider through its breaker.
 
-        Raises the provider's `ProviderError` (or `CircuitOpenError` when the breaker refuses
-        the call). Used by `submit` and by the queue worker alike.
+        `prompt` is the job's rendered prompt when the caller has it already (the worker
+        renders it here). Raises the provider's `ProviderError` (or `CircuitOpenError` when
+        the breaker refuses the call). Used by `submit` and by the queue worker alike.
         """
         provider_name = job.provider
         adapter = self._providers.get(provider_name)
-        prompt = render_prompt(job.request)
+        prompt = prompt or render_prompt(job.request)
         overrides = job.overrides
         model = overrides.model_override or adapter.default_model
         await self._events.emit(
@@ -245,12 +252,14 @@ class ComparisonOrchestrator:
             topic=job.request.callback_topic,
         )
 
-    async def _from_cache(self, job: ComparisonJob) -> ComparisonResult | None:
+    async def _from_cache(
+        self, job: ComparisonJob, prompt: ComparisonPrompt
+    ) -> ComparisonResult | None:
         """The development cache's judgement for this call, if any (development only: the
         request was refused before this point unless ENABLE_RESPONSE_CACHE is set)."""
         adapter = self._providers.get(job.provider)
         model = job.overrides.model_override or adapter.default_model
-        key = call_key(job.provider, model, render_prompt(job.request), job.overrides)
+        key = call_key(job.provider, model, prompt, job.overrides)
         judgement = await self._cache.get(key)
         if judgement is None:
             return None

@@ -29,20 +29,7 @@ def _parse_id(queue_id: str) -> UUID:
 
 
 def _body(record: QueueRecord, position: int | None) -> Response:
-    response = QueueStatusResponse(
-        queue_id=record.queue_id,
-        correlation_id=record.correlation_id,
-        status=record.status,
-        provider=record.provider,
-        queued_at=record.queued_at,
-        updated_at=record.updated_at,
-        expires_at=record.expires_at,
-        attempts=record.attempts,
-        position_in_queue=position,
-        result=record.result,
-        error=record.error,
-    )
-    return json_response(response)
+    return json_response(record.status_response(position))
 
 
 @bp.get("/status/<queue_id>")

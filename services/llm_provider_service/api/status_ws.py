@@ -9,30 +9,13 @@ from dishka import FromDishka
 from quart import Blueprint, websocket
 from quart_dishka import inject
 
-from common_core.api_models import ErrorDetail, ErrorResponse, QueueStatusResponse
+from common_core.api_models import ErrorDetail, ErrorResponse
 from common_core.enums import ErrorCode, QueueStatus
 from services.llm_provider_service.errors import QueueUnavailableError
-from services.llm_provider_service.models import QueueRecord
 from services.llm_provider_service.protocols import RequestQueue
 from services.llm_provider_service.settings import Settings
 
 bp = Blueprint("status_ws", __name__, url_prefix="/api/v1")
-
-
-def _message(record: QueueRecord, position: int | None) -> str:
-    return QueueStatusResponse(
-        queue_id=record.queue_id,
-        correlation_id=record.correlation_id,
-        status=record.status,
-        provider=record.provider,
-        queued_at=record.queued_at,
-        updated_at=record.updated_at,
-        expires_at=record.expires_at,
-        attempts=record.attempts,
-        position_in_queue=position,
-        result=record.result,
-        error=record.error,
-    ).model_dump_json()
 
 
 def _error(code: ErrorCode, message: str) -> str:
@@ -66,7 +49,7 @@ async def watch_status(
             return
         current = (record.status, record.attempts, position, record.updated_at)
         if current != last:
-            await websocket.send(_message(record, position))
+            await websocket.send(record.status_response(position).model_dump_json())
             last = current
         if record.status.is_terminal:
             return
