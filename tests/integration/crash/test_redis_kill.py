@@ -92,7 +92,7 @@ async def snapshot_after_restart(redis: Redis, keys: QueueKeys, ids: list[UUID])
 
 
 def compare(before: Snapshot, after: Snapshot) -> tuple[int, int, list[str]]:
-    """(leases held unchanged, results unchanged, problems): everything `before` held must
+    """(leases that survived, results unchanged, problems): everything `before` held must
     still be there after the restart, or have moved on, never back."""
     problems: list[str] = []
     held = results = 0
@@ -119,6 +119,11 @@ def compare(before: Snapshot, after: Snapshot) -> tuple[int, int, list[str]]:
                 problems.append(f"{queue_id}: leased but missing from the lease set")
             elif new["token"] == old["token"]:
                 held += 1
+        elif old["status"] == "processing" and new.get("completed_by") == old["token"]:
+            # Completed by the very lease the snapshot saw: `complete` succeeds only for the
+            # current token, so that lease survived the restart too. (Its holder may finish
+            # between the restart and this read, now that stale connections are retried.)
+            held += 1
     return held, results, problems
 
 
@@ -196,7 +201,7 @@ async def test_killing_redis_loses_no_acknowledged_enqueue_lease_or_result(
         f"twice {len(more)}; refused while down {out.refused} + {out.transport_errors} transport "
         f"errors; records stored {stored} (so {stored - len(acknowledged)} were kept although "
         f"refused); snapshot before the kill: {len(before.records)} records, "
-        f"{len(before.leases)} leases (held unchanged after the restart: {held}), {results} "
+        f"{len(before.leases)} leases (surviving the restart: {held}), {results} "
         f"completed results unchanged; Redis down {restarted - killed:.1f}s; drained "
         f"{drained_after:.1f}s after the restart"
     )
@@ -206,7 +211,7 @@ async def test_killing_redis_loses_no_acknowledged_enqueue_lease_or_result(
     # At least once, and at most twice: only the calls in flight at the kill run twice (the
     # test below checks that calls made after the restart are not repeated).
     assert not more, "at most one extra execution"
-    assert held >= 1, "the snapshot must hold a lease that is still held after the restart"
+    assert held >= 1, "the snapshot must hold a lease that survived the restart"
     assert results >= 1, "the snapshot must hold a completed result"
     assert set(out.refused) <= {503}, out.refused
     assert resumed, "the worker must work again after the restart"
