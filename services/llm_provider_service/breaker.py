@@ -1,9 +1,12 @@
-"""Per-provider circuit breakers: aiobreaker's counting, with a one-probe gate in half-open.
+"""Circuit breakers: aiobreaker's counting, with a one-probe gate in half-open.
 
 aiobreaker 1.2 keeps its state in memory per replica (its Redis storage blocks the event loop),
 lets every concurrent call through while half-open, and compares naive UTC with local time in
 `time_until_open`. So this wrapper keeps its own monotonic clock for the open period, admits
 one probe at a time once that period is over, and reports state from those facts.
+
+`CircuitBreaker` guards any dependency (the event broker uses one); `ProviderCircuitBreaker`
+is the per-LLM-provider flavour.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from services.llm_provider_service.errors import CircuitOpenError, ProviderError
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+TransitionListener = Callable[[str, CircuitBreakerState, CircuitBreakerState], None]
 StateListener = Callable[[LLMProviderType, CircuitBreakerState, CircuitBreakerState], None]
 
 _STATE_NAMES = {
@@ -31,32 +35,35 @@ _STATE_NAMES = {
 }
 
 
-def _counts_toward_breaker(exc: Exception) -> bool:
-    """Only outages trip a breaker: a 401 or a malformed request is not the vendor being down."""
-    return isinstance(exc, ProviderError) and exc.retryable
-
-
 class _TransitionListener(aiobreaker.CircuitBreakerListener):  # type: ignore[misc]
-    def __init__(self, owner: ProviderCircuitBreaker) -> None:
+    def __init__(self, owner: CircuitBreaker) -> None:
         self._owner = owner
 
     def state_change(self, breaker: Any, old: Any, new: Any) -> None:
         self._owner._on_transition(_STATE_NAMES[old.state], _STATE_NAMES[new.state])
 
 
-class ProviderCircuitBreaker:
-    """Guards one provider. `call` runs the vendor call, or raises `CircuitOpenError`."""
+class CircuitBreaker:
+    """Guards one dependency. `call` runs the guarded call, or raises `open_error(retry_after)`.
+
+    `counts_as_failure` decides which exceptions are outages; any other outcome, including
+    other exceptions, counts as a success (the dependency answered).
+    """
 
     def __init__(
         self,
-        provider: LLMProviderType,
+        name: str,
         *,
         failure_threshold: int,
         reset_timeout_seconds: float,
-        on_transition: StateListener | None = None,
+        counts_as_failure: Callable[[Exception], bool],
+        open_error: Callable[[float], Exception],
+        on_transition: TransitionListener | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.provider = provider
+        self.name = name
+        self._counts_as_failure = counts_as_failure
+        self._open_error = open_error
         self._reset_timeout = reset_timeout_seconds
         self._monotonic = monotonic
         self._opened_at: float | None = None
@@ -68,9 +75,9 @@ class ProviderCircuitBreaker:
         self._breaker = aiobreaker.CircuitBreaker(
             fail_max=failure_threshold,
             timeout_duration=timedelta(seconds=reset_timeout_seconds),
-            exclude=[lambda exc: not _counts_toward_breaker(exc)],
+            exclude=[lambda exc: not counts_as_failure(exc)],
             listeners=[_TransitionListener(self)],
-            name=provider.value,
+            name=name,
         )
 
     @property
@@ -82,7 +89,7 @@ class ProviderCircuitBreaker:
         return raw
 
     def allows_call(self) -> bool:
-        """Whether a call now would reach the vendor (closed, or a free probe slot)."""
+        """Whether a call now would go through (closed, or a free probe slot)."""
         state = self.state
         if state is CircuitBreakerState.CLOSED:
             return True
@@ -99,14 +106,13 @@ class ProviderCircuitBreaker:
     async def call(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run `func(*args)` through the breaker.
 
-        Raises `CircuitOpenError` without calling when the breaker is open or a probe is
-        already in flight; otherwise returns or re-raises exactly what `func` did. Retryable
-        `ProviderError`s count as failures, everything else as a success for the breaker.
+        Raises `open_error` without calling when the breaker is open or a probe is already
+        in flight; otherwise returns or re-raises exactly what `func` did.
         """
         state = self.state
         is_probe = state is not CircuitBreakerState.CLOSED
         if is_probe and (state is CircuitBreakerState.OPEN or self._probe_in_flight):
-            raise CircuitOpenError(self.provider, retry_after=self._probe_retry_after())
+            raise self._open_error(self._probe_retry_after())
         if is_probe:
             self._probe_in_flight = True
             # aiobreaker's own clock check uses naive UTC; ours said the period is over, so
@@ -115,12 +121,12 @@ class ProviderCircuitBreaker:
         try:
             result: T = await self._breaker.call_async(func, *args)
         except aiobreaker.CircuitBreakerError as exc:
-            # This call itself failed and tripped the breaker: report the vendor's error.
+            # This call itself failed and tripped the breaker: report its own error.
             cause = exc.__cause__
             if isinstance(cause, Exception):
                 self._record_failure(cause)
                 raise cause from None
-            raise CircuitOpenError(self.provider, retry_after=self._probe_retry_after()) from exc
+            raise self._open_error(self._probe_retry_after()) from exc
         except Exception as exc:
             self._record_failure(exc)
             raise
@@ -134,11 +140,8 @@ class ProviderCircuitBreaker:
         return max(self.retry_after_seconds(), 1.0)
 
     def _record_failure(self, exc: Exception) -> None:
-        if _counts_toward_breaker(exc):
+        if self._counts_as_failure(exc):
             self.last_failure_at = datetime.now(UTC)
-            self.last_error = str(exc)
-        elif isinstance(exc, ProviderError):
-            # A non-outage error still tells us the vendor answered.
             self.last_error = str(exc)
 
     def _on_transition(self, old: CircuitBreakerState, new: CircuitBreakerState) -> None:
@@ -146,9 +149,53 @@ class ProviderCircuitBreaker:
             self._opened_at = self._monotonic()
         elif new is CircuitBreakerState.CLOSED:
             self._opened_at = None
-        logger.warning("circuit breaker %s: %s -> %s", self.provider.value, old.value, new.value)
+        logger.warning("circuit breaker %s: %s -> %s", self.name, old.value, new.value)
         if self._on_transition_cb is not None:
-            self._on_transition_cb(self.provider, old, new)
+            self._on_transition_cb(self.name, old, new)
+
+
+def _counts_toward_breaker(exc: Exception) -> bool:
+    """Only outages trip a breaker: a 401 or a malformed request is not the vendor being down."""
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+class ProviderCircuitBreaker(CircuitBreaker):
+    """Guards one provider: retryable `ProviderError`s count, an open breaker raises
+    `CircuitOpenError`."""
+
+    def __init__(
+        self,
+        provider: LLMProviderType,
+        *,
+        failure_threshold: int,
+        reset_timeout_seconds: float,
+        on_transition: StateListener | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.provider = provider
+
+        def open_error(retry_after: float) -> Exception:
+            return CircuitOpenError(provider, retry_after=retry_after)
+
+        def notify(_name: str, old: CircuitBreakerState, new: CircuitBreakerState) -> None:
+            if on_transition is not None:
+                on_transition(provider, old, new)
+
+        super().__init__(
+            provider.value,
+            failure_threshold=failure_threshold,
+            reset_timeout_seconds=reset_timeout_seconds,
+            counts_as_failure=_counts_toward_breaker,
+            open_error=open_error,
+            on_transition=notify,
+            monotonic=monotonic,
+        )
+
+    def _record_failure(self, exc: Exception) -> None:
+        super()._record_failure(exc)
+        if isinstance(exc, ProviderError) and not exc.retryable:
+            # A non-outage error still tells us the vendor answered.
+            self.last_error = str(exc)
 
 
 class CircuitBreakers:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from common_core.enums import CircuitBreakerState, LLMProviderType
-from services.llm_provider_service.breaker import ProviderCircuitBreaker
+from services.llm_provider_service.breaker import CircuitBreaker, ProviderCircuitBreaker
 from services.llm_provider_service.errors import (
     CircuitOpenError,
     ProviderAuthError,
@@ -161,3 +161,46 @@ async def test_closes_after_successful_probe_and_counts_from_zero(breaker, clock
             await breaker.call(fail_with, outage())
     assert breaker.state is CircuitBreakerState.CLOSED
     assert breaker.last_success_at is not None
+
+
+class OutageError(Exception):
+    pass
+
+
+class RefusedError(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"refused, retry after {retry_after}")
+        self.retry_after = retry_after
+
+
+async def test_generic_breaker_uses_its_own_failure_rule_error_and_name(clock):
+    seen: list[tuple[str, CircuitBreakerState, CircuitBreakerState]] = []
+    breaker = CircuitBreaker(
+        "kafka",
+        failure_threshold=2,
+        reset_timeout_seconds=5.0,
+        counts_as_failure=lambda exc: isinstance(exc, OutageError),
+        open_error=RefusedError,
+        on_transition=lambda name, old, new: seen.append((name, old, new)),
+        monotonic=clock,
+    )
+    for _ in range(3):  # not an outage by its rule: never trips
+        with pytest.raises(ValueError, match="bad"):
+            await breaker.call(fail_with, ValueError("bad"))
+    for _ in range(2):
+        with pytest.raises(OutageError):
+            await breaker.call(fail_with, OutageError("down"))
+    assert breaker.state is CircuitBreakerState.OPEN
+    assert breaker.last_error == "down"
+
+    with pytest.raises(RefusedError) as info:
+        await breaker.call(ok)
+    assert info.value.retry_after == pytest.approx(5.0)
+
+    clock.now += 6
+    assert await breaker.call(ok) == "ok"
+    assert seen == [
+        ("kafka", CircuitBreakerState.CLOSED, CircuitBreakerState.OPEN),
+        ("kafka", CircuitBreakerState.OPEN, CircuitBreakerState.HALF_OPEN),
+        ("kafka", CircuitBreakerState.HALF_OPEN, CircuitBreakerState.CLOSED),
+    ]
