@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from common_core.enums import (
     CacheMode,
     CircuitBreakerState,
+    DeliveryChannel,
+    DeliveryState,
     EssayWinner,
     HealthStatus,
     LLMProviderType,
@@ -119,6 +121,18 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class DeliveryStatus(BaseModel):
+    """Where one result delivery stands (a Kafka topic or a webhook)."""
+
+    channel: DeliveryChannel
+    destination: str
+    state: DeliveryState
+    attempts: int
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
 class QueueStatusResponse(BaseModel):
     """Body of `GET /api/v1/status/<queue_id>`."""
 
@@ -133,6 +147,7 @@ class QueueStatusResponse(BaseModel):
     position_in_queue: int | None = None
     result: ComparisonResult | None = None
     error: ErrorInfo | None = None
+    deliveries: list[DeliveryStatus] = Field(default_factory=list)
 
 
 class ErrorDetail(BaseModel):

@@ -65,6 +65,22 @@ _TERMINAL_STATUSES = frozenset(
 )
 
 
+class DeliveryChannel(StrEnum):
+    """How a result event reaches its consumer besides status polling."""
+
+    KAFKA = "kafka"
+    WEBHOOK = "webhook"
+
+
+class DeliveryState(StrEnum):
+    """A result delivery: waiting in the outbox, acknowledged, or given up (webhooks only:
+    a Kafka result is retried until the broker takes it)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class ReasoningEffort(StrEnum):
     NONE = "none"
     LOW = "low"
@@ -120,5 +136,6 @@ class ErrorCode(StrEnum):
     QUEUE_UNAVAILABLE = "QUEUE_UNAVAILABLE"
     QUEUE_FULL = "QUEUE_FULL"
     REQUEST_EXPIRED = "REQUEST_EXPIRED"
+    REQUEST_CANCELLED = "REQUEST_CANCELLED"
     LEASE_EXPIRED = "LEASE_EXPIRED"
     INTERNAL_ERROR = "INTERNAL_ERROR"

@@ -33,6 +33,11 @@ def topic_name(event: LLMProviderEvent, prefix: str = DEFAULT_TOPIC_PREFIX) -> s
     return f"{prefix}.llm_provider.{event.value}.v1"
 
 
+def event_type_name(event: LLMProviderEvent) -> str:
+    """`llm_provider.<event>.v1`, the envelope's `event_type`."""
+    return f"llm_provider.{event.value}.v1"
+
+
 DataT = TypeVar("DataT", bound=BaseModel)
 
 

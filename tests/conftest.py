@@ -84,3 +84,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A private Tansu broker (Kafka-compatible, in-memory) for the whole session, as a
+    `tests.support.kafka_broker.TansuBroker`; tests may stop and restart it, and must leave it
+    running. Tests isolate themselves with their own topic names."""
+    from tests.support.kafka_broker import TansuBroker
+
+    broker = TansuBroker(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

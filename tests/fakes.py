@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common_core.api_models import LLMConfigOverrides, TokenUsage
-from common_core.enums import EssayWinner, LLMProviderType
+from common_core.api_models import DependencyHealth, LLMConfigOverrides, TokenUsage
+from common_core.enums import EssayWinner, HealthStatus, LLMProviderType
 from common_core.events import EventEnvelope
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
 
@@ -64,3 +64,8 @@ class RecordingPublisher:
 
     def topics(self) -> list[str]:
         return [topic for topic, _ in self.events]
+
+    def health(self) -> DependencyHealth:
+        if self.fail_with is not None:
+            return DependencyHealth(status=HealthStatus.DEGRADED, detail="failing on purpose")
+        return DependencyHealth(status=HealthStatus.HEALTHY)

@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.di import check_dependencies, make_container
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
 from services.llm_provider_service.worker import QueueWorker
 
@@ -71,11 +72,26 @@ async def _work(settings: Settings) -> None:
             server, _thread = start_http_server(
                 settings.worker_metrics_port, addr=settings.host, registry=metrics.registry
             )
-        await worker.run(_stop_event())
+        relay = await container.get(ResultRelay)
+        stop, relay_stop = _stop_event(), asyncio.Event()
+        relay_task = asyncio.create_task(relay.run(relay_stop), name="result-relay")
+        try:
+            await worker.run(stop)
+        finally:
+            relay_stop.set()
+            await relay_task
     finally:
         if server is not None:
             server.shutdown()
         await container.close()
+
+
+def _drop_broker_reconnect_noise(record: logging.LogRecord) -> bool:
+    """aiokafka logs an ERROR for every failed reconnect while the broker is down; the
+    Kafka publisher reports the outage once, with its cause, so those lines are dropped."""
+    return not (
+        record.name.startswith("aiokafka") and record.getMessage().startswith("Unable connect")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_broker_reconnect_noise)
     try:
         asyncio.run(_serve(settings) if args.command == "serve" else _work(settings))
     except ConfigurationError as exc:  # refused by a start-up check, e.g. Redis durability

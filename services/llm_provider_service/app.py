@@ -23,6 +23,7 @@ from services.llm_provider_service.api import (
 from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings, load_settings
 from services.llm_provider_service.worker import QueueWorker
 
@@ -97,16 +98,22 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
+    relay_stop = asyncio.Event()
+
     @app.before_serving
     async def _start_worker() -> None:
         if settings.worker_enabled:
             worker = await container.get(QueueWorker)
             tasks.append(asyncio.create_task(worker.run(stop), name="queue-worker"))
+        # Every replica relays: results of immediate requests are in the outbox too.
+        relay = await container.get(ResultRelay)
+        tasks.append(asyncio.create_task(relay.run(relay_stop), name="result-relay"))
 
     @app.after_serving
     async def _shutdown() -> None:
         stop.set()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks[:-1], return_exceptions=True)  # the worker drains first
+        relay_stop.set()  # then the relay ends its pass; what is left waits in the outbox
+        await asyncio.gather(*tasks, return_exceptions=True)
         await container.close()
         logger.info("llm_provider_service stopped")

@@ -1,7 +1,8 @@
 """The composition root: which concrete adapter serves each port, per environment.
 
 `ENVIRONMENT_DEPS` is the one table that chooses bindings per environment, `queue_deps` the
-queue by ENABLE_QUEUE_PERSISTENCE; `make_container` applies both.
+queue and outbox by ENABLE_QUEUE_PERSISTENCE, `event_deps` the publisher by KAFKA_ENABLED;
+`make_container` applies all three.
 Only this module and `app.py` import concrete adapters.
 """
 
@@ -23,7 +24,9 @@ from common_core.enums import CircuitBreakerState, EnvironmentType, LLMProviderT
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
 from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
 from services.llm_provider_service.cache.redis_cache import RedisResponseCache
+from services.llm_provider_service.delivery.webhook import WebhookPolicy, WebhookSender
 from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
 from services.llm_provider_service.events.log import LogEventPublisher
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
@@ -31,6 +34,8 @@ from services.llm_provider_service.idempotency.redis_store import RedisIdempoten
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
+from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
+from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
 from services.llm_provider_service.protocols import (
     EventPublisher,
     FaultInjection,
@@ -38,6 +43,7 @@ from services.llm_provider_service.protocols import (
     LLMProvider,
     RequestQueue,
     ResponseCache,
+    ResultOutbox,
 )
 from services.llm_provider_service.provider_registry import ProviderRegistry, VendorAdapters
 from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
@@ -55,6 +61,8 @@ from services.llm_provider_service.queue.durability import check_durability
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.relay import ResultRelay
+from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import ProviderSettings, Settings
 from services.llm_provider_service.worker import QueueWorker
 
@@ -110,6 +118,8 @@ class CoreDeps(Provider):
         drain_rate: DrainRate,
         settings: Settings,
         cache: ResponseCache,
+        outbox: ResultOutbox,
+        deliveries: ResultDeliveries,
     ) -> ComparisonOrchestrator:
         return ComparisonOrchestrator(
             providers=registry,
@@ -120,6 +130,52 @@ class CoreDeps(Provider):
             drain_rate=drain_rate,
             settings=settings,
             cache=cache,
+            outbox=outbox,
+            deliveries=deliveries,
+        )
+
+    @provide
+    def result_deliveries(self, settings: Settings) -> ResultDeliveries:
+        return ResultDeliveries(
+            topic_prefix=settings.kafka_topic_prefix,
+            webhook_deadline_seconds=settings.webhook_delivery_deadline_seconds,
+        )
+
+    @provide
+    async def webhooks(self, settings: Settings) -> AsyncIterator[WebhookSender | None]:
+        """The webhook sender, or None when no host is allowed (callback_url is refused)."""
+        secret = settings.webhook_signing_secret
+        if not settings.webhook_allowed_hosts or secret is None:
+            yield None
+            return
+        sender = WebhookSender(
+            None,
+            WebhookPolicy.from_settings(settings),
+            secret.get_secret_value().encode(),
+            timeout_seconds=settings.webhook_timeout_seconds,
+        )
+        yield sender
+        await sender.close()
+
+    @provide
+    def relay(
+        self,
+        queue: RequestQueue,
+        outbox: ResultOutbox,
+        publisher: EventPublisher,
+        webhooks: WebhookSender | None,
+        deliveries: ResultDeliveries,
+        metrics: ServiceMetrics,
+        settings: Settings,
+    ) -> ResultRelay:
+        return ResultRelay(
+            queue=queue,
+            outbox=outbox,
+            publisher=publisher,
+            webhooks=webhooks,
+            deliveries=deliveries,
+            metrics=metrics,
+            settings=settings,
         )
 
     @provide
@@ -171,6 +227,10 @@ class InMemoryQueueDeps(Provider):
     def response_cache(self) -> ResponseCache:
         return InMemoryResponseCache()
 
+    @provide
+    def outbox(self, settings: Settings) -> ResultOutbox:
+        return InMemoryResultOutbox(retention_seconds=settings.queue_result_retention_seconds)
+
 
 class RedisQueueDeps(Provider):
     """The durable queue in Redis, shared by every replica and worker process."""
@@ -206,6 +266,41 @@ class RedisQueueDeps(Provider):
     def response_cache(self, redis: Redis, settings: Settings) -> ResponseCache:
         keys = QueueKeys(settings.queue_key_prefix)
         return RedisResponseCache(redis, keys, InMemoryResponseCache(), ttl_seconds=3600)
+
+    @provide
+    def outbox(self, redis: Redis, settings: Settings) -> ResultOutbox:
+        return RedisResultOutbox(
+            redis,
+            QueueKeys(settings.queue_key_prefix),
+            retention_seconds=settings.queue_result_retention_seconds,
+        )
+
+
+class LogEventDeps(Provider):
+    """Events written to the log: development and tests without a broker."""
+
+    scope = Scope.APP
+
+    @provide
+    def publisher(self) -> EventPublisher:
+        return LogEventPublisher()
+
+
+class KafkaEventDeps(Provider):
+    """Events to Kafka through aiokafka, behind the publisher's own circuit breaker."""
+
+    scope = Scope.APP
+
+    @provide
+    async def publisher(
+        self, settings: Settings, metrics: ServiceMetrics
+    ) -> AsyncIterator[EventPublisher]:
+        publisher = KafkaEventPublisher(
+            KafkaPublisherConfig.from_settings(settings),
+            on_transition=lambda _name, _old, new: metrics.set_kafka_breaker_state(new),
+        )
+        yield publisher
+        await publisher.close()
 
 
 VendorBuild = tuple[LLMProvider, Callable[[], Awaitable[None]]]
@@ -284,13 +379,9 @@ class VendorDeps(Provider):
 
 
 class DevelopmentDeps(Provider):
-    """Embedded default: the mock provider, events to the log."""
+    """Embedded default: the mock provider."""
 
     scope = Scope.APP
-
-    @provide
-    def publisher(self) -> EventPublisher:
-        return LogEventPublisher()
 
     @provide
     def mock_provider(self, settings: Settings) -> MockProvider:
@@ -324,10 +415,6 @@ class DeployedDeps(Provider):
         return NoResponseCache()
 
     @provide
-    def publisher(self) -> EventPublisher:
-        return LogEventPublisher()
-
-    @provide
     def registry(self, settings: Settings, vendors: VendorAdapters) -> ProviderRegistry:
         return ProviderRegistry(vendors.adapters, settings)
 
@@ -345,6 +432,11 @@ def queue_deps(settings: Settings) -> Provider:
     return RedisQueueDeps() if settings.queue_persistence else InMemoryQueueDeps()
 
 
+def event_deps(settings: Settings) -> Provider:
+    """Kafka when KAFKA_ENABLED (always in staging and production), else the log."""
+    return KafkaEventDeps() if settings.kafka else LogEventDeps()
+
+
 def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
     """The app container for `settings.environment`; `overrides` (tests) replace bindings."""
     deps = ENVIRONMENT_DEPS[settings.environment]()
@@ -352,6 +444,7 @@ def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
         CoreDeps(),
         VendorDeps(),
         queue_deps(settings),
+        event_deps(settings),
         deps,
         *overrides,
         context={Settings: settings},

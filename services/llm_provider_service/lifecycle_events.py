@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from common_core.events import EventEnvelope, LLMProviderEvent, topic_name
+from common_core.events import EventEnvelope, LLMProviderEvent, event_type_name, topic_name
 from services.llm_provider_service.errors import EventPublishError
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.protocols import EventPublisher
@@ -26,27 +26,19 @@ class LifecycleEvents:
     def topic(self, event: LLMProviderEvent) -> str:
         return topic_name(event, self._prefix)
 
-    async def emit(
-        self,
-        event: LLMProviderEvent,
-        correlation_id: UUID,
-        data: BaseModel,
-        *,
-        topic: str | None = None,
-    ) -> bool:
-        """Publish one event; returns False (logged and counted) if it could not be sent.
-
-        Observability events may be dropped this way. Result events are dropped the same way
-        for now; a durable outbox for them is issue 5.
-        """
+    async def emit(self, event: LLMProviderEvent, correlation_id: UUID, data: BaseModel) -> bool:
+        """Publish one observability event; returns False (logged and counted) if it could
+        not be sent. These may be dropped; result events never go this way, but through
+        the durable outbox (`ResultDeliveries`, `ResultRelay`)."""
         envelope: EventEnvelope[BaseModel] = EventEnvelope(
-            event_type=f"llm_provider.{event.value}.v1", correlation_id=correlation_id, data=data
+            event_type=event_type_name(event), correlation_id=correlation_id, data=data
         )
         try:
-            await self._publisher.publish(topic or self.topic(event), envelope)
+            await self._publisher.publish(self.topic(event), envelope)
         except EventPublishError as exc:
             self._metrics.events_published.labels(event.value, "failed").inc()
-            logger.warning("event %s for %s not published: %s", event.value, correlation_id, exc)
+            # Counted, not logged at warning: the publisher logs its own outages once each.
+            logger.debug("event %s for %s not published: %s", event.value, correlation_id, exc)
             return False
         self._metrics.events_published.labels(event.value, "published").inc()
         return True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from common_core.enums import CircuitBreakerState, LLMProviderType, QueueStatus
-from services.llm_provider_service.models import QueueStats
+from common_core.enums import CircuitBreakerState, DeliveryChannel, LLMProviderType, QueueStatus
+from services.llm_provider_service.models import OutboxStats, QueueStats
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1)
@@ -140,12 +140,38 @@ class ServiceMetrics:
         )
         self.events_published = Counter(
             "llm_provider_events_published_total",
-            "Events handed to the publisher, by event type and outcome.",
+            "Events by type and outcome: published, failed (a result is retried; an observability "
+            "event is dropped), lost (a request-path result the outbox could not keep).",
             ["event_type", "outcome"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "llm_provider_outbox_pending",
+            "Result deliveries waiting in the outbox, by channel (kafka, webhook).",
+            ["channel"],
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "llm_provider_outbox_oldest_age_seconds",
+            "Age of the oldest result delivery still waiting in the outbox.",
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "llm_provider_webhook_deliveries_total",
+            "Webhook deliveries by outcome: delivered, retry and rejected per attempt; given_up "
+            "once per delivery whose deadline passed.",
+            ["outcome"],
+            registry=r,
+        )
+        self.kafka_breaker_state = Gauge(
+            "llm_provider_kafka_breaker_state",
+            "The Kafka publisher's circuit breaker: 0 closed, 1 half-open, 2 open.",
             registry=r,
         )
         for provider in LLMProviderType:
             self.breaker_state.labels(provider.value).set(0)
+        for channel in DeliveryChannel:
+            self.outbox_pending.labels(channel.value).set(0)
         self.cache_served.inc(0)
 
     def set_breaker_state(self, provider: LLMProviderType, state: CircuitBreakerState) -> None:
@@ -162,3 +188,11 @@ class ServiceMetrics:
             self.queue_depth_by_priority.labels(str(priority)).set(depth)
         self.queue_processing.set(stats.processing)
         self.queue_oldest_age.set(max(0.0, stats.oldest_age_seconds or 0.0))
+
+    def observe_outbox(self, stats: OutboxStats) -> None:
+        for channel in DeliveryChannel:
+            self.outbox_pending.labels(channel.value).set(stats.pending.get(channel, 0))
+        self.outbox_oldest_age.set(max(0.0, stats.oldest_age_seconds or 0.0))
+
+    def set_kafka_breaker_state(self, state: CircuitBreakerState) -> None:
+        self.kafka_breaker_state.set(_BREAKER_VALUE[state])

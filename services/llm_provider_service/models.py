@@ -12,12 +12,19 @@ from common_core.api_models import (
     JUSTIFICATION_MAX_CHARS,
     ComparisonRequest,
     ComparisonResult,
+    DeliveryStatus,
     ErrorInfo,
     LLMConfigOverrides,
     QueueStatusResponse,
     TokenUsage,
 )
-from common_core.enums import EssayWinner, LLMProviderType, QueueStatus
+from common_core.enums import (
+    DeliveryChannel,
+    DeliveryState,
+    EssayWinner,
+    LLMProviderType,
+    QueueStatus,
+)
 
 
 class ComparisonPrompt(BaseModel):
@@ -78,7 +85,9 @@ class QueueRecord(BaseModel):
     result: ComparisonResult | None = None
     error: ErrorInfo | None = None
 
-    def status_response(self, position: int | None) -> QueueStatusResponse:
+    def status_response(
+        self, position: int | None, deliveries: list[Delivery] | None = None
+    ) -> QueueStatusResponse:
         """The public status body (`GET /api/v1/status`, the status WebSocket)."""
         return QueueStatusResponse(
             queue_id=self.queue_id,
@@ -92,6 +101,7 @@ class QueueRecord(BaseModel):
             position_in_queue=position,
             result=self.result,
             error=self.error,
+            deliveries=[d.status() for d in deliveries or ()],
         )
 
 
@@ -133,3 +143,46 @@ class QueueStats:
     @property
     def total_depth(self) -> int:
         return sum(self.depth.values())
+
+
+class Delivery(BaseModel):
+    """One result event owed to one destination, as the outbox keeps it.
+
+    `delivery_id` is derived from the event id and channel, so announcing the same ended
+    request twice (a relay crashed half-way) adds nothing the second time.
+    """
+
+    delivery_id: str
+    request_id: UUID
+    channel: DeliveryChannel
+    destination: str  # a Kafka topic or a webhook URL
+    event_id: UUID
+    event_type: str
+    key: str  # the Kafka key: the correlation id
+    payload: str  # the event envelope, as JSON
+    created_at: datetime
+    deadline: datetime | None = None  # webhooks are given up after this; Kafka never is
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    def status(self) -> DeliveryStatus:
+        return DeliveryStatus(
+            channel=self.channel,
+            destination=self.destination,
+            state=self.state,
+            attempts=self.attempts,
+            last_error=self.last_error,
+            next_attempt_at=self.next_attempt_at if self.state is DeliveryState.PENDING else None,
+            delivered_at=self.delivered_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Pending deliveries per channel and the age of the oldest one."""
+
+    pending: dict[DeliveryChannel, int] = field(default_factory=dict)
+    oldest_age_seconds: float | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from common_core.api_models import (
 )
 from common_core.enums import CacheMode, LLMProviderType, ProcessingMode
 from common_core.events import (
-    ComparisonResultData,
     FailureData,
     LLMProviderEvent,
     RequestCompletedData,
@@ -28,6 +28,7 @@ from common_core.events import (
 from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.cache.in_flight import InFlightCalls
 from services.llm_provider_service.cache.keys import call_key
+from services.llm_provider_service.delivery.webhook import WebhookPolicy
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
@@ -41,15 +42,17 @@ from services.llm_provider_service.errors import (
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, ComparisonPrompt, Judgement
-from services.llm_provider_service.prompt import prompt_sha256, render_prompt
-from services.llm_provider_service.protocols import RequestQueue, ResponseCache
+from services.llm_provider_service.prompt import render_prompt
+from services.llm_provider_service.protocols import RequestQueue, ResponseCache, ResultOutbox
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.providers.pricing import PriceTable
+from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 STATUS_PATH = "/api/v1/status/{queue_id}"
+_KAFKA_TOPIC = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +88,14 @@ class ComparisonOrchestrator:
         drain_rate: DrainRate,
         settings: Settings,
         cache: ResponseCache,
+        outbox: ResultOutbox,
+        deliveries: ResultDeliveries,
         prices: PriceTable | None = None,
     ) -> None:
         self._cache = cache
+        self._outbox = outbox
+        self._deliveries = deliveries
+        self._webhook_policy = WebhookPolicy.from_settings(settings)
         self._prices = prices or PriceTable(settings.model_prices)
         self._in_flight = InFlightCalls()
         self._providers = providers
@@ -150,10 +158,12 @@ class ComparisonOrchestrator:
                 delay = exc.retry_after or self._settings.queue_retry_base_seconds
                 return await self._enqueue(job, reason=exc.code.value, delay_seconds=delay)
             self._metrics.comparison_requests.labels(mode.value, "error").inc()
+            if not isinstance(exc, CircuitOpenError):  # refused before any call: owes nothing
+                error = ErrorInfo(code=exc.code.value, message=exc.message)
+                await self._owe_result(job, error=error)
             raise
         self._metrics.comparison_requests.labels(mode.value, "completed").inc()
-        if request.callback_topic:
-            await self.publish_result(job, result=result)
+        await self._owe_result(job, result=result)
         return Completed(result, provider_seconds=time.perf_counter() - started)
 
     async def execute(
@@ -219,38 +229,26 @@ class ComparisonOrchestrator:
         )
         return result
 
-    async def publish_result(
+    async def _owe_result(
         self,
         job: ComparisonJob,
         *,
         result: ComparisonResult | None = None,
         error: ErrorInfo | None = None,
-    ) -> bool:
-        """Send the `comparison_result` event to the caller's topic or the default one."""
-        prompt = render_prompt(job.request)
-        data = ComparisonResultData(
-            request_id=job.request_id,
-            correlation_id=job.correlation_id,
-            winner=result.winner if result else None,
-            justification=result.justification if result else None,
-            confidence=result.confidence if result else None,
-            error_detail=error,
-            provider=job.provider,
-            model=result.model if result else None,
-            response_time_ms=result.response_time_ms if result else None,
-            token_usage=result.token_usage if result else None,
-            cost_estimate=result.cost_estimate if result else None,
-            requested_at=job.requested_at,
-            completed_at=result.completed_at if result else datetime.now(UTC),
-            trace_id=job.trace_id,
-            request_metadata={**job.request.metadata, "prompt_sha256": prompt_sha256(prompt)},
-        )
-        return await self._events.emit(
-            LLMProviderEvent.COMPARISON_RESULT,
-            job.correlation_id,
-            data,
-            topic=job.request.callback_topic,
-        )
+    ) -> None:
+        """A request answered on the request path ended here: when the caller asked for a
+        result event (`callback_topic` or `callback_url`), put it in the outbox. Queued
+        requests never come here; the relay announces them from the queue."""
+        request = job.request
+        if not (request.callback_topic or request.callback_url):
+            return
+        try:
+            for delivery in self._deliveries.for_outcome(job, result=result, error=error):
+                await self._outbox.add(delivery)
+        except QueueUnavailableError as exc:
+            # The caller has the result in this response; only its copy by event is lost.
+            self._metrics.events_published.labels("comparison_result", "lost").inc()
+            logger.warning("result event of %s not kept: %s", job.request_id, exc)
 
     async def _from_cache(
         self, job: ComparisonJob, prompt: ComparisonPrompt
@@ -282,19 +280,21 @@ class ComparisonOrchestrator:
                 details={"field": "ttl_seconds"},
             )
         topic = request.callback_topic
+        if topic and not _KAFKA_TOPIC.fullmatch(topic):
+            # Refused now: the broker would refuse it on every delivery attempt for ever.
+            raise CallbackNotAllowedError(
+                "callback_topic must be a Kafka topic name: 1 to 249 of A-Z a-z 0-9 . _ -",
+                details={"field": "callback_topic", "reason": "invalid_topic_name"},
+            )
         if topic and not any(
             fnmatch.fnmatchcase(topic, p) for p in self._settings.callback_topic_allowlist
         ):
             raise CallbackNotAllowedError(
                 f"callback_topic {topic!r} is not in the allow-list",
-                details={"field": "callback_topic"},
+                details={"field": "callback_topic", "reason": "topic_not_allowed"},
             )
         if request.callback_url:
-            # Refused rather than accepted and never called: webhook delivery is issue 5.
-            raise CallbackNotAllowedError(
-                "callback_url is not supported yet: poll status_url or use callback_topic",
-                details={"field": "callback_url"},
-            )
+            self._webhook_policy.check_url(request.callback_url)
 
     async def _enqueue(
         self, job: ComparisonJob, *, reason: str, delay_seconds: float = 0.0

@@ -9,15 +9,22 @@ from __future__ import annotations
 from typing import Any, Protocol
 from uuid import UUID
 
-from common_core.api_models import ComparisonResult, ErrorInfo, LLMConfigOverrides
+from common_core.api_models import (
+    ComparisonResult,
+    DependencyHealth,
+    ErrorInfo,
+    LLMConfigOverrides,
+)
 from common_core.enums import LLMProviderType, QueueStatus
 from common_core.events import EventEnvelope
 from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.models import (
     ComparisonJob,
     ComparisonPrompt,
+    Delivery,
     Judgement,
     Lease,
+    OutboxStats,
     QueueRecord,
     QueueStats,
     ReapReport,
@@ -135,6 +142,20 @@ class RequestQueue(Protocol):
         Never raises: an unreachable store makes it wait out `max_wait` instead."""
         ...
 
+    async def take_unannounced(self, *, limit: int, hide_seconds: float) -> list[QueueRecord]:
+        """Ended requests whose result event is not yet in the outbox, oldest first.
+
+        Every terminal transition marks its request unannounced in the same atomic step, and
+        its record outlives the retention until `mark_announced`. Each record returned is
+        hidden from other callers for `hide_seconds`, after which it is offered again if
+        still unannounced (the caller died half-way).
+        """
+        ...
+
+    async def mark_announced(self, queue_id: UUID) -> None:
+        """The request's result event is in the outbox; never offer it again."""
+        ...
+
 
 class EventPublisher(Protocol):
     """Where lifecycle and result events go (Kafka in deployment, the log in development)."""
@@ -146,6 +167,44 @@ class EventPublisher(Protocol):
         whether that loses anything (observability events) or must be retried (results).
         """
         ...
+
+    def health(self) -> DependencyHealth:
+        """Whether events get through now, for `/healthz` (never does I/O)."""
+        ...
+
+
+class ResultOutbox(Protocol):
+    """Durable result deliveries: kept until their destination acknowledged them.
+
+    Raises `QueueUnavailableError` when its store is unreachable.
+    """
+
+    async def add(self, delivery: Delivery) -> bool:
+        """Keep `delivery` for sending now; False (and no change) if its id is already here."""
+        ...
+
+    async def claim(self, *, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Up to `limit` pending deliveries that are due, oldest due first, each hidden from
+        other claims for `lease_seconds` and with `attempts` already counting this one."""
+        ...
+
+    async def delivered(self, delivery_id: str) -> None:
+        """Acknowledged: no longer pending (its state stays readable for a while)."""
+        ...
+
+    async def retry(self, delivery_id: str, *, delay_seconds: float, error: str) -> None:
+        """Not acknowledged: due again after `delay_seconds`."""
+        ...
+
+    async def give_up(self, delivery_id: str, *, error: str) -> None:
+        """Never to be sent again (a webhook past its deadline or refused for good)."""
+        ...
+
+    async def for_request(self, request_id: UUID) -> list[Delivery]:
+        """Every delivery of one request's result, pending or not, for the status endpoint."""
+        ...
+
+    async def stats(self) -> OutboxStats: ...
 
 
 class FaultInjection(Protocol):

@@ -153,14 +153,43 @@ class Settings(BaseSettings):
     worker_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
-    # Cache (development only) and events.
+    # Cache (development only).
     enable_response_cache: bool = False
+
+    # Events. `None` for kafka_enabled means Kafka when deployed, the log otherwise.
+    kafka_enabled: bool | None = None
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    kafka_client_id: str = "llm_provider_service"
+    # On for real Kafka; the Tansu broker in the tests refuses the idempotent producer.
+    kafka_enable_idempotence: bool = True
+    kafka_send_timeout_seconds: float = Field(default=5.0, gt=0)
+    kafka_breaker_failure_threshold: int = Field(default=3, gt=0)
+    kafka_breaker_reset_timeout_seconds: float = Field(default=10.0, gt=0)
     callback_topic_allowlist: tuple[str, ...] = (f"{DEFAULT_TOPIC_PREFIX}.*",)
 
+    # Result delivery: the durable outbox and its relay.
+    outbox_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    outbox_batch_size: int = Field(default=50, gt=0)
+    outbox_lease_seconds: float = Field(default=30.0, gt=0)
+    outbox_retry_base_seconds: float = Field(default=1.0, gt=0)
+    outbox_retry_max_seconds: float = Field(default=60.0, gt=0)
+
+    # Webhooks (callback_url). No host is allowed until one is listed.
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_allow_private_addresses: bool = False
+    webhook_allow_http: bool = False
+    webhook_signing_secret: SecretStr | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_delivery_deadline_seconds: int = Field(default=24 * 3600, gt=0)
+
     @field_validator(
-        "anthropic_api_key", "openai_api_key", "google_api_key", "openrouter_api_key", mode="before"
+        "anthropic_api_key",
+        "openai_api_key",
+        "google_api_key",
+        "openrouter_api_key",
+        "webhook_signing_secret",
+        mode="before",
     )
     @classmethod
     def _blank_key_is_no_key(cls, value: object) -> object:
@@ -177,6 +206,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_url_is_default(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_signing_secret")
+    @classmethod
+    def _secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters: it is an HMAC key")
+        return value
 
     @field_validator("mock_confidence_weights")
     @classmethod
@@ -196,6 +232,8 @@ class Settings(BaseSettings):
             )
         if self.enable_queue_persistence is None:
             self.enable_queue_persistence = deployed
+        if self.kafka_enabled is None:
+            self.kafka_enabled = deployed
         return self
 
     @property
@@ -206,6 +244,10 @@ class Settings(BaseSettings):
     @property
     def queue_persistence(self) -> bool:
         return bool(self.enable_queue_persistence)
+
+    @property
+    def kafka(self) -> bool:
+        return bool(self.kafka_enabled)
 
     def provider_settings(self, provider: LLMProviderType) -> ProviderSettings:
         name = provider.value
@@ -245,11 +287,34 @@ class Settings(BaseSettings):
                     f"ENVIRONMENT={env} would answer with the mock provider "
                     f"({ENV_PREFIX}USE_MOCK_LLM or {ENV_PREFIX}DEFAULT_LLM_PROVIDER=mock)"
                 )
+            if not self.kafka:
+                problems.append(
+                    f"{ENV_PREFIX}KAFKA_ENABLED is off but ENVIRONMENT={env}: result events "
+                    "would only be written to the log, and CJ Assessment would never get them"
+                )
             if not self.queue_persistence:
                 problems.append(
                     f"{ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE is off but ENVIRONMENT={env}: queued "
                     "requests would live in memory and be lost on restart"
                 )
+        if self.webhook_allowed_hosts and self.webhook_signing_secret is None:
+            problems.append(
+                f"{ENV_PREFIX}WEBHOOK_ALLOWED_HOSTS is set but {ENV_PREFIX}WEBHOOK_SIGNING_SECRET "
+                "is not: receivers could not tell our webhooks from forgeries"
+            )
+        slowest_send = max(self.webhook_timeout_seconds, self.kafka_send_timeout_seconds)
+        if self.outbox_lease_seconds <= 2 * slowest_send:
+            problems.append(
+                f"{ENV_PREFIX}OUTBOX_LEASE_SECONDS ({self.outbox_lease_seconds}) must be more "
+                f"than twice the slowest send ({slowest_send}s, WEBHOOK_TIMEOUT_SECONDS or "
+                "KAFKA_SEND_TIMEOUT_SECONDS): otherwise another relay sends the same result "
+                "while the first is still waiting"
+            )
+        if self.outbox_retry_base_seconds > self.outbox_retry_max_seconds:
+            problems.append(
+                f"{ENV_PREFIX}OUTBOX_RETRY_BASE_SECONDS is larger than "
+                f"{ENV_PREFIX}OUTBOX_RETRY_MAX_SECONDS"
+            )
         if self.queue_request_ttl_seconds > self.queue_max_ttl_seconds:
             problems.append(
                 f"{ENV_PREFIX}QUEUE_REQUEST_TTL_SECONDS ({self.queue_request_ttl_seconds}) is "

@@ -201,7 +201,6 @@ class QueueWorker:
         self._metrics.queue_wait.labels(lease.job.provider.value).observe(max(0.0, wait))
         self._metrics.record_transition(QueueStatus.COMPLETED)
         await self._status_changed(lease, QueueStatus.COMPLETED, None)
-        await self._orchestrator.publish_result(lease.job, result=result)
 
     async def _landed(self, lease: Lease, result: ComparisonResult) -> bool:
         """Complete again once the queue answers: `complete` is idempotent for our token, so
@@ -227,7 +226,6 @@ class QueueWorker:
         elif status is QueueStatus.FAILED:
             self._metrics.record_transition(QueueStatus.FAILED)
             await self._status_changed(lease, QueueStatus.FAILED, info)
-            await self._orchestrator.publish_result(lease.job, error=info)
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff, drawn uniformly between the base delay and the attempt's
@@ -260,6 +258,8 @@ class QueueWorker:
             await self._terminal_without_result(record)
 
     async def _terminal_without_result(self, record: QueueRecord) -> None:
+        """The observability event of a reaped request; its result event is owed through
+        the queue's unannounced set, which the result relay drains."""
         error = record.error or ErrorInfo(code=record.status.value.upper(), message="")
         await self._events.emit(
             LLMProviderEvent.QUEUE_STATUS_CHANGED,
@@ -272,7 +272,6 @@ class QueueWorker:
                 error=error,
             ),
         )
-        await self._orchestrator.publish_result(record.job, error=error)
 
     async def _status_changed(
         self, lease: Lease, status: QueueStatus, error: ErrorInfo | None

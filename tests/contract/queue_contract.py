@@ -711,6 +711,7 @@ async def test_ended_requests_are_dropped_after_retention(
     job = await _enqueue(queue)
     lease = await _claim_one(queue)
     await queue.complete(lease, make_result(job))
+    await queue.mark_announced(job.request_id)
     long_queued = await _enqueue(queue, ttl=int(queue_config.result_retention_seconds) * 2)
     await advance(queue_config.result_retention_seconds - 1)
     await queue.reap()
@@ -721,6 +722,88 @@ async def test_ended_requests_are_dropped_after_retention(
 
     assert await queue.get(job.request_id) is None
     assert (await _record(queue, long_queued)).status is QueueStatus.QUEUED
+
+
+# -- announcing results ----------------------------------------------------------------------
+
+
+async def _taken(queue: RequestQueue, hide: float = 60.0) -> list[UUID]:
+    return [r.queue_id for r in await queue.take_unannounced(limit=100, hide_seconds=hide)]
+
+
+@pytest.mark.parametrize("ending", ["complete", "fail", "cancel", "expire", "lease_spent"])
+async def test_every_ending_owes_an_announcement(
+    queue: RequestQueue, queue_config: QueueConfig, advance: Advance, ending: str
+):
+    job = await _enqueue(queue, ttl=30 if ending == "expire" else TTL)
+    assert await _taken(queue) == []
+    if ending == "complete":
+        await queue.complete(await _claim_one(queue), make_result(job))
+    elif ending == "fail":
+        await queue.fail(await _claim_one(queue), ERROR, retry_in=None)
+    elif ending == "cancel":
+        await queue.cancel(job.request_id)
+    elif ending == "expire":
+        await advance(31)
+        await queue.reap()
+    else:
+        for _ in range(queue_config.max_attempts):
+            await _claim_one(queue)
+            await advance(queue_config.lease_seconds + 1)
+            await queue.reap()
+
+    [record] = await queue.take_unannounced(limit=10, hide_seconds=60)
+
+    assert record.queue_id == job.request_id
+    assert record.status.is_terminal
+    assert record.job == job
+    assert (record.result is not None) == (ending == "complete")
+
+
+async def test_waiting_retrying_and_processing_requests_owe_nothing(queue: RequestQueue):
+    await _enqueue(queue)
+    retried = await _enqueue(queue)
+    await _enqueue(queue)
+    first = await _claim_one(queue)
+    await queue.fail(first, ERROR, retry_in=30)
+    await _claim_one(queue)
+    assert retried  # one waits out its backoff, one is processing, one is queued
+
+    assert await _taken(queue) == []
+
+
+async def test_a_taken_announcement_is_hidden_until_marked_or_its_time_is_up(
+    queue: RequestQueue, advance: Advance
+):
+    done, other = await _enqueue(queue), await _enqueue(queue)
+    await queue.complete(await _claim_one(queue), make_result(done))
+    await queue.cancel(other.request_id)
+
+    assert set(await _taken(queue, hide=10)) == {done.request_id, other.request_id}
+    assert await _taken(queue, hide=10) == []  # a second relay gets nothing meanwhile
+    await queue.mark_announced(done.request_id)
+    await advance(11)
+
+    assert await _taken(queue) == [other.request_id]  # its relay died before marking it
+    await queue.mark_announced(other.request_id)
+    await advance(61)
+    assert await _taken(queue) == []
+
+
+async def test_an_unannounced_result_outlives_its_retention(
+    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+):
+    job = await _enqueue(queue)
+    await queue.complete(await _claim_one(queue), make_result(job))
+    await advance(queue_config.result_retention_seconds + 1)
+    await queue.reap()
+    assert (await _record(queue, job)).status is QueueStatus.COMPLETED  # still owed
+
+    await queue.mark_announced(job.request_id)
+    await advance(queue_config.result_retention_seconds + 1)
+    await queue.reap()
+
+    assert await queue.get(job.request_id) is None
 
 
 # -- waiting for work ------------------------------------------------------------------------

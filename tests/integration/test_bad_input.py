@@ -134,6 +134,30 @@ COMPARISON_CASES: dict[str, tuple[bytes, int, str, str | None]] = {
         "CALLBACK_NOT_ALLOWED",
         "callback_topic",
     ),
+    "callback_topic_not_a_topic_name": (
+        body(callback_topic="huleedu.results v1"),
+        400,
+        "CALLBACK_NOT_ALLOWED",
+        "callback_topic",
+    ),
+    "callback_topic_too_long": (
+        body(callback_topic="huleedu." + "x" * 250),
+        400,
+        "VALIDATION_ERROR",
+        "callback_topic",
+    ),
+    "callback_url_not_https": (
+        body(callback_url="http://hooks.example.com/hook"),
+        400,
+        "CALLBACK_NOT_ALLOWED",
+        "callback_url",
+    ),
+    "callback_url_not_a_url": (
+        body(callback_url="not a url"),
+        400,
+        "CALLBACK_NOT_ALLOWED",
+        "callback_url",
+    ),
     "callback_url_not_allowed": (
         body(callback_url="https://example.com/hook"),
         400,

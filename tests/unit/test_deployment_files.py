@@ -581,6 +581,8 @@ def test_app_environment_parses_into_settings(
     assert settings.queue_persistence is True
     assert settings.redis_url.startswith("redis://redis:6379")
     assert settings.kafka_bootstrap_servers.split(":")[0] == "kafka"
+    assert settings.kafka is True, "the stack has a broker: events must go to it"
+    assert settings.kafka_enable_idempotence is True  # real Kafka supports it
     assert settings.worker_enabled is worker_enabled
     if name == API:
         assert settings.host == "0.0.0.0"

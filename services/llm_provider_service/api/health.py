@@ -16,13 +16,14 @@ from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.settings import Settings
 
 bp = Blueprint("health", __name__)
 
 _RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.UNHEALTHY: 2}
+STALE_RETRY_ROUNDS = 5
 
 
 @bp.get("/healthz")
@@ -32,6 +33,8 @@ _RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.UNHEALT
 async def healthz(
     settings: FromDishka[Settings],
     queue: FromDishka[RequestQueue],
+    outbox: FromDishka[ResultOutbox],
+    publisher: FromDishka[EventPublisher],
     breakers: FromDishka[CircuitBreakers],
     registry: FromDishka[ProviderRegistry],
 ) -> Response:
@@ -43,6 +46,8 @@ async def healthz(
         deps["queue"] = DependencyHealth(status=HealthStatus.HEALTHY)
     except QueueUnavailableError as exc:
         deps["queue"] = DependencyHealth(status=HealthStatus.DEGRADED, detail=exc.message)
+    deps["events"] = publisher.health()
+    deps["outbox"] = await _outbox_health(outbox, settings)
     for breaker in breakers:
         name = breaker.provider
         if not registry.is_available(name):
@@ -70,13 +75,33 @@ async def healthz(
     return json_response(body, code)
 
 
+async def _outbox_health(outbox: ResultOutbox, settings: Settings) -> DependencyHealth:
+    """Degraded once the oldest undelivered result has waited through several retry rounds:
+    results are not reaching their consumers (see documentation/events.md)."""
+    try:
+        stats = await outbox.stats()
+    except QueueUnavailableError as exc:
+        return DependencyHealth(status=HealthStatus.DEGRADED, detail=exc.message)
+    pending = sum(stats.pending.values())
+    age = stats.oldest_age_seconds or 0.0
+    detail = f"{pending} result deliveries pending, oldest {age:.0f}s"
+    stale = age > STALE_RETRY_ROUNDS * settings.outbox_retry_max_seconds
+    return DependencyHealth(
+        status=HealthStatus.DEGRADED if stale else HealthStatus.HEALTHY, detail=detail
+    )
+
+
 @bp.get("/metrics")
 @inject
 async def metrics(
-    service_metrics: FromDishka[ServiceMetrics], queue: FromDishka[RequestQueue]
+    service_metrics: FromDishka[ServiceMetrics],
+    queue: FromDishka[RequestQueue],
+    outbox: FromDishka[ResultOutbox],
 ) -> Response:
-    """Prometheus text exposition of every `llm_provider_*` metric. Queue gauges are read at
-    scrape time, so an API replica without a worker still exports the shared queue's depth."""
+    """Prometheus text exposition of every `llm_provider_*` metric. Queue and outbox gauges
+    are read at scrape time, so every replica exports the shared queue's and outbox's state."""
     with contextlib.suppress(QueueUnavailableError):
         service_metrics.observe_queue(await queue.stats())
+    with contextlib.suppress(QueueUnavailableError):
+        service_metrics.observe_outbox(await outbox.stats())
     return Response(generate_latest(service_metrics.registry), content_type=CONTENT_TYPE_LATEST)

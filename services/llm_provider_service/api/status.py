@@ -14,7 +14,7 @@ from common_core.enums import QueueStatus
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.errors import NotFoundError, RequestValidationError
 from services.llm_provider_service.models import QueueRecord
-from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.protocols import RequestQueue, ResultOutbox
 
 bp = Blueprint("status", __name__, url_prefix="/api/v1")
 
@@ -28,29 +28,35 @@ def _parse_id(queue_id: str) -> UUID:
         ) from None
 
 
-def _body(record: QueueRecord, position: int | None) -> Response:
-    return json_response(record.status_response(position))
+async def _body(record: QueueRecord, position: int | None, outbox: ResultOutbox) -> Response:
+    deliveries = await outbox.for_request(record.queue_id) if record.status.is_terminal else []
+    return json_response(record.status_response(position, deliveries))
 
 
 @bp.get("/status/<queue_id>")
 @document_response(QueueStatusResponse, 200)
 @document_response(ErrorResponse, 404)
 @inject
-async def get_status(queue_id: str, queue: FromDishka[RequestQueue]) -> Response:
-    """The queued request's status; its result once completed, its error once failed."""
+async def get_status(
+    queue_id: str, queue: FromDishka[RequestQueue], outbox: FromDishka[ResultOutbox]
+) -> Response:
+    """The queued request's status; its result once completed, its error once failed, and
+    once ended, where each delivery of its result event stands (Kafka, webhook)."""
     qid = _parse_id(queue_id)
     record = await queue.get(qid)
     if record is None:
         raise NotFoundError(f"no request with queue_id {qid}", details={"queue_id": str(qid)})
     position = await queue.position(qid) if record.status is QueueStatus.QUEUED else None
-    return _body(record, position)
+    return await _body(record, position, outbox)
 
 
 @bp.delete("/status/<queue_id>")
 @document_response(QueueStatusResponse, 200)
 @document_response(ErrorResponse, 409)
 @inject
-async def cancel_request(queue_id: str, queue: FromDishka[RequestQueue]) -> Response:
+async def cancel_request(
+    queue_id: str, queue: FromDishka[RequestQueue], outbox: FromDishka[ResultOutbox]
+) -> Response:
     """Cancel a request that is still queued; 409 once processing has begun."""
     record = await queue.cancel(_parse_id(queue_id))
-    return _body(record, None)
+    return await _body(record, None, outbox)

@@ -7,8 +7,9 @@ slot and the Lua scripts may touch any of them atomically.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
-from common_core.enums import LLMProviderType
+from common_core.enums import DeliveryChannel, LLMProviderType
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,12 @@ class QueueKeys:
         return f"{self.tag}:retention"
 
     @property
+    def unannounced(self) -> str:
+        """Sorted set: ended ids whose result event is not yet in the outbox, score = when
+        a relay may take it (again); the retention purge skips these."""
+        return f"{self.tag}:unannounced"
+
+    @property
     def depth(self) -> str:
         """Hash provider -> waiting count, kept by the scripts so stats cost O(1)."""
         return f"{self.tag}:depth"
@@ -79,6 +86,30 @@ class QueueKeys:
     def wake(self) -> str:
         """List: a short signal pushed on new work, so idle workers BLPOP instead of polling."""
         return f"{self.tag}:wake"
+
+    @property
+    def outbox_due(self) -> str:
+        """Sorted set: pending result deliveries, score = when due (ms); a claim hides one
+        by moving its score past the lease."""
+        return f"{self.tag}:outbox:due"
+
+    def outbox_created(self, channel: DeliveryChannel) -> str:
+        """Sorted set per channel: pending deliveries, score = when added, for the outbox
+        size and age metrics."""
+        return f"{self.tag}:outbox:created:{channel.value}"
+
+    def outbox_delivery(self, delivery_id: str) -> str:
+        """Hash: one delivery (its JSON, payload until sent, state, attempts, last error)."""
+        return f"{self.tag}:outbox:d:{delivery_id}"
+
+    @property
+    def outbox_forget(self) -> str:
+        """Sorted set: ended deliveries, score = when their state is forgotten (ms)."""
+        return f"{self.tag}:outbox:forget"
+
+    def outbox_request(self, request_id: UUID) -> str:
+        """Set: the delivery ids of one request's result, for the status endpoint."""
+        return f"{self.tag}:outbox:req:{request_id}"
 
     def idempotency(self, key_hash: str) -> str:
         """String: an Idempotency-Key (hashed) -> the request it created, for the retention."""

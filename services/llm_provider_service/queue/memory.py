@@ -91,6 +91,8 @@ class InMemoryRequestQueue:
         self._processing = 0
         self._unreported = _Findings()
         self._work = asyncio.Event()
+        # Ended requests whose result is not yet in the outbox: id -> when next visible.
+        self._unannounced: dict[UUID, float] = {}
 
     async def enqueue(
         self, job: ComparisonJob, *, priority: int, ttl_seconds: int, delay_seconds: float = 0.0
@@ -203,6 +205,22 @@ class InMemoryRequestQueue:
         self._set_status(entry, QueueStatus.CANCELLED, self._clock())
         return entry.record.model_copy(deep=True)
 
+    async def take_unannounced(self, *, limit: int, hide_seconds: float) -> list[QueueRecord]:
+        now = self._clock()
+        due = sorted((at, qid) for qid, at in self._unannounced.items() if at <= now)[:limit]
+        taken = []
+        for _, queue_id in due:
+            entry = self._entries.get(queue_id)
+            if entry is None:
+                del self._unannounced[queue_id]
+                continue
+            self._unannounced[queue_id] = now + hide_seconds
+            taken.append(entry.record.model_copy(deep=True))
+        return taken
+
+    async def mark_announced(self, queue_id: UUID) -> None:
+        self._unannounced.pop(queue_id, None)
+
     async def reap(self) -> ReapReport:
         self._reap(self._clock(), self._unreported)
         found, self._unreported = self._unreported, _Findings()
@@ -280,6 +298,7 @@ class InMemoryRequestQueue:
         if status.is_terminal:
             drop_at = now + self._config.result_retention_seconds
             heapq.heappush(self._retention, (drop_at, record.queue_id))
+            self._unannounced[record.queue_id] = now
 
     def _make_ready(self, entry: _Entry, now: float) -> None:
         """Put a new, released, reclaimed or due request in line, at its original place."""
@@ -306,9 +325,15 @@ class InMemoryRequestQueue:
         self._expire_queued(now, found)
         self._promote_retries(now, found)
         while self._retention and self._retention[0][0] <= now:
-            entry = self._entries.get(heapq.heappop(self._retention)[1])
-            if entry is not None and entry.record.status.is_terminal:
-                del self._entries[entry.record.queue_id]
+            queue_id = heapq.heappop(self._retention)[1]
+            entry = self._entries.get(queue_id)
+            if entry is None or not entry.record.status.is_terminal:
+                continue
+            if queue_id in self._unannounced:  # its result is owed: keep it until announced
+                drop_at = now + self._config.result_retention_seconds
+                heapq.heappush(self._retention, (drop_at, queue_id))
+                continue
+            del self._entries[queue_id]
 
     def _reap_leases(self, now: float, found: _Findings) -> None:
         while self._leases and self._leases[0][0] <= now:

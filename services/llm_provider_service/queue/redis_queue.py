@@ -36,7 +36,17 @@ from services.llm_provider_service.queue.keys import QueueKeys
 logger = logging.getLogger(__name__)
 
 QUEUE_FULL_RETRY_AFTER_SECONDS = 30.0
-_SCRIPTS = ("enqueue", "claim", "heartbeat", "complete", "fail", "release", "cancel", "reap")
+_SCRIPTS = (
+    "enqueue",
+    "claim",
+    "heartbeat",
+    "complete",
+    "fail",
+    "release",
+    "cancel",
+    "reap",
+    "take_unannounced",
+)
 _EXPIRED = ErrorInfo(
     code=ErrorCode.REQUEST_EXPIRED.value,
     message="the request reached its expires_at before a provider answered it",
@@ -208,6 +218,14 @@ class RedisRequestQueue:
         record = await self.get(queue_id)
         assert record is not None  # just written; retention is hours
         return record
+
+    async def take_unannounced(self, *, limit: int, hide_seconds: float) -> list[QueueRecord]:
+        ids = await self._run("take_unannounced", limit, round(hide_seconds * 1000))
+        return await self._records(ids)
+
+    async def mark_announced(self, queue_id: UUID) -> None:
+        async with translated_redis_errors():
+            await self._redis.zrem(self._keys.unannounced, str(queue_id))
 
     async def reap(self) -> ReapReport:
         self._remember(await self._run("reap"))

@@ -180,8 +180,9 @@ async def lost_replies(
 
 # Found by this suite: the worker took a complete() whose reply was lost for a lost lease and
 # published nothing, while Redis ran the buffered complete() on resume, so the request ended
-# COMPLETED with no comparison_result or queue_status_changed event. `QueueWorker._landed`
-# (which reads the record back once Redis answers) fixes it for short outages.
+# COMPLETED with no comparison_result event. The result event no longer depends on the worker
+# hearing the reply: complete() marks the request unannounced in the same atomic step, and the
+# result relay announces it from there.
 async def test_a_result_recorded_after_a_short_pause_is_still_published(
     processes: ProcessPool, redis_server: RedisServer, make_queue: QueueFactory
 ) -> None:

@@ -33,6 +33,7 @@ from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.worker import QueueWorker
 from tests.fakes import RecordingPublisher, ScriptedProvider
@@ -143,6 +144,12 @@ class Rig:
     metrics: ServiceMetrics
     settings: Settings
     builder: QueueBuilder
+    relay: ResultRelay
+
+    async def flush_results(self) -> None:
+        """Let the relay announce every ended request and deliver what it owes."""
+        while await self.relay.run_once():
+            pass
 
     def sample(self, name: str, **labels: str) -> float:
         value = self.metrics.registry.get_sample_value(name, labels)
@@ -205,6 +212,7 @@ async def build_rig(
         metrics=await container.get(ServiceMetrics),
         settings=settings,
         builder=builder,
+        relay=await container.get(ResultRelay),
     )
 
 

@@ -402,6 +402,7 @@ async def test_r7_an_idle_worker_expires_requests_within_a_poll_interval(make_ri
     assert record.attempts == 0
     assert rig.provider.calls == []
     assert [e.data.queue_id for e in rig.publisher.of_type("request_expired")] == [job.request_id]
+    await rig.flush_results()
     [result] = rig.publisher.of_type("comparison_result")
     assert result.data.error_detail.code == "REQUEST_EXPIRED"
 
@@ -460,6 +461,7 @@ async def test_r8_retryable_failures_back_off_then_end_failed_with_the_last_erro
     starts = rig.provider.started
     assert [b - a >= 0.29 for a, b in itertools.pairwise(starts)] == [True, True]
     assert rig.sample("llm_provider_queue_retries_total", provider="mock") == 2
+    await rig.flush_results()
     [result] = rig.publisher.of_type("comparison_result")
     assert result.data.error_detail.message == "third"
 

@@ -57,10 +57,13 @@ local function make_ready(id, provider, score)
 end
 
 -- A terminal status never changes again; the record stays readable for the retention.
+-- In the same step the id joins `unannounced`: its result event is owed to the outbox, and
+-- the record is kept past its retention until the relay has handed that event over.
 local function finish(id, status, now, error_json)
   redis.call('HSET', req(id), 'status', status, 'updated_at', s(now), 'token', '0')
   if error_json then redis.call('HSET', req(id), 'error', error_json) end
   redis.call('ZADD', key('retention'), s(now + RETENTION_MS), id)
+  redis.call('ZADD', key('unannounced'), s(now), id)
 end
 
 -- The holder of `token` still owns `id`'s lease; a stale worker's call changes nothing.
@@ -120,8 +123,12 @@ local function reap(now)
   end
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', key('retention'), '-inf', now,
                                  'LIMIT', 0, REAP_LIMIT)) do
-    redis.call('ZREM', key('retention'), id)
-    redis.call('DEL', req(id))
+    if redis.call('ZSCORE', key('unannounced'), id) then
+      redis.call('ZADD', key('retention'), s(now + RETENTION_MS), id)  -- its result is owed
+    else
+      redis.call('ZREM', key('retention'), id)
+      redis.call('DEL', req(id))
+    end
   end
   return {expired, failed, lease_expiries, promoted}
 end

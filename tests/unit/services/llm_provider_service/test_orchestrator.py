@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from common_core.enums import CircuitBreakerState, LLMProviderType, ProcessingMode, QueueStatus
+from common_core.enums import (
+    CircuitBreakerState,
+    DeliveryChannel,
+    LLMProviderType,
+    ProcessingMode,
+    QueueStatus,
+)
+from common_core.events import ComparisonResultData, EventEnvelope
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.drain_rate import DrainRate
@@ -24,9 +31,11 @@ from services.llm_provider_service.errors import (
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator, Completed, Queued
+from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
 from tests.factories import make_request
 from tests.fakes import RecordingPublisher, ScriptedProvider, judgement
 
@@ -41,10 +50,12 @@ class Harness:
     publisher: RecordingPublisher
     breakers: CircuitBreakers
     metrics: ServiceMetrics
+    outbox: InMemoryResultOutbox
 
 
 def build_harness(settings) -> Harness:
     cache = InMemoryResponseCache()
+    outbox = InMemoryResultOutbox(retention_seconds=600)
     provider = ScriptedProvider()
     metrics = ServiceMetrics()
     publisher = RecordingPublisher()
@@ -64,8 +75,10 @@ def build_harness(settings) -> Harness:
         drain_rate=DrainRate(),
         settings=settings,
         cache=cache,
+        outbox=outbox,
+        deliveries=ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=3600),
     )
-    return Harness(orchestrator, provider, queue, publisher, breakers, metrics)
+    return Harness(orchestrator, provider, queue, publisher, breakers, metrics, outbox)
 
 
 @pytest.fixture
@@ -182,20 +195,38 @@ async def test_development_cache_mode_is_refused_unless_enabled(harness):
     assert harness.provider.calls == []
 
 
-async def test_callback_topic_receives_the_result_event(harness):
+async def test_callback_topic_gets_the_result_event_through_the_outbox(harness):
     request = make_request(callback_topic="huleedu.cj_assessment.results.v1")
     outcome = await harness.orchestrator.submit(request)
     assert isinstance(outcome, Completed)
-    results = [
-        (topic, env)
-        for topic, env in harness.publisher.events
-        if env.event_type == "llm_provider.comparison_result.v1"
-    ]
-    assert [topic for topic, _ in results] == ["huleedu.cj_assessment.results.v1"]
-    data = results[0][1].data
+    assert harness.publisher.of_type("comparison_result") == []  # never published directly
+    [delivery] = await harness.outbox.claim(limit=10, lease_seconds=30)
+    assert delivery.channel is DeliveryChannel.KAFKA
+    assert delivery.destination == "huleedu.cj_assessment.results.v1"
+    assert delivery.key == str(outcome.result.correlation_id)
+    envelope = EventEnvelope[ComparisonResultData].model_validate_json(delivery.payload)
+    assert envelope.event_id == result_event_id(outcome.result.request_id)
+    data = envelope.data
     assert data.winner == outcome.result.winner
     assert data.error_detail is None
     assert len(data.request_metadata["prompt_sha256"]) == 64
+
+
+async def test_no_result_event_is_owed_unless_the_caller_asked(harness):
+    await harness.orchestrator.submit(make_request())
+    assert await harness.outbox.claim(limit=10, lease_seconds=30) == []
+
+
+async def test_a_failed_call_owes_an_error_result_event_when_asked(harness):
+    harness.provider.script = [ProviderAuthError(MOCK, "bad key", status=401)]
+    request = make_request(callback_topic="huleedu.cj_assessment.results.v1")
+    with pytest.raises(ProviderAuthError):
+        await harness.orchestrator.submit(request)
+    [delivery] = await harness.outbox.claim(limit=10, lease_seconds=30)
+    data = EventEnvelope[ComparisonResultData].model_validate_json(delivery.payload).data
+    assert data.winner is None
+    assert data.error_detail is not None
+    assert data.error_detail.code == "PROVIDER_AUTH_ERROR"
 
 
 async def test_lifecycle_events_and_metrics(harness):

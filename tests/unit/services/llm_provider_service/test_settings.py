@@ -288,3 +288,39 @@ def test_serve_refuses_to_start_with_a_cache_in_production():
     assert len(lines) == 1, completed.stderr
     assert "ENABLE_RESPONSE_CACHE" in lines[0]
     assert "Traceback" not in completed.stderr
+
+
+def test_kafka_is_on_by_default_only_when_deployed(make_settings: SettingsFactory):
+    assert make_settings().kafka is False
+    assert make_settings(environment="development").kafka is False
+    assert make_settings(environment="production", anthropic_api_key="sk").kafka is True
+    assert make_settings(kafka_enabled=True).kafka is True
+
+
+def test_production_without_kafka_is_refused(make_settings: SettingsFactory):
+    settings = make_settings(environment="production", anthropic_api_key="sk", kafka_enabled=False)
+    with pytest.raises(ConfigurationError, match="KAFKA_ENABLED is off"):
+        settings.check_consistency()
+
+
+def test_webhook_hosts_without_a_signing_secret_are_refused(make_settings: SettingsFactory):
+    settings = make_settings(webhook_allowed_hosts=("hooks.example.org",))
+    with pytest.raises(ConfigurationError, match="WEBHOOK_SIGNING_SECRET"):
+        settings.check_consistency()
+    make_settings(
+        webhook_allowed_hosts=("hooks.example.org",), webhook_signing_secret="x" * 16
+    ).check_consistency()
+
+
+def test_a_short_or_blank_signing_secret(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_WEBHOOK_SIGNING_SECRET", "short")
+    with pytest.raises(ConfigurationError, match="at least 16 characters"):
+        load_settings()
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_WEBHOOK_SIGNING_SECRET", "  ")
+    assert load_settings().webhook_signing_secret is None
+
+
+def test_an_outbox_lease_shorter_than_a_send_is_refused(make_settings: SettingsFactory):
+    settings = make_settings(outbox_lease_seconds=15.0, webhook_timeout_seconds=10.0)
+    with pytest.raises(ConfigurationError, match="OUTBOX_LEASE_SECONDS"):
+        settings.check_consistency()

@@ -18,9 +18,12 @@ from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, QueueRecord
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
+from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.relay import ResultRelay
+from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.worker import QueueWorker
 from tests.factories import make_job
@@ -38,6 +41,12 @@ class Rig:
     publisher: RecordingPublisher
     metrics: ServiceMetrics
     settings: Settings
+    relay: ResultRelay
+
+    async def flush_results(self) -> None:
+        """Let the relay announce every ended request and deliver what it owes."""
+        while await self.relay.run_once():
+            pass
 
 
 def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
@@ -57,6 +66,8 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
     )
     events = LifecycleEvents(publisher, metrics, "huleedu")
     drain = DrainRate()
+    outbox = InMemoryResultOutbox(retention_seconds=600)
+    deliveries = ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=3600)
     orchestrator = ComparisonOrchestrator(
         providers=ProviderRegistry({MOCK: provider}, settings),
         breakers=breakers,
@@ -66,6 +77,17 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
         drain_rate=drain,
         settings=settings,
         cache=InMemoryResponseCache(),
+        outbox=outbox,
+        deliveries=deliveries,
+    )
+    relay = ResultRelay(
+        queue=queue,
+        outbox=outbox,
+        publisher=publisher,
+        webhooks=None,
+        deliveries=deliveries,
+        metrics=metrics,
+        settings=settings,
     )
     worker = QueueWorker(
         queue=queue,
@@ -77,7 +99,7 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
         settings=settings,
         owner="test-worker",
     )
-    return Rig(worker, queue, provider, breakers, publisher, metrics, settings)
+    return Rig(worker, queue, provider, breakers, publisher, metrics, settings, relay)
 
 
 @pytest.fixture
@@ -130,6 +152,7 @@ async def test_drains_queued_requests_and_publishes_results(rig, running):
         assert record.result is not None
         assert record.result.request_id == job.request_id
     assert len(rig.provider.calls) == 10
+    await rig.flush_results()
     results = rig.publisher.of_type("comparison_result")
     assert sorted(str(e.data.request_id) for e in results) == sorted(
         str(j.request_id) for j in jobs
@@ -159,6 +182,7 @@ async def test_spent_attempts_end_failed_with_last_error(make_settings):
     await task
     assert record.error is not None
     assert record.error.code == "PROVIDER_UNAVAILABLE"
+    await rig.flush_results()
     [event] = rig.publisher.of_type("comparison_result")
     assert event.data.error_detail.code == "PROVIDER_UNAVAILABLE"
     assert event.data.winner is None
@@ -230,6 +254,7 @@ async def test_lost_lease_cancels_the_call_and_drops_its_result(make_settings):
     record = await record_of(rig.queue, job.request_id)
     assert record.status is QueueStatus.PROCESSING  # left for the lease to expire and reclaim
     assert record.result is None
+    await rig.flush_results()
     assert rig.publisher.of_type("comparison_result") == []
 
 
@@ -278,6 +303,7 @@ async def test_expired_requests_publish_expiry_and_error_result(make_settings):
     assert record.error is not None
     assert record.error.code == "REQUEST_EXPIRED"
     assert [e.data.queue_id for e in rig.publisher.of_type("request_expired")] == [job.request_id]
+    await rig.flush_results()
     [result] = rig.publisher.of_type("comparison_result")
     assert result.data.error_detail.code == "REQUEST_EXPIRED"
     assert rig.provider.calls == []

@@ -1,0 +1,1 @@
+"""Delivery of result events to callers: webhooks (callback_url)."""

@@ -1,0 +1,1 @@
+"""The durable result outbox: deliveries kept until their destination acknowledged them."""

@@ -1,0 +1,170 @@
+"""The result relay: hands ended requests' results to the outbox and delivers the outbox.
+
+Two steps per pass, both safe to run on every replica at once:
+1. announce: every queued request that ended (the queue marked it in the same atomic step
+   as its terminal status) gets its result deliveries added to the outbox, then is marked
+   announced. A relay that dies in between leaves it to be announced again; the outbox
+   ignores the repeat because delivery ids are derived from the request.
+2. deliver: claim due deliveries (leased, so two relays never send one at the same time),
+   send each, and record the outcome: acknowledged deliveries leave the outbox; the rest
+   are retried with jittered exponential backoff, Kafka results until the broker takes them
+   and webhooks until their deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from common_core.enums import DeliveryChannel
+from common_core.events import ComparisonResultData, EventEnvelope, LLMProviderEvent
+from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookSender
+from services.llm_provider_service.errors import EventPublishError, QueueUnavailableError
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.models import Delivery
+from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
+from services.llm_provider_service.result_deliveries import ResultDeliveries
+from services.llm_provider_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_RESULT = LLMProviderEvent.COMPARISON_RESULT.value
+
+
+class ResultRelay:
+    """Moves results from the queue to the outbox and from the outbox to their consumers."""
+
+    def __init__(
+        self,
+        *,
+        queue: RequestQueue,
+        outbox: ResultOutbox,
+        publisher: EventPublisher,
+        webhooks: WebhookSender | None,
+        deliveries: ResultDeliveries,
+        metrics: ServiceMetrics,
+        settings: Settings,
+        rng: random.Random | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._queue = queue
+        self._outbox = outbox
+        self._publisher = publisher
+        self._webhooks = webhooks
+        self._deliveries = deliveries
+        self._metrics = metrics
+        self._settings = settings
+        self._rng = rng or random.Random()
+        self._now = now
+        self.healthy = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set."""
+        interval = self._settings.outbox_poll_interval_seconds
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:  # a bug must not stop every later delivery
+                logger.exception("result relay pass failed; retrying")
+                busy = 0
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def run_once(self) -> int:
+        """One pass; returns how many announcements and sends it made (0: nothing to do)."""
+        try:
+            done = await self.announce() + await self.deliver()
+            self._metrics.observe_outbox(await self._outbox.stats())
+        except QueueUnavailableError as exc:
+            if self.healthy:
+                logger.warning("result relay cannot reach its store, retrying: %s", exc)
+            self.healthy = False
+            return 0
+        self.healthy = True
+        return done
+
+    async def announce(self) -> int:
+        records = await self._queue.take_unannounced(
+            limit=self._settings.outbox_batch_size,
+            hide_seconds=self._settings.outbox_lease_seconds,
+        )
+        for record in records:
+            for delivery in self._deliveries.for_record(record):
+                await self._outbox.add(delivery)
+            await self._queue.mark_announced(record.queue_id)
+        return len(records)
+
+    async def deliver(self) -> int:
+        claimed = await self._outbox.claim(
+            limit=self._settings.outbox_batch_size,
+            lease_seconds=self._settings.outbox_lease_seconds,
+        )
+        if claimed:
+            await asyncio.gather(*(self._send(d) for d in claimed))
+        return len(claimed)
+
+    async def _send(self, delivery: Delivery) -> None:
+        try:
+            if delivery.channel is DeliveryChannel.KAFKA:
+                await self._send_kafka(delivery)
+            else:
+                await self._send_webhook(delivery)
+        except QueueUnavailableError as exc:
+            # The outcome could not be recorded: the lease runs out and it is sent again.
+            logger.warning("outcome of delivery %s not recorded: %s", delivery.delivery_id, exc)
+
+    async def _send_kafka(self, delivery: Delivery) -> None:
+        envelope = EventEnvelope[ComparisonResultData].model_validate_json(delivery.payload)
+        try:
+            await self._publisher.publish(delivery.destination, envelope)
+        except EventPublishError as exc:
+            self._metrics.events_published.labels(_RESULT, "failed").inc()
+            await self._outbox.retry(
+                delivery.delivery_id, delay_seconds=self.backoff(delivery.attempts), error=str(exc)
+            )
+            return
+        self._metrics.events_published.labels(_RESULT, "published").inc()
+        await self._outbox.delivered(delivery.delivery_id)
+
+    async def _send_webhook(self, delivery: Delivery) -> None:
+        if self._webhooks is None:  # callback_url is refused at submission without a sender
+            self._metrics.webhook_deliveries.labels("given_up").inc()
+            await self._give_up(delivery, "webhooks are not configured on this service")
+            return
+        if delivery.deadline is not None and self._now() >= delivery.deadline:
+            self._metrics.webhook_deliveries.labels("given_up").inc()
+            await self._give_up(delivery, f"deadline passed; last error: {delivery.last_error}")
+            return
+        outcome = await self._webhooks.send(
+            delivery.destination,
+            delivery.payload.encode(),
+            event_id=str(delivery.event_id),
+            event_type=delivery.event_type,
+        )
+        self._metrics.webhook_deliveries.labels(outcome.kind.value).inc()
+        if outcome.kind is OutcomeKind.DELIVERED:
+            await self._outbox.delivered(delivery.delivery_id)
+        elif outcome.kind is OutcomeKind.REJECTED:
+            await self._give_up(delivery, outcome.error or f"HTTP {outcome.status_code}")
+        else:
+            delay = max(self.backoff(delivery.attempts), outcome.retry_after or 0.0)
+            if delivery.deadline is not None:  # a long Retry-After must not outlast it
+                left = (delivery.deadline - self._now()).total_seconds()
+                delay = max(0.0, min(delay, left))
+            error = outcome.error or f"HTTP {outcome.status_code}"
+            await self._outbox.retry(delivery.delivery_id, delay_seconds=delay, error=error)
+
+    async def _give_up(self, delivery: Delivery, error: str) -> None:
+        logger.warning("webhook %s given up: %s", delivery.delivery_id, error)
+        await self._outbox.give_up(delivery.delivery_id, error=error)
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with full jitter between the base and the attempt's ceiling."""
+        base = self._settings.outbox_retry_base_seconds
+        ceiling = min(self._settings.outbox_retry_max_seconds, base * 2 ** max(0, attempts - 1))
+        return self._rng.uniform(base, max(base, ceiling))

@@ -1,0 +1,132 @@
+"""What a request that ended owes its consumers: the `comparison_result` event, per channel.
+
+The event's id is derived from the request id, so every path that builds the result event of
+one request (the request path, a relay, a relay's successor after a crash) builds the same
+`event_id`: consumers drop duplicates by it, and the outbox ignores a repeated delivery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from common_core.api_models import ComparisonResult, ErrorInfo
+from common_core.enums import DeliveryChannel, ErrorCode, QueueStatus
+from common_core.events import (
+    ComparisonResultData,
+    EventEnvelope,
+    LLMProviderEvent,
+    event_type_name,
+    topic_name,
+)
+from services.llm_provider_service.models import ComparisonJob, Delivery, QueueRecord
+from services.llm_provider_service.prompt import prompt_sha256, render_prompt
+
+# Fixed forever: changing it would change every result's event_id.
+_RESULT_EVENT_NAMESPACE = uuid.UUID("8f0c7a52-4c1e-4d35-9a0e-2b6f3f1c9d11")
+RESULT_EVENT_TYPE = event_type_name(LLMProviderEvent.COMPARISON_RESULT)
+_CANCELLED = ErrorInfo(
+    code=ErrorCode.REQUEST_CANCELLED.value, message="the request was cancelled by its caller"
+)
+
+
+def result_event_id(request_id: uuid.UUID) -> uuid.UUID:
+    """The one `event_id` of a request's result event."""
+    return uuid.uuid5(_RESULT_EVENT_NAMESPACE, f"comparison_result:{request_id}")
+
+
+class ResultDeliveries:
+    """Builds the result event of an ended request and one `Delivery` per channel it goes to:
+    Kafka (the caller's `callback_topic` or the default result topic) and, when the caller
+    gave a `callback_url`, the webhook."""
+
+    def __init__(
+        self,
+        *,
+        topic_prefix: str,
+        webhook_deadline_seconds: float,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._prefix = topic_prefix
+        self._webhook_deadline = timedelta(seconds=webhook_deadline_seconds)
+        self._now = now
+
+    @property
+    def default_topic(self) -> str:
+        return topic_name(LLMProviderEvent.COMPARISON_RESULT, self._prefix)
+
+    def for_record(self, record: QueueRecord) -> list[Delivery]:
+        """The deliveries of a queued request that reached a terminal status."""
+        if record.status is QueueStatus.COMPLETED and record.result is not None:
+            return self.for_outcome(record.job, result=record.result)
+        if record.status is QueueStatus.CANCELLED:
+            return self.for_outcome(record.job, error=record.error or _CANCELLED)
+        error = record.error or ErrorInfo(code=record.status.value.upper(), message="")
+        return self.for_outcome(record.job, error=error)
+
+    def for_outcome(
+        self,
+        job: ComparisonJob,
+        *,
+        result: ComparisonResult | None = None,
+        error: ErrorInfo | None = None,
+    ) -> list[Delivery]:
+        """The deliveries of `job`'s result (exactly one of `result` and `error`)."""
+        envelope = self.envelope(job, result=result, error=error)
+        payload = envelope.model_dump_json()
+        now = self._now()
+        request = job.request
+        targets: list[tuple[DeliveryChannel, str, datetime | None]] = [
+            (DeliveryChannel.KAFKA, request.callback_topic or self.default_topic, None)
+        ]
+        if request.callback_url:
+            deadline = now + self._webhook_deadline
+            targets.append((DeliveryChannel.WEBHOOK, request.callback_url, deadline))
+        return [
+            Delivery(
+                delivery_id=f"{envelope.event_id}:{channel.value}",
+                request_id=job.request_id,
+                channel=channel,
+                destination=destination,
+                event_id=envelope.event_id,
+                event_type=envelope.event_type,
+                key=str(job.correlation_id),
+                payload=payload,
+                created_at=now,
+                deadline=deadline,
+            )
+            for channel, destination, deadline in targets
+        ]
+
+    def envelope(
+        self,
+        job: ComparisonJob,
+        *,
+        result: ComparisonResult | None = None,
+        error: ErrorInfo | None = None,
+    ) -> EventEnvelope[ComparisonResultData]:
+        prompt = render_prompt(job.request)
+        data = ComparisonResultData(
+            request_id=job.request_id,
+            correlation_id=job.correlation_id,
+            winner=result.winner if result else None,
+            justification=result.justification if result else None,
+            confidence=result.confidence if result else None,
+            error_detail=None if result else error,
+            provider=job.provider,
+            model=result.model if result else None,
+            response_time_ms=result.response_time_ms if result else None,
+            token_usage=result.token_usage if result else None,
+            cost_estimate=result.cost_estimate if result else None,
+            requested_at=job.requested_at,
+            completed_at=result.completed_at if result else self._now(),
+            trace_id=job.trace_id,
+            request_metadata={**job.request.metadata, "prompt_sha256": prompt_sha256(prompt)},
+        )
+        return EventEnvelope(
+            event_id=result_event_id(job.request_id),
+            event_type=RESULT_EVENT_TYPE,
+            correlation_id=job.correlation_id,
+            data=data,
+        )

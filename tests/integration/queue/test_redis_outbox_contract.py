@@ -1,0 +1,51 @@
+"""The `ResultOutbox` contract run against `RedisResultOutbox` on a real redis-server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+import tests.contract.outbox_contract as contract
+from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
+from services.llm_provider_service.queue.keys import QueueKeys
+
+# A star import collects the contract here (see tests/unit/.../queue/test_memory.py for why).
+from tests.contract.outbox_contract import *  # noqa: F403
+from tests.support.redis_queue import ShiftedTime
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def shifted() -> ShiftedTime:
+    return ShiftedTime()
+
+
+@pytest.fixture
+def outbox(redis_client: Redis, shifted: ShiftedTime) -> RedisResultOutbox:
+    keys = QueueKeys(f"t{uuid.uuid4().hex[:12]}")
+    return RedisResultOutbox(
+        redis_client, keys, retention_seconds=contract.RETENTION, time_offset_ms=shifted
+    )
+
+
+@pytest.fixture
+def advance(shifted: ShiftedTime, redis_client: Redis):
+    async def advance(seconds: float) -> None:
+        shifted.advance(seconds)
+
+    return advance
+
+
+def test_every_contract_test_is_collected_here() -> None:
+    contract_tests = {name for name in vars(contract) if name.startswith("test_")}
+    assert contract_tests <= set(globals())

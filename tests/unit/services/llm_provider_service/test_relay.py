@@ -1,0 +1,241 @@
+"""The result relay: announcing ended requests once, and what each delivery outcome does."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from common_core.enums import DeliveryChannel, DeliveryState, QueueStatus
+from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookOutcome
+from services.llm_provider_service.errors import EventPublishError
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
+from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.relay import ResultRelay
+from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
+from tests.factories import FakeClock, make_job, make_request, make_result
+from tests.fakes import RecordingPublisher
+
+HOOK = "https://hooks.example.org/results"
+
+
+@dataclass
+class FakeWebhooks:
+    """A `WebhookSender` stand-in that answers from a script and records every send."""
+
+    script: list[WebhookOutcome] = field(default_factory=list)
+    sent: list[tuple[str, bytes, str]] = field(default_factory=list)
+
+    async def send(self, url: str, body: bytes, *, event_id: str, event_type: str) -> Any:
+        self.sent.append((url, body, event_id))
+        return self.script.pop(0) if self.script else WebhookOutcome(OutcomeKind.DELIVERED, 200)
+
+
+@dataclass
+class Rig:
+    relay: ResultRelay
+    queue: InMemoryRequestQueue
+    outbox: InMemoryResultOutbox
+    publisher: RecordingPublisher
+    webhooks: FakeWebhooks
+    clock: FakeClock
+    metrics: ServiceMetrics
+
+    async def deliveries(self, request_id: Any) -> dict[DeliveryChannel, Any]:
+        return {d.channel: d for d in await self.outbox.for_request(request_id)}
+
+
+@pytest.fixture
+def rig(make_settings) -> Rig:
+    settings = make_settings(outbox_retry_base_seconds=1.0, outbox_retry_max_seconds=8.0)
+    clock = FakeClock()
+    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings), clock=clock)
+    outbox = InMemoryResultOutbox(retention_seconds=600, clock=clock)
+    publisher = RecordingPublisher()
+    webhooks = FakeWebhooks()
+    metrics = ServiceMetrics()
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock(), tz=UTC)
+
+    deliveries = ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=60, now=now)
+    relay = ResultRelay(
+        queue=queue,
+        outbox=outbox,
+        publisher=publisher,
+        webhooks=webhooks,  # type: ignore[arg-type]
+        deliveries=deliveries,
+        metrics=metrics,
+        settings=settings,
+        rng=random.Random(7),
+        now=now,
+    )
+    return Rig(relay, queue, outbox, publisher, webhooks, clock, metrics)
+
+
+async def complete(rig: Rig, **request: Any) -> Any:
+    job = make_job(request=make_request(**request))
+    await rig.queue.enqueue(job, priority=5, ttl_seconds=600)
+    [lease] = await rig.queue.claim(job.provider, limit=1, owner="w")
+    await rig.queue.complete(lease, make_result(job))
+    return job
+
+
+async def test_an_ended_request_is_announced_and_delivered_once(rig: Rig):
+    job = await complete(rig)
+    assert await rig.relay.run_once() == 2  # one announcement, one send
+    assert await rig.relay.run_once() == 0
+    [event] = rig.publisher.of_type("comparison_result")
+    assert event.event_id == result_event_id(job.request_id)
+    assert rig.publisher.topics() == ["huleedu.llm_provider.comparison_result.v1"]
+    assert await rig.queue.take_unannounced(limit=10, hide_seconds=1) == []
+
+
+async def test_a_repeated_announcement_adds_no_second_delivery(rig: Rig):
+    job = await complete(rig)
+    [record] = await rig.queue.take_unannounced(limit=10, hide_seconds=0)
+    for delivery in ResultDeliveries(
+        topic_prefix="huleedu", webhook_deadline_seconds=60
+    ).for_record(record):
+        await rig.outbox.add(delivery)  # a relay that died before mark_announced
+    await rig.relay.run_once()
+    await rig.relay.run_once()
+    assert len(rig.publisher.of_type("comparison_result")) == 1
+    ended = await rig.queue.get(job.request_id)
+    assert ended is not None
+    assert ended.status is QueueStatus.COMPLETED
+
+
+async def test_a_broker_failure_is_retried_with_backoff_until_it_takes_the_event(rig: Rig):
+    job = await complete(rig)
+    rig.publisher.fail_with = lambda: EventPublishError("broker down")
+    await rig.relay.run_once()
+    kafka = (await rig.deliveries(job.request_id))[DeliveryChannel.KAFKA]
+    assert (kafka.state, kafka.last_error) == (DeliveryState.PENDING, "broker down")
+    assert await rig.relay.run_once() == 0  # not due before its backoff
+    rig.publisher.fail_with = None
+    rig.clock.advance(1.01)  # the first backoff is the base delay exactly
+    assert await rig.relay.run_once() == 1
+    kafka = (await rig.deliveries(job.request_id))[DeliveryChannel.KAFKA]
+    assert (kafka.state, kafka.attempts) == (DeliveryState.DELIVERED, 2)
+    failed = rig.metrics.registry.get_sample_value(
+        "llm_provider_events_published_total",
+        {"event_type": "comparison_result", "outcome": "failed"},
+    )
+    assert failed == 1.0
+
+
+def test_backoff_grows_to_its_ceiling_with_jitter(rig: Rig):
+    draws = {attempt: [rig.relay.backoff(attempt) for _ in range(50)] for attempt in (1, 3, 9)}
+    assert set(draws[1]) == {1.0}
+    assert all(1.0 <= d <= 4.0 for d in draws[3])
+    assert max(draws[3]) > 2.0
+    assert all(1.0 <= d <= 8.0 for d in draws[9])
+
+
+async def test_a_webhook_retry_honours_the_receivers_retry_after(rig: Rig):
+    job = await complete(rig, callback_url=HOOK)
+    rig.webhooks.script = [WebhookOutcome(OutcomeKind.RETRY, 503, "busy", retry_after=30.0)]
+    await rig.relay.run_once()
+    hook = (await rig.deliveries(job.request_id))[DeliveryChannel.WEBHOOK]
+    assert hook.next_attempt_at >= datetime.fromtimestamp(rig.clock() + 29.9, tz=UTC)
+    rig.clock.advance(29)
+    assert await rig.relay.run_once() == 0
+    rig.clock.advance(1.5)
+    assert await rig.relay.run_once() == 1
+    assert len(rig.webhooks.sent) == 2
+    url, body, event_id = rig.webhooks.sent[-1]
+    assert (url, event_id) == (HOOK, str(result_event_id(job.request_id)))
+    assert body == rig.webhooks.sent[0][1]  # the same signed event every time
+
+
+async def test_a_rejected_webhook_is_given_up_at_once(rig: Rig):
+    job = await complete(rig, callback_url=HOOK)
+    rig.webhooks.script = [WebhookOutcome(OutcomeKind.REJECTED, 410, "receiver answered 410")]
+    await rig.relay.run_once()
+    rig.clock.advance(300)  # long past any backoff, within the outbox's retention
+    await rig.relay.run_once()
+    hook = (await rig.deliveries(job.request_id))[DeliveryChannel.WEBHOOK]
+    assert (hook.state, hook.last_error) == (DeliveryState.FAILED, "receiver answered 410")
+    assert len(rig.webhooks.sent) == 1
+
+
+async def test_a_webhook_is_given_up_at_its_deadline_with_the_last_error(rig: Rig):
+    job = await complete(rig, callback_url=HOOK)
+    rig.webhooks.script = [WebhookOutcome(OutcomeKind.RETRY, 500, "receiver answered 500")] * 50
+    for _ in range(30):  # 30 passes over 90 s: the deadline is 60 s after the result
+        await rig.relay.run_once()
+        rig.clock.advance(3)
+    hook = (await rig.deliveries(job.request_id))[DeliveryChannel.WEBHOOK]
+    assert hook.state is DeliveryState.FAILED
+    assert "deadline" in hook.last_error
+    assert "receiver answered 500" in hook.last_error
+    sent_by_deadline = len(rig.webhooks.sent)
+    assert 2 <= sent_by_deadline < 30
+    kafka = (await rig.deliveries(job.request_id))[DeliveryChannel.KAFKA]
+    assert kafka.state is DeliveryState.DELIVERED  # the other channel is not held back
+
+
+async def test_cancelled_and_expired_requests_owe_an_error_result(rig: Rig):
+    cancelled = make_job()
+    await rig.queue.enqueue(cancelled, priority=5, ttl_seconds=600)
+    await rig.queue.cancel(cancelled.request_id)
+    expired = make_job()
+    await rig.queue.enqueue(expired, priority=5, ttl_seconds=1)
+    rig.clock.advance(2)
+    await rig.queue.reap()
+    await rig.relay.run_once()
+    codes = {
+        e.data.request_id: e.data.error_detail.code
+        for e in rig.publisher.of_type("comparison_result")
+    }
+    assert codes == {
+        cancelled.request_id: "REQUEST_CANCELLED",
+        expired.request_id: "REQUEST_EXPIRED",
+    }
+
+
+def test_the_result_event_id_is_stable_and_distinct_per_request():
+    job, other = make_job(), make_job()
+    assert result_event_id(job.request_id) == result_event_id(job.request_id)
+    assert result_event_id(job.request_id) != result_event_id(other.request_id)
+    deliveries = ResultDeliveries(topic_prefix="p", webhook_deadline_seconds=60)
+    first = deliveries.for_outcome(job, result=make_result(job))
+    second = deliveries.for_outcome(job, result=make_result(job))
+    assert [d.delivery_id for d in first] == [d.delivery_id for d in second]
+    assert first[0].deadline is None
+    with_hook = make_job(request=make_request(callback_url=HOOK))
+    hook = deliveries.for_outcome(with_hook, result=make_result(with_hook))[1]
+    assert hook.deadline is not None
+    assert hook.deadline - hook.created_at == timedelta(seconds=60)
+
+
+async def test_a_long_retry_after_is_cut_to_the_deadline(rig: Rig):
+    job = await complete(rig, callback_url=HOOK)
+    rig.webhooks.script = [WebhookOutcome(OutcomeKind.RETRY, 429, "slow down", retry_after=3600)]
+    await rig.relay.run_once()
+    hook = (await rig.deliveries(job.request_id))[DeliveryChannel.WEBHOOK]
+    assert hook.next_attempt_at <= hook.deadline
+    rig.clock.advance(61)
+    await rig.relay.run_once()
+    hook = (await rig.deliveries(job.request_id))[DeliveryChannel.WEBHOOK]
+    assert hook.state is DeliveryState.FAILED  # given up at its deadline, not an hour later
+
+
+async def test_webhook_outcomes_are_counted_once_each(rig: Rig):
+    await complete(rig, callback_url=HOOK)
+    rig.webhooks.script = [WebhookOutcome(OutcomeKind.REJECTED, 404, "receiver answered 404")]
+    await rig.relay.run_once()
+
+    def count(outcome: str) -> float | None:
+        return rig.metrics.registry.get_sample_value(
+            "llm_provider_webhook_deliveries_total", {"outcome": outcome}
+        )
+
+    assert count("rejected") == 1.0
+    assert count("given_up") is None
