@@ -727,7 +727,7 @@ class FakeUpstream:
         conn = h11.Connection(h11.SERVER)
         try:
             while self._stopping is not None and not self._stopping.is_set():
-                received = await _read_request(conn, reader)
+                received = await read_request(conn, reader)
                 if received is None:
                     return
                 reply = await self._handle(conn, reader, *received)
@@ -1116,7 +1116,7 @@ def _route(method: str, path: str) -> Vendor | None:
     return None
 
 
-async def _read_request(
+async def read_request(
     conn: h11.Connection, reader: asyncio.StreamReader
 ) -> tuple[h11.Request, bytes] | None:
     """The next whole request on the connection, or None once the client has closed it."""

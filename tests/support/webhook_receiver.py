@@ -29,6 +29,7 @@ import h11
 import pytest
 
 from common_core.webhooks import SIGNATURE_HEADER, verify
+from tests.support.fake_upstream import read_request
 
 _OK_BODY: Final = b'{"ok":true}'
 
@@ -239,7 +240,7 @@ class WebhookReceiver:
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
-                received = await _read_request(conn, reader)
+                received = await read_request(conn, reader)
                 if received is None:
                     return
                 request, body = received
@@ -276,27 +277,6 @@ def _record(request: h11.Request, body: bytes, status: int) -> ReceivedRequest:
         text = value.decode("latin-1")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     return ReceivedRequest(request.method.decode("latin-1"), path, query, headers, body, status)
-
-
-async def _read_request(
-    conn: h11.Connection, reader: asyncio.StreamReader
-) -> tuple[h11.Request, bytes] | None:
-    """The next whole request on the connection, or None once the client has closed it."""
-    request: h11.Request | None = None
-    chunks: list[bytes] = []
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            conn.receive_data(await reader.read(65536))
-        elif isinstance(event, h11.Request):
-            request = event
-        elif isinstance(event, h11.Data):
-            chunks.append(bytes(event.data))
-        elif isinstance(event, h11.EndOfMessage):
-            assert request is not None
-            return request, b"".join(chunks)
-        else:  # ConnectionClosed, or PAUSED after a client that wants the connection closed
-            return None
 
 
 async def _hold(conn: h11.Connection, reader: asyncio.StreamReader, seconds: float) -> bool:
