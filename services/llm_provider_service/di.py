@@ -15,7 +15,7 @@ from anthropic import AsyncAnthropic
 from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 from google import genai
 from google.genai import types as genai_types
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -239,7 +239,7 @@ class RedisQueueDeps(Provider):
 
     @provide
     async def redis(self, settings: Settings) -> AsyncIterator[Redis]:
-        client = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             settings.redis_url,
             decode_responses=True,
             socket_connect_timeout=settings.redis_connect_timeout_seconds,
@@ -249,7 +249,12 @@ class RedisQueueDeps(Provider):
             # still gives 503 within about a second; the worker's own loop retries the rest.
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             health_check_interval=30,
+            # A burst (a relay pass, a spike of requests) waits for a free connection rather
+            # than failing at once with "Too many connections", as the default pool does.
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_socket_timeout_seconds,
         )
+        client = Redis.from_pool(pool)  # the client owns the pool and closes it
         yield client
         await client.aclose()
 

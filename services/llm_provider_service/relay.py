@@ -17,20 +17,22 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from common_core.enums import DeliveryChannel
 from common_core.events import ComparisonResultData, EventEnvelope, LLMProviderEvent
 from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookSender
 from services.llm_provider_service.errors import EventPublishError, QueueUnavailableError
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import Delivery
+from services.llm_provider_service.models import Delivery, QueueRecord
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _RESULT = LLMProviderEvent.COMPARISON_RESULT.value
 
@@ -93,10 +95,13 @@ class ResultRelay:
             limit=self._settings.outbox_batch_size,
             hide_seconds=self._settings.outbox_lease_seconds,
         )
-        for record in records:
+
+        async def announce(record: QueueRecord) -> None:
             for delivery in self._deliveries.for_record(record):
                 await self._outbox.add(delivery)
-            await self._queue.mark_announced(record.queue_id)
+            await self._queue.mark_announced(record.queue_id)  # only once all are in
+
+        await self._bounded(announce, records)
         return len(records)
 
     async def deliver(self) -> int:
@@ -104,9 +109,19 @@ class ResultRelay:
             limit=self._settings.outbox_batch_size,
             lease_seconds=self._settings.outbox_lease_seconds,
         )
-        if claimed:
-            await asyncio.gather(*(self._send(d) for d in claimed))
+        await self._bounded(self._send, claimed)
         return len(claimed)
+
+    async def _bounded(self, step: Callable[[T], Awaitable[None]], items: Sequence[T]) -> None:
+        """`step` over `items`, OUTBOX_SEND_CONCURRENCY at a time: each step writes to the
+        outbox, and a whole batch at once would take most of the shared Redis pool."""
+        gate = asyncio.Semaphore(self._settings.outbox_send_concurrency)
+
+        async def bounded(item: T) -> None:
+            async with gate:
+                await step(item)
+
+        await asyncio.gather(*(bounded(item) for item in items))
 
     async def _send(self, delivery: Delivery) -> None:
         try:
@@ -123,10 +138,12 @@ class ResultRelay:
         try:
             await self._publisher.publish(delivery.destination, envelope)
         except EventPublishError as exc:
-            self._metrics.events_published.labels(_RESULT, "failed").inc()
-            await self._outbox.retry(
-                delivery.delivery_id, delay_seconds=self.backoff(delivery.attempts), error=str(exc)
-            )
+            # While the breaker is open nothing was tried: wait for its probe, and do not
+            # count an attempt that was never made.
+            if exc.details.get("reason") != "circuit_open":
+                self._metrics.events_published.labels(_RESULT, "failed").inc()
+            delay = max(self.backoff(delivery.attempts), exc.retry_after or 0.0)
+            await self._outbox.retry(delivery.delivery_id, delay_seconds=delay, error=str(exc))
             return
         self._metrics.events_published.labels(_RESULT, "published").inc()
         await self._outbox.delivered(delivery.delivery_id)

@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://localhost:6379/0"
     redis_connect_timeout_seconds: float = Field(default=1.0, gt=0)
     redis_socket_timeout_seconds: float = Field(default=1.0, gt=0)
+    redis_max_connections: int = Field(default=64, gt=0)
     allow_non_durable_redis: bool = False
     queue_key_prefix: str = Field(default="llmq", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     queue_request_ttl_seconds: int = Field(default=4 * 3600, gt=0)
@@ -171,6 +172,7 @@ class Settings(BaseSettings):
     # Result delivery: the durable outbox and its relay.
     outbox_poll_interval_seconds: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=50, gt=0)
+    outbox_send_concurrency: int = Field(default=16, gt=0)
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     outbox_retry_base_seconds: float = Field(default=1.0, gt=0)
     outbox_retry_max_seconds: float = Field(default=60.0, gt=0)

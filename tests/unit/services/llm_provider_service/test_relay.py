@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -239,3 +240,55 @@ async def test_webhook_outcomes_are_counted_once_each(rig: Rig):
 
     assert count("rejected") == 1.0
     assert count("given_up") is None
+
+
+async def test_an_open_kafka_breaker_defers_results_to_its_probe_uncounted(rig: Rig):
+    job = await complete(rig)
+    rig.publisher.fail_with = lambda: EventPublishError(
+        "breaker open", details={"reason": "circuit_open"}, retry_after=20.0
+    )
+    await rig.relay.run_once()
+    kafka = (await rig.deliveries(job.request_id))[DeliveryChannel.KAFKA]
+    assert kafka.next_attempt_at >= datetime.fromtimestamp(rig.clock() + 19.9, tz=UTC)
+    failed = rig.metrics.registry.get_sample_value(
+        "llm_provider_events_published_total",
+        {"event_type": "comparison_result", "outcome": "failed"},
+    )
+    assert failed is None  # nothing was tried
+
+
+async def test_sends_in_one_pass_are_bounded(make_settings):
+    settings = make_settings(outbox_send_concurrency=3, outbox_batch_size=20)
+    clock = FakeClock()
+    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings), clock=clock)
+    outbox = InMemoryResultOutbox(retention_seconds=600, clock=clock)
+    active, peak = 0, 0
+
+    class SlowPublisher(RecordingPublisher):
+        async def publish(self, topic, envelope):
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.01)
+            active -= 1
+            await super().publish(topic, envelope)
+
+    publisher = SlowPublisher()
+    relay = ResultRelay(
+        queue=queue,
+        outbox=outbox,
+        publisher=publisher,
+        webhooks=None,
+        deliveries=ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=60),
+        metrics=ServiceMetrics(),
+        settings=settings,
+    )
+    for _ in range(12):
+        job = make_job()
+        await queue.enqueue(job, priority=5, ttl_seconds=600)
+        [lease] = await queue.claim(job.provider, limit=1, owner="w")
+        await queue.complete(lease, make_result(job))
+    while await relay.run_once():
+        pass
+    assert len(publisher.of_type("comparison_result")) == 12
+    assert peak == 3
