@@ -96,12 +96,12 @@ class ResultRelay:
             hide_seconds=self._settings.outbox_lease_seconds,
         )
 
-        async def announce(record: QueueRecord) -> None:
+        async def announce_one(record: QueueRecord) -> None:
             for delivery in self._deliveries.for_record(record):
                 await self._outbox.add(delivery)
             await self._queue.mark_announced(record.queue_id)  # only once all are in
 
-        await self._bounded(announce, records)
+        await self._bounded(announce_one, records)
         return len(records)
 
     async def deliver(self) -> int:
