@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
 from services.llm_provider_service.settings import Settings
 from tests.support.kafka_broker import TansuBroker
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer
 from tests.support.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,62 +135,6 @@ class Progress:
 # ---- servers ----------------------------------------------------------------------------------
 
 
-class RedisProcess:
-    """A private redis-server: AOF on with the given fsync policy, eviction off."""
-
-    def __init__(self, directory: Path, fsync: str) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-        self.binary = binary
-        self.directory = directory
-        self.fsync = fsync
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def version(self) -> str:
-        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
-        return next((w[2:] for w in out.split() if w.startswith("v=")), out.strip())
-
-    def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        args = [
-            self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--appendonly", "yes",
-            "--appendfsync", self.fsync,
-            "--save", "",
-            "--maxmemory-policy", "noeviction",
-            "--logfile", str(self.directory / "redis.log"),
-        ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis_sync.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 20
-        try:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError("redis-server exited at start")
-                try:
-                    if client.ping():
-                        return
-                except (redis_sync.ConnectionError, redis_sync.BusyLoadingError):
-                    time.sleep(0.05)
-        finally:
-            client.close()
-        raise RuntimeError("redis-server did not become ready")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
 def tansu_version(broker: TansuBroker) -> str:
     """`0.6.0` from a binary named like `tansu-v0.6.0-510f3e2`."""
     name = Path(str(broker.binary)).name
@@ -215,7 +158,7 @@ class Meter:
     """CPU used by this process (the relay, and everything else the benchmark runs in it),
     redis-server and Tansu, between `start()` and `stop()`: where the time goes."""
 
-    def __init__(self, server: RedisProcess, broker: TansuBroker) -> None:
+    def __init__(self, server: RedisServer, broker: TansuBroker) -> None:
         self.server = server
         self.broker = broker
         self._started = self._now()
@@ -1056,7 +999,7 @@ async def main(n: int, repeats: int, fsync: str) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     RELAY_LOG.install()
     with tempfile.TemporaryDirectory(prefix="bench-result-delivery-") as tmp:
-        server = RedisProcess(Path(tmp) / "redis", fsync)
+        server = RedisServer(Path(tmp) / "redis", fsync=fsync)
         broker = TansuBroker(Path(tmp) / "tansu")
         run = Run(n, repeats, fsync, server.version(), tansu_version(broker), os.getloadavg())
         say(f"redis-server {run.redis_version} (appendfsync {fsync}), Tansu {run.tansu_version}")

@@ -160,10 +160,10 @@ class ComparisonOrchestrator:
             self._metrics.comparison_requests.labels(mode.value, "error").inc()
             if not isinstance(exc, CircuitOpenError):  # refused before any call: owes nothing
                 error = ErrorInfo(code=exc.code.value, message=exc.message)
-                await self._owe_result(job, error=error)
+                await self._owe_result(job, prompt, error=error)
             raise
         self._metrics.comparison_requests.labels(mode.value, "completed").inc()
-        await self._owe_result(job, result=result)
+        await self._owe_result(job, prompt, result=result)
         return Completed(result, provider_seconds=time.perf_counter() - started)
 
     async def execute(
@@ -232,6 +232,7 @@ class ComparisonOrchestrator:
     async def _owe_result(
         self,
         job: ComparisonJob,
+        prompt: ComparisonPrompt,
         *,
         result: ComparisonResult | None = None,
         error: ErrorInfo | None = None,
@@ -243,7 +244,10 @@ class ComparisonOrchestrator:
         if not (request.callback_topic or request.callback_url):
             return
         try:
-            for delivery in self._deliveries.for_outcome(job, result=result, error=error):
+            deliveries = self._deliveries.for_outcome(
+                job, result=result, error=error, prompt=prompt
+            )
+            for delivery in deliveries:
                 await self._outbox.add(delivery)
         except QueueUnavailableError as exc:
             # The caller has the result in this response; only its copy by event is lost.

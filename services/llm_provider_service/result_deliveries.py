@@ -20,7 +20,12 @@ from common_core.events import (
     event_type_name,
     topic_name,
 )
-from services.llm_provider_service.models import ComparisonJob, Delivery, QueueRecord
+from services.llm_provider_service.models import (
+    ComparisonJob,
+    ComparisonPrompt,
+    Delivery,
+    QueueRecord,
+)
 from services.llm_provider_service.prompt import prompt_sha256, render_prompt
 
 # Fixed forever: changing it would change every result's event_id.
@@ -71,9 +76,11 @@ class ResultDeliveries:
         *,
         result: ComparisonResult | None = None,
         error: ErrorInfo | None = None,
+        prompt: ComparisonPrompt | None = None,
     ) -> list[Delivery]:
-        """The deliveries of `job`'s result (exactly one of `result` and `error`)."""
-        envelope = self.envelope(job, result=result, error=error)
+        """The deliveries of `job`'s result (exactly one of `result` and `error`); `prompt`
+        is the job's rendered prompt when the caller has it already."""
+        envelope = self.envelope(job, result=result, error=error, prompt=prompt)
         payload = envelope.model_dump_json()
         now = self._now()
         request = job.request
@@ -105,8 +112,9 @@ class ResultDeliveries:
         *,
         result: ComparisonResult | None = None,
         error: ErrorInfo | None = None,
+        prompt: ComparisonPrompt | None = None,
     ) -> EventEnvelope[ComparisonResultData]:
-        prompt = render_prompt(job.request)
+        prompt = prompt or render_prompt(job.request)
         data = ComparisonResultData(
             request_id=job.request_id,
             correlation_id=job.correlation_id,

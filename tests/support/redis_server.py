@@ -20,22 +20,27 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server on a free loopback port with AOF on (`appendfsync always`, so an
-    acknowledged write survives SIGKILL), eviction off, data in `directory`."""
+    """One redis-server on a free loopback port with AOF on (`appendfsync always` unless told
+    otherwise, so an acknowledged write survives SIGKILL), eviction off, data in `directory`."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, fsync: str = "always") -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()
+        self.fsync = fsync
         self.process: subprocess.Popen[bytes] | None = None
         self.log = directory / "redis.log"
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def version(self) -> str:
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
+        return next((w[2:] for w in out.split() if w.startswith("v=")), out.strip())
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -45,7 +50,7 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--dir", str(self.directory),
             "--appendonly", "yes",
-            "--appendfsync", "always",
+            "--appendfsync", self.fsync,
             "--save", "",
             "--maxmemory-policy", "noeviction",
             "--logfile", str(self.log),

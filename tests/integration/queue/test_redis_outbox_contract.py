@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -15,14 +14,6 @@ from services.llm_provider_service.queue.keys import QueueKeys
 # A star import collects the contract here (see tests/unit/.../queue/test_memory.py for why).
 from tests.contract.outbox_contract import *  # noqa: F403
 from tests.support.redis_queue import ShiftedTime
-from tests.support.redis_server import RedisServer
-
-
-@pytest.fixture
-async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

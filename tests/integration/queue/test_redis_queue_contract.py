@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from redis.asyncio import Redis
 
@@ -14,14 +12,6 @@ from services.llm_provider_service.queue.config import QueueConfig
 # See tests/unit/services/llm_provider_service/queue/test_memory.py for why a star import.
 from tests.contract.queue_contract import *  # noqa: F403
 from tests.support.redis_queue import QueueBuilder
-from tests.support.redis_server import RedisServer
-
-
-@pytest.fixture
-async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
