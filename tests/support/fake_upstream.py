@@ -42,7 +42,7 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, get_args
@@ -733,15 +733,9 @@ class FakeUpstream:
                 reply = await self._handle(conn, reader, *received)
                 if reply is None:  # the client left while the request hung
                     return
-                headers = [
-                    ("content-type", reply.content_type),
-                    ("content-length", str(len(reply.body))),
-                    *reply.headers,
-                ]
-                writer.write(conn.send(h11.Response(status_code=reply.status, headers=headers)))
-                writer.write(conn.send(h11.Data(data=reply.body)))
-                writer.write(conn.send(h11.EndOfMessage()))
-                await writer.drain()
+                await write_response(
+                    conn, writer, reply.status, reply.content_type, reply.body, reply.headers
+                )
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     return
                 conn.start_next_cycle()
@@ -1114,6 +1108,22 @@ def _route(method: str, path: str) -> Vendor | None:
     if _GEMINI_PATH.match(path):
         return "google"
     return None
+
+
+async def write_response(
+    conn: h11.Connection,
+    writer: asyncio.StreamWriter,
+    status: int,
+    content_type: str,
+    body: bytes,
+    headers: Iterable[tuple[str, str]] = (),
+) -> None:
+    """One whole response on the connection."""
+    fields = [("content-type", content_type), ("content-length", str(len(body))), *headers]
+    writer.write(conn.send(h11.Response(status_code=status, headers=fields)))
+    writer.write(conn.send(h11.Data(data=body)))
+    writer.write(conn.send(h11.EndOfMessage()))
+    await writer.drain()
 
 
 async def read_request(

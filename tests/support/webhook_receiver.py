@@ -29,7 +29,7 @@ import h11
 import pytest
 
 from common_core.webhooks import SIGNATURE_HEADER, verify
-from tests.support.fake_upstream import read_request
+from tests.support.fake_upstream import read_request, write_response
 
 _OK_BODY: Final = b'{"ok":true}'
 
@@ -295,15 +295,7 @@ async def _hold(conn: h11.Connection, reader: asyncio.StreamReader, seconds: flo
 
 
 async def _answer(conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply) -> None:
-    headers = [
-        ("content-type", reply.content_type),
-        ("content-length", str(len(reply.body))),
-        *reply.headers,
-    ]
-    writer.write(conn.send(h11.Response(status_code=reply.status, headers=headers)))
-    writer.write(conn.send(h11.Data(data=reply.body)))
-    writer.write(conn.send(h11.EndOfMessage()))
-    await writer.drain()
+    await write_response(conn, writer, reply.status, reply.content_type, reply.body, reply.headers)
 
 
 @pytest.fixture(name="webhook_receiver")
