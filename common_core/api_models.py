@@ -17,10 +17,12 @@ from common_core.enums import (
     CircuitBreakerState,
     DeliveryChannel,
     DeliveryState,
+    EssayOrder,
     EssayWinner,
     HealthStatus,
     LLMProviderType,
     OutputVerbosity,
+    PresentationOrder,
     ProcessingMode,
     QueueStatus,
     ReasoningEffort,
@@ -65,6 +67,9 @@ class ComparisonRequest(BaseModel):
     callback_topic: str | None = Field(default=None, min_length=1, max_length=249)
     callback_url: str | None = Field(default=None, min_length=1, max_length=2048)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    # With both essays given, "randomized" presents them swapped for about half the requests,
+    # so a judge's preference for the first- (or second-) presented essay cancels out.
+    essay_order: EssayOrder = EssayOrder.RANDOMIZED
 
     @field_validator("user_prompt")
     @classmethod
@@ -99,6 +104,9 @@ class ComparisonResult(BaseModel):
     served_from_cache: bool = False
     provider_request_id: str | None = None
     completed_at: datetime
+    # How the provider saw the essays; `winner` and `justification` are always in the
+    # caller's terms whatever the order (results stored before essay order existed: as_sent).
+    presentation_order: PresentationOrder = PresentationOrder.AS_SENT
 
 
 class QueuedResponse(BaseModel):
@@ -148,6 +156,26 @@ class QueueStatusResponse(BaseModel):
     result: ComparisonResult | None = None
     error: ErrorInfo | None = None
     deliveries: list[DeliveryStatus] = Field(default_factory=list)
+
+
+class ModelPositionBias(BaseModel):
+    """How often one provider's model preferred the essay it was shown first, counted over
+    requests whose essay order the service randomized (so order is independent of quality)."""
+
+    provider: LLMProviderType
+    model: str
+    judgements: int
+    first_position_wins: int
+    first_position_share: float
+    ci95_low: float  # Wilson score interval of the share
+    ci95_high: float
+    p_value: float  # exact two-sided binomial test against 0.5 (no position bias)
+
+
+class PositionBiasReport(BaseModel):
+    """Body of `GET /api/v1/position-bias`: one entry per provider and model."""
+
+    models: list[ModelPositionBias]
 
 
 class ErrorDetail(BaseModel):

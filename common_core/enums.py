@@ -81,6 +81,21 @@ class DeliveryState(StrEnum):
     FAILED = "failed"
 
 
+class EssayOrder(StrEnum):
+    """How the service may present a request's two essays to the provider."""
+
+    RANDOMIZED = "randomized"  # swapped for about half the requests: counterbalances position bias
+    AS_SENT = "as_sent"  # exactly as the caller sent them (e.g. "student essay vs anchor")
+
+
+class PresentationOrder(StrEnum):
+    """How the provider saw the essays: `swapped` means the caller's essay_b was shown first,
+    as "Essay A". Results always name the winner in the caller's terms."""
+
+    AS_SENT = "as_sent"
+    SWAPPED = "swapped"
+
+
 class ReasoningEffort(StrEnum):
     NONE = "none"
     LOW = "low"

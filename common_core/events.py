@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common_core.api_models import ErrorInfo, TokenUsage
-from common_core.enums import EssayWinner, LLMProviderType, QueueStatus
+from common_core.enums import EssayWinner, LLMProviderType, PresentationOrder, QueueStatus
 
 DEFAULT_TOPIC_PREFIX = "huleedu"
 SOURCE_SERVICE = "llm_provider_service"
@@ -127,6 +127,10 @@ class ComparisonResultData(BaseModel):
     completed_at: datetime
     trace_id: str | None = None
     request_metadata: dict[str, Any] = Field(default_factory=dict)
+    # Added after v1 (consumers ignore fields they do not know): as in the 200 body.
+    presentation_order: PresentationOrder | None = None  # None in error events
+    served_from_cache: bool = False
+    provider_request_id: str | None = None
 
     @model_validator(mode="after")
     def _result_xor_error(self) -> ComparisonResultData:

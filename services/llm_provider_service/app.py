@@ -16,6 +16,7 @@ from services.llm_provider_service.api import (
     comparison,
     drills,
     health,
+    position_bias,
     providers,
     status,
     status_ws,
@@ -50,7 +51,8 @@ def create_app(settings: Settings | None = None, container: AsyncContainer | Non
         redoc_ui_path="/redocs",
         scalar_ui_path=None,
     )
-    for blueprint in (comparison.bp, status.bp, status_ws.bp, providers.bp, health.bp):
+    blueprints = (comparison.bp, status.bp, status_ws.bp, providers.bp, position_bias.bp, health.bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     if not settings.environment.is_deployed:
         app.register_blueprint(drills.bp)

@@ -8,6 +8,7 @@ Only this module and `app.py` import concrete adapters.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -26,6 +27,7 @@ from services.llm_provider_service.cache.memory import InMemoryResponseCache, No
 from services.llm_provider_service.cache.redis_cache import RedisResponseCache
 from services.llm_provider_service.delivery.webhook import WebhookPolicy, WebhookSender
 from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
 from services.llm_provider_service.events.log import LogEventPublisher
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
@@ -36,11 +38,14 @@ from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
+from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
+from services.llm_provider_service.position_bias.redis_store import RedisPositionBiasStore
 from services.llm_provider_service.protocols import (
     EventPublisher,
     FaultInjection,
     IdempotencyStore,
     LLMProvider,
+    PositionBiasStore,
     RequestQueue,
     ResponseCache,
     ResultOutbox,
@@ -120,8 +125,10 @@ class CoreDeps(Provider):
         cache: ResponseCache,
         outbox: ResultOutbox,
         deliveries: ResultDeliveries,
+        counterbalancer: Counterbalancer,
     ) -> ComparisonOrchestrator:
         return ComparisonOrchestrator(
+            counterbalancer=counterbalancer,
             providers=registry,
             breakers=breakers,
             queue=queue,
@@ -133,6 +140,16 @@ class CoreDeps(Provider):
             outbox=outbox,
             deliveries=deliveries,
         )
+
+    @provide
+    def counterbalancer(
+        self, settings: Settings, store: PositionBiasStore, metrics: ServiceMetrics
+    ) -> Counterbalancer:
+        secret = settings.essay_order_secret
+        # Without a configured secret, a random key per process: each request's order is
+        # decided once on arrival and stored with it, so replicas need not share the key.
+        key = secret.get_secret_value().encode() if secret is not None else os.urandom(32)
+        return Counterbalancer(key, store, metrics)
 
     @provide
     def result_deliveries(self, settings: Settings) -> ResultDeliveries:
@@ -231,6 +248,10 @@ class InMemoryQueueDeps(Provider):
     def outbox(self, settings: Settings) -> ResultOutbox:
         return InMemoryResultOutbox(retention_seconds=settings.queue_result_retention_seconds)
 
+    @provide
+    def position_bias(self) -> PositionBiasStore:
+        return InMemoryPositionBiasStore()
+
 
 class RedisQueueDeps(Provider):
     """The durable queue in Redis, shared by every replica and worker process."""
@@ -279,6 +300,10 @@ class RedisQueueDeps(Provider):
             QueueKeys(settings.queue_key_prefix),
             retention_seconds=settings.queue_result_retention_seconds,
         )
+
+    @provide
+    def position_bias(self, redis: Redis, settings: Settings) -> PositionBiasStore:
+        return RedisPositionBiasStore(redis, QueueKeys(settings.queue_key_prefix))
 
 
 class LogEventDeps(Provider):

@@ -5,11 +5,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from common_core.enums import CircuitBreakerState, DeliveryChannel, LLMProviderType, QueueStatus
-from services.llm_provider_service.models import OutboxStats, QueueStats
+from services.llm_provider_service.models import POSITION_BIAS_MAX_MODELS, OutboxStats, QueueStats
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1)
 _WAIT_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+# The `model` label of a model first seen after this many is "other": label values must come
+# from a bounded set, and model names come from vendors' answers.
+_OTHER_MODEL = "other"
 _BREAKER_VALUE = {
     CircuitBreakerState.CLOSED: 0,
     CircuitBreakerState.HALF_OPEN: 1,
@@ -168,11 +171,43 @@ class ServiceMetrics:
             "The Kafka publisher's circuit breaker: 0 closed, 1 half-open, 2 open.",
             registry=r,
         )
+        self.winner_position = Counter(
+            "llm_provider_winner_position_total",
+            "Fresh judgements of requests whose essay order the service randomized, by the "
+            "presented position of the winner (first, second): the position-bias signal.",
+            ["provider", "model", "position"],
+            registry=r,
+        )
+        self.presentation_orders = Counter(
+            "llm_provider_presentation_order_total",
+            "Requests whose essay order the service randomized, by the order chosen (as_sent, "
+            "swapped); about half each.",
+            ["order"],
+            registry=r,
+        )
+        self.position_bias_unrecorded = Counter(
+            "llm_provider_position_bias_unrecorded_total",
+            "Randomized judgements the position-bias report missed (its store was unreachable).",
+            registry=r,
+        )
+        self._winner_models: set[tuple[str, str]] = set()
         for provider in LLMProviderType:
             self.breaker_state.labels(provider.value).set(0)
         for channel in DeliveryChannel:
             self.outbox_pending.labels(channel.value).set(0)
         self.cache_served.inc(0)
+
+    def record_winner_position(
+        self, provider: LLMProviderType, model: str, *, first_won: bool
+    ) -> None:
+        entry = (provider.value, model)
+        if entry not in self._winner_models:
+            if len(self._winner_models) >= POSITION_BIAS_MAX_MODELS:
+                entry = (provider.value, _OTHER_MODEL)
+            else:
+                self._winner_models.add(entry)
+        position = "first" if first_won else "second"
+        self.winner_position.labels(*entry, position).inc()
 
     def set_breaker_state(self, provider: LLMProviderType, state: CircuitBreakerState) -> None:
         self.breaker_state.labels(provider.value).set(_BREAKER_VALUE[state])

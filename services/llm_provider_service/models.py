@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from common_core.api_models import (
     JUSTIFICATION_MAX_CHARS,
@@ -23,8 +31,17 @@ from common_core.enums import (
     DeliveryState,
     EssayWinner,
     LLMProviderType,
+    PresentationOrder,
     QueueStatus,
 )
+
+# Request fields added since v1. A replica of the previous version refuses unknown request
+# fields (`ComparisonRequest` forbids extras) but ignores unknown job fields, so a stored job
+# keeps these beside its request ("request_additions"), never in it; and the idempotency
+# fingerprint leaves each out while it holds its default. A rolling deploy that adds a field
+# therefore changes no stored fingerprint and no record the running version must read.
+ADDED_REQUEST_FIELDS: tuple[str, ...] = ("essay_order",)
+_ADDITIONS = "request_additions"
 
 
 class ComparisonPrompt(BaseModel):
@@ -52,7 +69,12 @@ class Judgement(BaseModel):
 class ComparisonJob(BaseModel):
     """Everything needed to make the call later: the caller's request as sent, plus the
     decisions taken on arrival. Storing the request whole is what makes every override
-    survive the queue."""
+    survive the queue.
+
+    `presentation_order` is the essay order chosen on arrival (`essay_order.py`) and
+    `order_randomized` whether the service chose it at random; the defaults are what a job
+    stored before essay order existed meant: presented as sent, not randomized.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -62,10 +84,36 @@ class ComparisonJob(BaseModel):
     request: ComparisonRequest
     requested_at: datetime
     trace_id: str
+    presentation_order: PresentationOrder = PresentationOrder.AS_SENT
+    order_randomized: bool = False
 
     @property
     def overrides(self) -> LLMConfigOverrides:
         return self.request.llm_config_overrides or LLMConfigOverrides()
+
+    @property
+    def swapped(self) -> bool:
+        return self.presentation_order is PresentationOrder.SWAPPED
+
+    @model_serializer(mode="wrap")
+    def _stored_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        request = data.get("request")
+        if isinstance(request, dict):
+            added = {name: request.pop(name) for name in ADDED_REQUEST_FIELDS if name in request}
+            if added:
+                data[_ADDITIONS] = added
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_stored_form(cls, data: Any) -> Any:
+        if isinstance(data, dict) and _ADDITIONS in data:
+            data = dict(data)
+            added = data.pop(_ADDITIONS)
+            if isinstance(data.get("request"), dict) and isinstance(added, dict):
+                data["request"] = {**data["request"], **added}
+        return data
 
 
 class QueueRecord(BaseModel):
@@ -186,3 +234,19 @@ class OutboxStats:
 
     pending: dict[DeliveryChannel, int] = field(default_factory=dict)
     oldest_age_seconds: float | None = None
+
+
+# How many (provider, model) entries a position-bias store keeps: model names come from the
+# vendors' answers (and the mock echoes any model_override), so the store is bounded.
+POSITION_BIAS_MAX_MODELS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class PositionCounts:
+    """Randomized judgements of one provider's model, and how many the first-presented
+    essay won."""
+
+    provider: LLMProviderType
+    model: str
+    judgements: int
+    first_position_wins: int

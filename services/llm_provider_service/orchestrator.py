@@ -17,7 +17,7 @@ from common_core.api_models import (
     ErrorInfo,
     QueuedResponse,
 )
-from common_core.enums import CacheMode, LLMProviderType, ProcessingMode
+from common_core.enums import CacheMode, LLMProviderType, PresentationOrder, ProcessingMode
 from common_core.events import (
     FailureData,
     LLMProviderEvent,
@@ -39,11 +39,17 @@ from services.llm_provider_service.errors import (
     QueueUnavailableError,
     RequestValidationError,
 )
+from services.llm_provider_service.essay_order import Counterbalancer, in_caller_terms
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, ComparisonPrompt, Judgement
 from services.llm_provider_service.prompt import render_prompt
-from services.llm_provider_service.protocols import RequestQueue, ResponseCache, ResultOutbox
+from services.llm_provider_service.protocols import (
+    LLMProvider,
+    RequestQueue,
+    ResponseCache,
+    ResultOutbox,
+)
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.result_deliveries import ResultDeliveries
@@ -74,7 +80,8 @@ class Queued:
 class ComparisonOrchestrator:
     """The request path: validate the decisions, call through the breaker, or queue.
 
-    Every call is fresh: no response is read from or written to a cache on this path.
+    Every call is fresh. Only a request that asks for `cache_mode=development`, where the
+    settings allow it (development and testing), reads or writes the development cache.
     """
 
     def __init__(
@@ -90,14 +97,16 @@ class ComparisonOrchestrator:
         cache: ResponseCache,
         outbox: ResultOutbox,
         deliveries: ResultDeliveries,
+        counterbalancer: Counterbalancer,
         prices: PriceTable | None = None,
     ) -> None:
+        self._counterbalancer = counterbalancer
         self._cache = cache
         self._outbox = outbox
         self._deliveries = deliveries
         self._webhook_policy = WebhookPolicy.from_settings(settings)
         self._prices = prices or PriceTable(settings.model_prices)
-        self._in_flight = InFlightCalls()
+        self._in_flight = InFlightCalls[tuple[Judgement, PresentationOrder]]()
         self._providers = providers
         self._breakers = breakers
         self._queue = queue
@@ -125,15 +134,23 @@ class ComparisonOrchestrator:
         provider = self._providers.resolve(
             request.llm_config_overrides.provider_override if request.llm_config_overrides else None
         )
-        # Rendered once, here: a broken prompt is refused before anything is queued or called.
+        # Rendered once, here, in the caller's order: a broken prompt is refused before
+        # anything is queued or called, and this rendering names the request (prompt_sha256,
+        # the development cache) whichever order the provider is shown.
         prompt = render_prompt(request)
+        request_id = request_id or uuid.uuid4()
+        # Decided once, on arrival, and stored with the job: every attempt, on any replica,
+        # presents the essays in this order.
+        order, randomized = self._counterbalancer.presentation(request, request_id)
         job = ComparisonJob(
-            request_id=request_id or uuid.uuid4(),
+            request_id=request_id,
             correlation_id=request.correlation_id or correlation_id or uuid.uuid4(),
             provider=provider,
             request=request,
             requested_at=datetime.now(UTC),
             trace_id=trace_id or uuid.uuid4().hex,
+            presentation_order=order,
+            order_randomized=randomized,
         )
         mode = request.processing_mode
         if request.cache_mode is CacheMode.DEVELOPMENT and mode is not ProcessingMode.ASYNC:
@@ -174,15 +191,21 @@ class ComparisonOrchestrator:
         from_queue: bool = False,
         prompt: ComparisonPrompt | None = None,
     ) -> ComparisonResult:
-        """One fresh call to the job's provider through its breaker.
+        """One fresh call to the job's provider through its breaker, presenting the essays in
+        the job's order, and the answer in the caller's terms.
 
-        `prompt` is the job's rendered prompt when the caller has it already (the worker
-        renders it here). Raises the provider's `ProviderError` (or `CircuitOpenError` when
-        the breaker refuses the call). Used by `submit` and by the queue worker alike.
+        `prompt` is the job's prompt rendered in the caller's order when the caller has it
+        already (the worker renders here what it needs). Raises the provider's
+        `ProviderError` (or `CircuitOpenError` when the breaker refuses the call). Used by
+        `submit` and by the queue worker alike.
         """
         provider_name = job.provider
         adapter = self._providers.get(provider_name)
-        prompt = prompt or render_prompt(job.request)
+        presented = (
+            render_prompt(job.request, swapped=job.swapped)
+            if prompt is None or job.swapped
+            else prompt
+        )
         overrides = job.overrides
         model = overrides.model_override or adapter.default_model
         await self._events.emit(
@@ -197,23 +220,19 @@ class ComparisonOrchestrator:
             ),
         )
         started = time.perf_counter()
-        key = call_key(provider_name, model, prompt, overrides)
-
-        async def call() -> Judgement:
-            return await self._breakers[provider_name].call(adapter.compare, prompt, overrides)
-
         try:
-            if job.request.cache_mode is CacheMode.DEDUPLICATION_ONLY:
-                judgement, _shared = await self._in_flight.share(key, call)
-            else:
-                judgement = await call()
+            answer, order = await self._answer(job, adapter, presented, prompt, model)
         except ProviderError as exc:
             await self._record_failure(job, exc)
             raise
+        judgement = in_caller_terms(answer, order)
         if job.request.cache_mode is CacheMode.DEVELOPMENT:
-            await self._cache.put(key, judgement)
+            # Keyed by the caller's order and kept in the caller's terms, as a response cache
+            # keyed on the request would be: that is the super-rater it exists to show.
+            as_sent = prompt or render_prompt(job.request)
+            await self._cache.put(call_key(provider_name, model, as_sent, overrides), judgement)
         elapsed = time.perf_counter() - started
-        result = self._result(job, judgement, elapsed)
+        result = self._result(job, judgement, elapsed, order)
         self._record_success(provider_name, result, elapsed)
         await self._events.emit(
             LLMProviderEvent.REQUEST_COMPLETED,
@@ -228,6 +247,32 @@ class ComparisonOrchestrator:
             ),
         )
         return result
+
+    async def _answer(
+        self,
+        job: ComparisonJob,
+        adapter: LLMProvider,
+        presented: ComparisonPrompt,
+        prompt: ComparisonPrompt | None,
+        model: str,
+    ) -> tuple[Judgement, PresentationOrder]:
+        """The provider's answer to `presented`, and the order it was shown in: from this
+        job's own call, or with `deduplication_only` from the call of an identical caller
+        request in flight, whichever order that one was shown in."""
+        overrides = job.overrides
+
+        async def call() -> tuple[Judgement, PresentationOrder]:
+            answer = await self._breakers[job.provider].call(adapter.compare, presented, overrides)
+            await self._counterbalancer.observe(job, answer)  # once per provider call
+            return answer, job.presentation_order
+
+        if job.request.cache_mode is not CacheMode.DEDUPLICATION_ONLY:
+            return await call()
+        as_sent = prompt or render_prompt(job.request)
+        shared, _joined = await self._in_flight.share(
+            call_key(job.provider, model, as_sent, overrides), call
+        )
+        return shared
 
     async def _owe_result(
         self,
@@ -266,7 +311,8 @@ class ComparisonOrchestrator:
         if judgement is None:
             return None
         self._metrics.cache_served.inc()
-        result = self._result(job, judgement, 0.0)
+        # The cache keeps judgements in the caller's terms; no provider saw this request.
+        result = self._result(job, judgement, 0.0, PresentationOrder.AS_SENT)
         return result.model_copy(update={"served_from_cache": True})
 
     def _check_modes(self, request: ComparisonRequest) -> None:
@@ -350,7 +396,13 @@ class ComparisonOrchestrator:
         )
         return Queued(response, retry_after=retry_after)
 
-    def _result(self, job: ComparisonJob, judgement: Judgement, elapsed: float) -> ComparisonResult:
+    def _result(
+        self,
+        job: ComparisonJob,
+        judgement: Judgement,
+        elapsed: float,
+        presentation_order: PresentationOrder,
+    ) -> ComparisonResult:
         return ComparisonResult(
             request_id=job.request_id,
             correlation_id=job.correlation_id,
@@ -367,6 +419,7 @@ class ComparisonOrchestrator:
             served_from_cache=False,
             provider_request_id=judgement.provider_request_id,
             completed_at=datetime.now(UTC),
+            presentation_order=presentation_order,
         )
 
     def _record_success(

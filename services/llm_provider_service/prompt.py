@@ -19,19 +19,27 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-def render_prompt(request: ComparisonRequest) -> ComparisonPrompt:
+def render_prompt(request: ComparisonRequest, *, swapped: bool = False) -> ComparisonPrompt:
     """Place each essay at its placeholder, or append it as a labelled section.
 
-    Raises `RequestValidationError` when the prompt names a placeholder whose essay is
-    missing, since sending a literal `{essay_a}` to a model would be a silent bug.
+    With `swapped` the two essays trade places: essay_b's text goes where `{essay_a}` stands
+    (or into the "Essay A:" section) and essay_a's where `{essay_b}` stands, so the provider
+    sees the caller's essay_b labelled "Essay A". Raises `RequestValidationError` when the
+    prompt names a placeholder whose essay is missing, since sending a literal `{essay_a}`
+    to a model would be a silent bug.
     """
-    essays = {"essay_a": request.essay_a, "essay_b": request.essay_b}
+    given = {"essay_a": request.essay_a, "essay_b": request.essay_b}
     present = set(_PLACEHOLDER.findall(request.user_prompt))
     for name in sorted(present):
-        if essays[name] is None:
+        if given[name] is None:
             raise RequestValidationError(
                 f"user_prompt contains {{{name}}} but {name} is missing", details={"field": name}
             )
+    if swapped and (request.essay_a is None or request.essay_b is None):
+        raise ValueError("only a request with both essays can be presented swapped")
+    # Where each text goes: by the slot's name, from the caller's essay of the same name or,
+    # swapped, of the other name.
+    essays = {"essay_a": request.essay_b, "essay_b": request.essay_a} if swapped else given
     # One pass, not str.format or chained str.replace: essays may contain braces, or even the
     # other essay's placeholder, and must reach the model exactly as written.
     text = _PLACEHOLDER.sub(lambda m: essays[m.group(1)] or "", request.user_prompt)

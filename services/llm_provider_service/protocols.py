@@ -25,6 +25,7 @@ from services.llm_provider_service.models import (
     Judgement,
     Lease,
     OutboxStats,
+    PositionCounts,
     QueueRecord,
     QueueStats,
     ReapReport,
@@ -253,4 +254,25 @@ class ResponseCache(Protocol):
 
     async def put(self, key: str, judgement: Judgement) -> None:
         """Keep `judgement` under `key` for the cache's TTL. Never raises for store failures."""
+        ...
+
+
+class PositionBiasStore(Protocol):
+    """Counts of which presented position won each randomized judgement, per provider and
+    model, shared by every replica that shares the store (Redis) or kept per process.
+
+    Both methods raise `QueueUnavailableError` when the backing store cannot be reached.
+    """
+
+    async def record(self, provider: LLMProviderType, model: str, *, first_won: bool) -> None:
+        """Add one judgement: the first-presented essay won it, or the second did.
+
+        Keeps at most `POSITION_BIAS_MAX_MODELS` (provider, model) entries: a judgement of
+        a model beyond them is not counted (model names come from vendors' answers, and a
+        store must stay bounded whatever they say).
+        """
+        ...
+
+    async def counts(self) -> list[PositionCounts]:
+        """Every entry with at least one judgement, sorted by provider then model."""
         ...

@@ -131,6 +131,9 @@ class ResultDeliveries:
             completed_at=result.completed_at if result else self._now(),
             trace_id=job.trace_id,
             request_metadata={**job.request.metadata, "prompt_sha256": prompt_sha256(prompt)},
+            presentation_order=result.presentation_order if result else None,
+            served_from_cache=result.served_from_cache if result else False,
+            provider_request_id=result.provider_request_id if result else None,
         )
         return EventEnvelope(
             event_id=result_event_id(job.request_id),

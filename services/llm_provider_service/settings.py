@@ -13,6 +13,7 @@ from common_core.enums import EnvironmentType, LLMProviderType
 from common_core.events import DEFAULT_TOPIC_PREFIX
 
 ENV_PREFIX = "LLM_PROVIDER_SERVICE_"
+MockRater = Literal["random", "bradley_terry"]
 MockErrorKind = Literal[
     "server_error", "rate_limit", "timeout", "connection", "auth", "bad_request", "invalid_response"
 ]
@@ -121,6 +122,14 @@ class Settings(BaseSettings):
     mock_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     mock_error_kind: MockErrorKind = "server_error"
     mock_seed: int | None = None
+    # "bradley_terry": abilities read from markers in the presented essays (see providers.md),
+    # the first-presented essay winning with probability logistic(bias + θ_first - θ_second).
+    mock_rater: MockRater = "random"
+    mock_position_bias: float = Field(default=0.0, ge=-5.0, le=5.0)
+
+    # Server-side essay order: the key of the hash that picks which requests are swapped.
+    # Unset: a random key per process (each request's order is decided once and stored).
+    essay_order_secret: SecretStr | None = None
 
     # Circuit breakers, one per provider and replica.
     circuit_breaker_failure_threshold: int = Field(default=5, gt=0)
@@ -191,6 +200,7 @@ class Settings(BaseSettings):
         "google_api_key",
         "openrouter_api_key",
         "webhook_signing_secret",
+        "essay_order_secret",
         mode="before",
     )
     @classmethod
@@ -209,7 +219,7 @@ class Settings(BaseSettings):
     def _blank_url_is_default(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("webhook_signing_secret")
+    @field_validator("webhook_signing_secret", "essay_order_secret")
     @classmethod
     def _secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:

@@ -41,6 +41,7 @@ RESULT_FIELDS = {
     "served_from_cache",
     "provider_request_id",
     "completed_at",
+    "presentation_order",
 }
 QUEUED_FIELDS = {
     "queue_id",
@@ -553,15 +554,17 @@ async def test_essays_are_placed_or_appended_never_dropped(start_app: StartApp, 
     recorder = RecordingMockProvider(MockProviderConfig.from_settings(settings))
     client = await start_app(RecordingMockDeps(recorder), settings=settings)
 
+    # As sent: this is about placement in the caller's order (swapped: tests/.../test_prompt.py).
     placed = await post_comparison(
         client,
         processing_mode="immediate",
         user_prompt="First {essay_b}, then {essay_a}.",
         essay_a="A {essay_b} with braces {}",
         essay_b="B text",
+        essay_order="as_sent",
     )
     appended = await post_comparison(
-        client, processing_mode="immediate", user_prompt="Which is better?"
+        client, processing_mode="immediate", user_prompt="Which is better?", essay_order="as_sent"
     )
 
     assert (placed.status_code, appended.status_code) == (200, 200)

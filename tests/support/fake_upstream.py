@@ -23,7 +23,12 @@ Requests missing what the API requires, and (OpenAI only) a `strict` json_schema
 the structured-outputs rules, get the vendor's 400 error.
 
 Answers come from a `random.Random` seeded per server (`seed`), so a run is reproducible but
-answers differ from call to call. Every request is recorded (`requests`, `last`, `clear`);
+answers differ from call to call. A `judge` (`fake.judge = fn`) answers instead from what the
+vendor was shown: it gets the prompt's text as the vendor received it (system and user parts
+joined) and returns the judgement object (winner, justification, confidence), which is then
+sent in the vendor's wire format like any other answer (`tests/support/judges.py`).
+
+Every request is recorded (`requests`, `last`, `clear`);
 faults are switched on from the test thread with `fail(vendor, kind, times)` and off with
 `heal()`. The `fake_upstream` fixture is one server for the session; `clean_fake_upstream`
 hands it to a test reset (no faults, no records, the seed rewound).
@@ -42,7 +47,7 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, get_args
@@ -528,6 +533,8 @@ class FakeUpstream:
         self._records: list[RecordedRequest] = []
         self._faults: dict[Vendor | None, _Fault] = {}
         self._seen_prefixes: set[str] = set()
+        self.judge: Callable[[str], dict[str, Any]] | None = None
+        """Answers from the presented prompt text instead of at random (see the module)."""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -667,8 +674,10 @@ class FakeUpstream:
                 self._faults.pop(_vendor(vendor), None)
 
     def reset(self) -> None:
-        """Heal, clear the records, forget the cached prompt prefixes and rewind the seed."""
+        """Heal, clear the records, forget the cached prompt prefixes and the judge, and
+        rewind the seed."""
         with self._lock:
+            self.judge = None
             self._faults.clear()
             self._records.clear()
             self._seen_prefixes.clear()
@@ -845,14 +854,15 @@ class FakeUpstream:
         return _json_reply(status, body, (*headers, ("x-request-id", f"req_{_hex()}")))
 
     def _structured(
-        self, schema: Mapping[str, Any] | None, fault: FaultKind | None
+        self, schema: Mapping[str, Any] | None, fault: FaultKind | None, shown: Any = None
     ) -> dict[str, Any] | Any:
         schema = camel_schema(schema) if schema is not None else None
-        instance = (
-            SchemaGenerator(self._rng).instance(schema)
-            if schema is not None
-            else random_judgement(self._rng)
-        )
+        if self.judge is not None:
+            instance: Any = self.judge("\n".join(_texts(shown)))
+        elif schema is not None:
+            instance = SchemaGenerator(self._rng).instance(schema)
+        else:
+            instance = random_judgement(self._rng)
         if fault == "schema_violation":
             return violate(schema if schema is not None else JUDGEMENT_SCHEMA, instance, self._rng)
         return instance
@@ -888,7 +898,7 @@ class FakeUpstream:
         content = (
             ""
             if fault == "empty"
-            else json.dumps(self._structured(schema, fault), separators=(",", ":"))
+            else json.dumps(self._structured(schema, fault, messages), separators=(",", ":"))
         )
         system = [
             m for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer")
@@ -932,6 +942,7 @@ class FakeUpstream:
             return self._error(vendor, "bad_request", problem)
         tools = [tool for tool in payload.get("tools") or [] if isinstance(tool, dict)]
         choice = payload.get("tool_choice") or {}
+        prompt_parts = [payload.get("system"), payload["messages"]]
         tool: dict[str, Any] | None = None
         if choice.get("type") == "tool":
             tool = next((t for t in tools if t.get("name") == choice.get("name")), None)
@@ -956,13 +967,13 @@ class FakeUpstream:
         if tool is None and output_format.get("type") == "json_schema":
             found = output_format.get("schema")
             text = json.dumps(
-                self._structured(found if isinstance(found, dict) else {}, fault),
+                self._structured(found if isinstance(found, dict) else {}, fault, prompt_parts),
                 separators=(",", ":"),
             )
             content.append({"type": "text", "text": text})
             stop_reason = "end_turn"
         elif tool is not None:
-            tool_input = self._structured(tool.get("input_schema") or {}, fault)
+            tool_input = self._structured(tool.get("input_schema") or {}, fault, prompt_parts)
             content.append(
                 {
                     "type": "tool_use",
@@ -973,7 +984,7 @@ class FakeUpstream:
             )
             stop_reason = "tool_use"
         else:
-            text = json.dumps(self._structured(None, fault), separators=(",", ":"))
+            text = json.dumps(self._structured(None, fault, prompt_parts), separators=(",", ":"))
             content.append({"type": "text", "text": text})
             stop_reason = "end_turn"
         if fault == "empty":
@@ -1021,7 +1032,11 @@ class FakeUpstream:
             )
         schema = config.get("responseJsonSchema") or config.get("responseSchema")
         text = json.dumps(
-            self._structured(schema if isinstance(schema, dict) else None, fault),
+            self._structured(
+                schema if isinstance(schema, dict) else None,
+                fault,
+                [payload.get("systemInstruction"), payload["contents"]],
+            ),
             separators=(",", ":"),
         )
         thinking = config.get("thinkingConfig") or {}
@@ -1059,6 +1074,20 @@ class FakeUpstream:
             "responseId": _hex(22),
         }
         return _json_reply(200, body)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every piece of prompt text in a vendor payload's messages, system prompt or contents,
+    in order: strings, and the `content` / `text` of message, block and part objects."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, Mapping):
+        for key in ("content", "text", "parts"):
+            if key in value:
+                yield from _texts(value[key])
 
 
 def _anthropic_problem(payload: Mapping[str, Any]) -> str | None:

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
-from services.llm_provider_service.models import Judgement
+T = TypeVar("T")
 
 
-class InFlightCalls:
+class InFlightCalls(Generic[T]):
     def __init__(self) -> None:
-        self._running: dict[str, asyncio.Future[Judgement]] = {}
+        self._running: dict[str, asyncio.Future[T]] = {}
 
-    async def share(
-        self, key: str, call: Callable[[], Awaitable[Judgement]]
-    ) -> tuple[Judgement, bool]:
-        """The judgement of the call running under `key`, joining it if one runs (shared
+    async def share(self, key: str, call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """The answer of the call running under `key`, joining it if one runs (shared
         True), else of `call()`. A failure reaches every caller that shared the call."""
         running = self._running.get(key)
         if running is not None:
             return await asyncio.shield(running), True
-        future: asyncio.Future[Judgement] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._running[key] = future
         try:
             judgement = await call()

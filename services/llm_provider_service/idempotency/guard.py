@@ -17,7 +17,7 @@ from common_core.api_models import ComparisonRequest, QueuedResponse
 from common_core.enums import ErrorCode
 from services.llm_provider_service.errors import ConflictError
 from services.llm_provider_service.idempotency.models import IdempotencyEntry
-from services.llm_provider_service.models import QueueRecord
+from services.llm_provider_service.models import ADDED_REQUEST_FIELDS, QueueRecord
 from services.llm_provider_service.orchestrator import (
     STATUS_PATH,
     ComparisonOrchestrator,
@@ -38,8 +38,18 @@ class Replayed:
 
 
 def fingerprint(request: ComparisonRequest) -> str:
-    """What makes two bodies "the same request": every field but the key itself."""
-    body = request.model_dump_json(exclude={"idempotency_key"})
+    """What makes two bodies "the same request": every field but the key itself.
+
+    A field added since v1 counts only when it differs from its default, so that the
+    fingerprint of a request that does not use it is what the previous version stored (a
+    client retrying across a rolling deploy is not refused with 409).
+    """
+    at_default = {
+        name
+        for name in ADDED_REQUEST_FIELDS
+        if getattr(request, name) == ComparisonRequest.model_fields[name].default
+    }
+    body = request.model_dump_json(exclude={"idempotency_key", *at_default})
     return hashlib.sha256(body.encode()).hexdigest()
 
 

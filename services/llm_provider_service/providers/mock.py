@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import assert_never, get_args
 
-from common_core.api_models import JUSTIFICATION_MAX_CHARS, LLMConfigOverrides, TokenUsage
+from common_core.api_models import LLMConfigOverrides, TokenUsage
 from common_core.enums import EssayWinner, LLMProviderType
 from services.llm_provider_service.errors import (
     InvalidProviderResponseError,
@@ -22,62 +22,26 @@ from services.llm_provider_service.errors import (
     ProviderUnavailableError,
 )
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
-from services.llm_provider_service.settings import MockErrorKind, Settings
+from services.llm_provider_service.providers.ability_marker import (
+    confidence_for,
+    first_win_probability,
+)
+from services.llm_provider_service.providers.mock_words import (
+    CHARS_PER_TOKEN,
+    STRUCTURE_TOKENS,
+    compose_justification,
+    fit_to_budget,
+)
+from services.llm_provider_service.settings import MockErrorKind, MockRater, Settings
 
 logger = logging.getLogger(__name__)
 
 _PROVIDER = LLMProviderType.MOCK
 _ERROR_KINDS: frozenset[str] = frozenset(get_args(MockErrorKind))
 _CONFIDENCE_LEVELS = (1, 2, 3, 4, 5)
-_CHARS_PER_TOKEN = 4
-# What a structured answer spends on its fields besides the justification
-# ({"winner": "Essay A", "confidence": 3, "justification": "..."}).
-_STRUCTURE_TOKENS = 16
 # Overrides a real adapter would send to the vendor but that change nothing here.
 # `provider_override` is absent: the router consumed it before this provider was chosen.
 _IGNORED_OVERRIDES = ("system_prompt_override", "reasoning_effort", "output_verbosity")
-
-_VERDICTS = (
-    "{winner} is the stronger essay",
-    "{winner} makes the more convincing case",
-    "On balance, {winner} is better",
-    "I prefer {winner}",
-    "{winner} comes out ahead",
-    "Overall, {winner} is the more effective piece",
-)
-_REASON_LEADS = ("thanks to", "because of", "mainly for", "owing to")
-_STRENGTHS = (
-    "its clearer structure",
-    "a better-developed argument",
-    "more precise vocabulary",
-    "stronger use of evidence",
-    "more coherent paragraphs",
-    "fewer grammatical slips",
-    "a more engaging opening",
-    "a sharper conclusion",
-    "closer attention to the task",
-)
-_LOSER_TEMPLATES = (
-    "{loser} {weakness}.",
-    "{loser} has merits but {weakness}.",
-    "By contrast, {loser} {weakness}.",
-)
-_WEAKNESSES = (
-    "loses focus in the middle",
-    "leans on unsupported claims",
-    "ends abruptly",
-    "repeats its main point",
-    "has more surface errors",
-    "drifts from the prompt",
-    "uses vaguer language",
-)
-_HEDGES: dict[int, tuple[str, ...]] = {
-    1: ("It is a very close call.", "The two are nearly even."),
-    2: ("The margin is modest.", "It is fairly close."),
-    3: ("The difference is noticeable.", "The gap is real but not large."),
-    4: ("The difference is clear.", "The gap is plain on a careful read."),
-    5: ("The gap is decisive.", "There is little doubt here."),
-}
 
 
 def _check_fault(error_rate: float, error_kind: str) -> None:
@@ -104,6 +68,8 @@ class MockProviderConfig:
     latency_jitter_ms: float
     error_rate: float
     error_kind: MockErrorKind
+    rater: MockRater = "random"
+    position_bias: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -122,6 +88,10 @@ class MockProviderConfig:
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
         _check_fault(self.error_rate, self.error_kind)
+        if self.rater not in ("random", "bradley_terry"):
+            raise ValueError(f"rater must be random or bradley_terry, got {self.rater!r}")
+        if not math.isfinite(self.position_bias):
+            raise ValueError(f"position_bias must be finite, got {self.position_bias!r}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MockProviderConfig:
@@ -134,6 +104,8 @@ class MockProviderConfig:
             latency_jitter_ms=settings.mock_latency_jitter_ms,
             error_rate=settings.mock_error_rate,
             error_kind=settings.mock_error_kind,
+            rater=settings.mock_rater,
+            position_bias=settings.mock_position_bias,
         )
 
 
@@ -141,8 +113,14 @@ class MockProvider:
     """An `LLMProvider` with no network that answers like a rater with natural variation.
 
     Every call draws afresh from the injected `rng`: the same seed replays the same run, but
-    nothing is derived from the prompt text, so identical prompts get varied answers, as
-    Bradley-Terry fitting needs. `temperature_override` only reshapes the confidence
+    no randomness is derived from the prompt text, so identical prompts get varied answers,
+    as Bradley-Terry fitting needs. The `random` rater picks "Essay A" with
+    `win_probability_a`; the `bradley_terry` rater reads the essays' abilities from markers
+    in the presented prompt (`ability_marker.py`) and picks the first-presented essay with
+    probability logistic(position_bias + θ_first - θ_second), tagging its justification
+    with what it saw ("[mock-bt: first won, p=0.73]") so a test can check the mapping back.
+
+    In the `random` rater `temperature_override` only reshapes the confidence
     distribution (0 always gives its mode; below 1 sharpens, above 1 flattens; zero weights
     stay impossible); it never touches the winner's odds, because a real model's
     determinism at temperature 0 is per prompt, which could only be imitated by hashing
@@ -205,11 +183,19 @@ class MockProvider:
         await self._sleep(self._draw_latency_seconds())
         if fault is not None:
             raise _injected_error(fault, rng)
-        p_a = self._config.win_probability_a
-        winner = EssayWinner.ESSAY_A if rng.random() < p_a else EssayWinner.ESSAY_B
-        confidence = self._draw_confidence(overrides.temperature_override)
-        verdict, sentences = _compose_justification(rng, winner, confidence)
-        justification = _fit_to_budget(verdict, sentences, overrides.max_tokens_override)
+        tag = ""
+        if self._config.rater == "bradley_terry":
+            p_a = first_win_probability(prompt.user_prompt, self._config.position_bias)
+            winner = EssayWinner.ESSAY_A if rng.random() < p_a else EssayWinner.ESSAY_B
+            confidence = confidence_for(p_a)
+            position = "first" if winner is EssayWinner.ESSAY_A else "second"
+            tag = f"[mock-bt: {position} won, p={p_a:.2f}]"
+        else:
+            p_a = self._config.win_probability_a
+            winner = EssayWinner.ESSAY_A if rng.random() < p_a else EssayWinner.ESSAY_B
+            confidence = self._draw_confidence(overrides.temperature_override)
+        verdict, sentences = compose_justification(rng, winner, confidence)
+        justification = fit_to_budget(verdict, sentences, overrides.max_tokens_override, prefix=tag)
         return Judgement(
             winner=winner,
             justification=justification,
@@ -244,57 +230,10 @@ def _tempered(weights: Sequence[float], temperature: float | None) -> list[float
     return [(w / top) ** (1.0 / temperature) if w > 0.0 else 0.0 for w in weights]
 
 
-def _compose_justification(
-    rng: random.Random, winner: EssayWinner, confidence: int
-) -> tuple[str, list[str]]:
-    """A bare verdict naming `winner`, and the sentences of a varied justification whose
-    first one names `winner` and gives reasons."""
-    loser = EssayWinner.ESSAY_B if winner is EssayWinner.ESSAY_A else EssayWinner.ESSAY_A
-    strengths = rng.sample(_STRENGTHS, k=rng.randint(1, 2))
-    verdict = rng.choice(_VERDICTS).format(winner=winner.value)
-    first = f"{verdict} {rng.choice(_REASON_LEADS)} {' and '.join(strengths)}."
-    rest = [
-        rng.choice(_LOSER_TEMPLATES).format(loser=loser.value, weakness=rng.choice(_WEAKNESSES)),
-        rng.choice(_HEDGES[confidence]),
-    ]
-    rng.shuffle(rest)
-    if rng.random() < 0.25:  # raters do not always bother to say why the other one lost
-        rest.pop(rng.randrange(len(rest)))
-    return f"{verdict}.", [first, *rest]
-
-
-def _fit_to_budget(verdict: str, sentences: list[str], max_tokens: int | None) -> str:
-    """As many whole `sentences` as fit in `JUSTIFICATION_MAX_CHARS` and `max_tokens`, else
-    the bare `verdict` (a terse answer to a tight budget).
-
-    Raises `InvalidProviderResponseError` when not even `verdict` fits, as a vendor's
-    structured answer cut off by `max_tokens` would be unparseable.
-    """
-    limit = JUSTIFICATION_MAX_CHARS
-    if max_tokens is not None:
-        limit = min(limit, (max_tokens - _STRUCTURE_TOKENS) * _CHARS_PER_TOKEN)
-    text = ""
-    for sentence in sentences:
-        candidate = f"{text} {sentence}" if text else sentence
-        if len(candidate) > limit:
-            break
-        text = candidate
-    if not text and len(verdict) <= limit:
-        text = verdict
-    if not text:
-        raise InvalidProviderResponseError(
-            _PROVIDER,
-            f"mock answer truncated: max_tokens_override={max_tokens} leaves no room "
-            "for a complete structured judgement",
-            details={"max_tokens": max_tokens},
-        )
-    return text
-
-
 def _token_usage(prompt: ComparisonPrompt, justification: str) -> TokenUsage:
     prompt_chars = len(prompt.system_prompt) + len(prompt.user_prompt)
-    prompt_tokens = max(1, math.ceil(prompt_chars / _CHARS_PER_TOKEN))
-    completion_tokens = _STRUCTURE_TOKENS + math.ceil(len(justification) / _CHARS_PER_TOKEN)
+    prompt_tokens = max(1, math.ceil(prompt_chars / CHARS_PER_TOKEN))
+    completion_tokens = STRUCTURE_TOKENS + math.ceil(len(justification) / CHARS_PER_TOKEN)
     return TokenUsage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,

@@ -115,6 +115,18 @@ class QueueKeys:
         """String: an Idempotency-Key (hashed) -> the request it created, for the retention."""
         return f"{self.tag}:idem:{key_hash}"
 
+    @property
+    def position_judgements(self) -> str:
+        """Hash (provider, model) as JSON -> randomized judgements counted, for the
+        position-bias report; bounded to POSITION_BIAS_MAX_MODELS fields."""
+        return f"{self.tag}:posbias:judgements"
+
+    @property
+    def position_first_wins(self) -> str:
+        """Hash (provider, model) as JSON -> how many of those the first-presented essay won;
+        written in the same script as `position_judgements`."""
+        return f"{self.tag}:posbias:first"
+
     def response_cache(self, call_key: str) -> str:
         """String: a judgement kept by the development cache (never bound in production)."""
         return f"{self.tag}:devcache:{call_key}"

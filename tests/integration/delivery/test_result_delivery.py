@@ -182,6 +182,12 @@ async def test_a_queued_result_reaches_the_default_topic_and_the_status_says_so(
     assert str(envelope.correlation_id) == queued["correlation_id"]
     assert envelope.data.request_metadata["essay_pair"] == "e3-e4"
     assert envelope.data.winner is not None
+    # The event carries what the status result says, the essay order included.
+    result = (await rig.status(queue_id))["result"]
+    assert envelope.data.winner.value == result["winner"]
+    assert envelope.data.presentation_order == result["presentation_order"]
+    assert envelope.data.provider_request_id == result["provider_request_id"]
+    assert envelope.data.served_from_cache is False
 
 
 async def test_a_failed_request_publishes_its_error_and_its_failure_event(
@@ -295,6 +301,10 @@ async def test_a_webhook_is_signed_and_retried_until_the_receiver_takes_it(
         assert verify(SECRET, header, request.body)
         assert not verify(b"another-secret-0123456789", header, request.body)
     assert len({r.body for r in attempts}) == 1  # the same event every time
+    result = (await rig.status(queued["queue_id"]))["result"]
+    data = json.loads(attempts[0].body)["data"]
+    assert data["winner"] == result["winner"]
+    assert data["presentation_order"] == result["presentation_order"]
     assert {r.header(EVENT_ID_HEADER) for r in attempts} == {
         str(result_event_id(uuid.UUID(queued["queue_id"])))
     }

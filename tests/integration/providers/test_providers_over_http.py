@@ -46,6 +46,7 @@ RESULT_FIELDS = {
     "served_from_cache",
     "provider_request_id",
     "completed_at",
+    "presentation_order",
 }
 
 

@@ -28,10 +28,12 @@ from services.llm_provider_service.errors import (
     ProviderUnavailableError,
     QueueFullError,
 )
+from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator, Completed, Queued
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
+from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
@@ -77,6 +79,7 @@ def build_harness(settings) -> Harness:
         cache=cache,
         outbox=outbox,
         deliveries=ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=3600),
+        counterbalancer=Counterbalancer(b"k" * 32, InMemoryPositionBiasStore(), metrics),
     )
     return Harness(orchestrator, provider, queue, publisher, breakers, metrics, outbox)
 

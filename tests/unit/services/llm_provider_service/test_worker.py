@@ -14,11 +14,13 @@ from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircu
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
+from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, QueueRecord
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
+from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
@@ -79,6 +81,7 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
         cache=InMemoryResponseCache(),
         outbox=outbox,
         deliveries=deliveries,
+        counterbalancer=Counterbalancer(b"k" * 32, InMemoryPositionBiasStore(), metrics),
     )
     relay = ResultRelay(
         queue=queue,

@@ -1,0 +1,1 @@
+"""The package of the position-bias report: its statistics and its stores."""

@@ -1,0 +1,127 @@
+"""A rolling deploy that adds a request field breaks nothing the running version relies on.
+
+The version still running refuses request fields it does not know (`ComparisonRequest`
+forbids extras) but ignores unknown fields of a stored job, and compares idempotency
+fingerprints computed the way it computes them. These tests pin both against the forms of
+the version before `essay_order` (v1): its request fields, and a fingerprint it stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from common_core.api_models import ComparisonRequest
+from common_core.enums import LLMProviderType, PresentationOrder
+from services.llm_provider_service.idempotency.guard import fingerprint
+from services.llm_provider_service.models import ADDED_REQUEST_FIELDS, ComparisonJob
+
+V1_REQUEST_FIELDS = (
+    "user_prompt",
+    "essay_a",
+    "essay_b",
+    "llm_config_overrides",
+    "correlation_id",
+    "user_id",
+    "metadata",
+    "processing_mode",
+    "cache_mode",
+    "priority",
+    "ttl_seconds",
+    "callback_topic",
+    "callback_url",
+    "idempotency_key",
+)
+# v1's fingerprint of `pinned_request()`, computed by that version's code.
+V1_FINGERPRINT = "70201dcd1028da64b446f2561573464f657e224f30060024e30ad4341fecf897"
+# v1's job fields; its ComparisonJob ignored unknown fields (pydantic's default).
+V1_JOB_FIELDS = {"request_id", "correlation_id", "provider", "request", "requested_at", "trace_id"}
+
+
+class V1Request(BaseModel):
+    """The request as v1 reads it: exactly its fields, nothing else accepted."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_prompt: str
+    essay_a: str | None
+    essay_b: str | None
+    llm_config_overrides: dict[str, Any] | None
+    correlation_id: uuid.UUID | None
+    user_id: str | None
+    metadata: dict[str, Any]
+    processing_mode: str
+    cache_mode: str
+    priority: int
+    ttl_seconds: int | None
+    callback_topic: str | None
+    callback_url: str | None
+    idempotency_key: str | None
+
+
+def pinned_request(**fields: Any) -> ComparisonRequest:
+    return ComparisonRequest(
+        user_prompt="Which essay argues better? {essay_a} vs {essay_b}",
+        essay_a="Cats are independent.",
+        essay_b="Dogs are loyal.",
+        correlation_id=uuid.UUID("5f0c2c43-9e49-4a8e-9d0a-4d3f6c1b2a10"),
+        metadata={"essay_a_id": "E01", "essay_b_id": "E02"},
+        llm_config_overrides={"provider_override": "mock", "temperature_override": 0.2},
+        priority=7,
+        **fields,
+    )
+
+
+def job_of(request: ComparisonRequest, **fields: Any) -> ComparisonJob:
+    return ComparisonJob(
+        request_id=uuid.UUID("0b6a5f5e-2d7e-4c1c-8f55-2f3a3c0d9e11"),
+        correlation_id=uuid.UUID("5f0c2c43-9e49-4a8e-9d0a-4d3f6c1b2a10"),
+        provider=LLMProviderType.MOCK,
+        request=request,
+        requested_at=datetime(2026, 12, 6, 12, 0, tzinfo=UTC),
+        trace_id="t" * 32,
+        **fields,
+    )
+
+
+def test_the_v1_field_list_is_the_request_without_the_added_fields() -> None:
+    assert set(ComparisonRequest.model_fields) == {*V1_REQUEST_FIELDS, *ADDED_REQUEST_FIELDS}
+
+
+@pytest.mark.parametrize("sent", [{}, {"essay_order": "randomized"}], ids=["unset", "default"])
+def test_a_request_that_does_not_use_an_added_field_keeps_its_v1_fingerprint(
+    sent: dict[str, Any],
+) -> None:
+    assert fingerprint(pinned_request(**sent)) == V1_FINGERPRINT
+
+
+def test_an_added_field_away_from_its_default_makes_another_request() -> None:
+    assert fingerprint(pinned_request(essay_order="as_sent")) != V1_FINGERPRINT
+
+
+@pytest.mark.parametrize("order", ["randomized", "as_sent"])
+def test_v1_can_read_every_stored_job(order: str) -> None:
+    job = job_of(
+        pinned_request(essay_order=order),
+        presentation_order=PresentationOrder.SWAPPED,
+        order_randomized=True,
+    )
+    stored = job.model_dump(mode="json")
+    V1Request.model_validate(stored["request"])  # raises on any field v1 does not know
+    assert set(stored) >= V1_JOB_FIELDS
+    # What v1 cannot read it ignores; this version reads it all back.
+    assert ComparisonJob.model_validate_json(job.model_dump_json()) == job
+
+
+def test_a_job_stored_by_v1_reads_as_presented_as_sent() -> None:
+    job = job_of(pinned_request())
+    v1_stored = job.model_dump(mode="json")
+    for name in ("presentation_order", "order_randomized", "request_additions"):
+        v1_stored.pop(name)
+    read = ComparisonJob.model_validate(v1_stored)
+    assert read.presentation_order is PresentationOrder.AS_SENT
+    assert read.order_randomized is False
+    assert read.request == pinned_request()
