@@ -6,11 +6,13 @@ import asyncio
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
 from tests.integration.conftest import StartApp
 from tests.support.redis_server import RedisServer
+from tests.support.served_app import served_app
 
 COMPARISON = "/api/v1/comparison"
 
@@ -138,3 +140,29 @@ async def test_the_field_works_like_the_header_and_they_must_agree(start_app: St
     )
     assert mismatch.status_code == 400
     assert (await mismatch.get_json())["error"]["details"]["field"] == "idempotency_key"
+
+
+async def test_a_caller_that_hangs_up_does_not_cancel_its_judgement(make_settings):
+    # A client timeout while the provider is still answering: over real HTTP the server
+    # cancels the handler. With a key, the submission finishes anyway, so the retry gets
+    # that judgement instead of paying for a second call after one abandoned half-way.
+    settings = make_settings(mock_latency_ms=400.0, mock_latency_jitter_ms=0.0)
+    headers = {"Idempotency-Key": "hang-up-1"}
+    request = body(processing_mode="immediate")
+    async with (
+        served_app(settings) as served,
+        httpx.AsyncClient(base_url=served.base_url) as http,
+    ):
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post(COMPARISON, json=request, headers=headers, timeout=0.1)
+        retry = await http.post(COMPARISON, json=request, headers=headers, timeout=10.0)
+        metrics = (await http.get("/metrics")).text
+
+    assert retry.status_code == 200
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    attempts = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("llm_provider_provider_calls_total{") and 'provider="mock"' in line
+    ]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in attempts) == 1.0  # any outcome

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from common_core.api_models import ComparisonRequest, QueuedResponse
@@ -67,6 +68,7 @@ class IdempotencyGuard:
         self._store = store
         self._queue = queue
         self._settings = settings
+        self._detached: set[asyncio.Future[Completed | Queued]] = set()
 
     async def submit(
         self,
@@ -92,6 +94,24 @@ class IdempotencyGuard:
         existing = await self._store.reserve(key, mine, hold_seconds=hold)
         if existing is not None:
             return await self._replay(key, existing, mine.fingerprint)
+        # With a key the submission runs to its end even when the caller hangs up (a client
+        # timeout): the retry with the key then gets this very judgement, where cancelling
+        # would have paid for a call half made and then for a second one.
+        work = asyncio.ensure_future(
+            self._first_submission(key, mine, request, trace_id, correlation_id)
+        )
+        self._detached.add(work)
+        work.add_done_callback(_forget_detached(self._detached))
+        return await asyncio.shield(work)
+
+    async def _first_submission(
+        self,
+        key: str,
+        mine: IdempotencyEntry,
+        request: ComparisonRequest,
+        trace_id: str | None,
+        correlation_id: uuid.UUID | None,
+    ) -> Completed | Queued:
         try:
             outcome = await self._orchestrator.submit(
                 request,
@@ -144,6 +164,20 @@ class IdempotencyGuard:
                 retry_after=1.0,
             )
         return Replayed(_outcome_of(current))
+
+
+def _forget_detached(
+    detached: set[asyncio.Future[Completed | Queued]],
+) -> Callable[[asyncio.Future[Completed | Queued]], None]:
+    """Drop a finished submission, marking its error retrieved: a caller that hung up is not
+    there to read it, and its key has already been settled."""
+
+    def done(work: asyncio.Future[Completed | Queued]) -> None:
+        detached.discard(work)
+        if not work.cancelled():
+            work.exception()
+
+    return done
 
 
 def _finished(entry: IdempotencyEntry, outcome: Completed | Queued) -> IdempotencyEntry:
