@@ -1,0 +1,1 @@
+"""Demonstrations that run against the service: each proves a property end to end."""
