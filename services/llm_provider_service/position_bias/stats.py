@@ -13,6 +13,9 @@ Z95 = 1.959963984540054  # the standard normal's 97.5th percentile
 # Terms of a binomial tail smaller than this share of the running sum change nothing in a
 # double; the sum walks away from the tail's largest term and stops there.
 _NEGLIGIBLE = 1e-17
+# Up to this many judgements the tail is summed in exact integers (at most a few hundred
+# big-integer additions); beyond, in floating point from its largest term.
+_EXACT_UP_TO = 1000
 
 
 def wilson_interval(wins: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -38,14 +41,27 @@ def binomial_two_sided_p(wins: int, n: int) -> float:
     """The exact two-sided p-value of `wins` in `n` against a fair coin (p = 0.5).
 
     The distribution is symmetric, so the p-value is twice the smaller tail, capped at 1:
-    what `scipy.stats.binomtest(wins, n, 0.5).pvalue` gives. Exact up to a double's
-    precision at any n: the tail is summed from its largest term outwards, in log space.
+    what `scipy.stats.binomtest(wins, n, 0.5).pvalue` gives. Exact (then rounded once to a
+    double) up to 1,000 judgements; beyond, within about 1e-8 relative, the tail summed
+    from its largest term outwards in log space.
     """
     _check(wins, n)
     if n == 0:
         return 1.0
     low = min(wins, n - wins)
+    if n <= _EXACT_UP_TO:
+        return min(1.0, 2 * _exact_lower_tail(low, n) / (1 << n))  # int / int: rounded once
     return min(1.0, 2.0 * _lower_tail_half(low, n))
+
+
+def _exact_lower_tail(k: int, n: int) -> int:
+    """Sum of C(n, i) for i <= k, in integers: each term from the last, C(n, i + 1) =
+    C(n, i) · (n - i) / (i + 1), exact in integer division."""
+    term = total = 1
+    for i in range(k):
+        term = term * (n - i) // (i + 1)
+        total += term
+    return total
 
 
 def _lower_tail_half(k: int, n: int) -> float:

@@ -24,6 +24,16 @@ def test_the_binomial_test_is_scipys_exact_test(wins: int, n: int) -> None:
     assert binomial_two_sided_p(wins, n) == pytest.approx(binomtest(wins, n, 0.5).pvalue, rel=1e-7)
 
 
+@pytest.mark.parametrize(("wins", "n"), [(5, 9), (4, 9), (500, 1000), (1, 2), (0, 1)])
+def test_no_evidence_against_a_fair_coin_is_a_p_value_of_exactly_one(wins: int, n: int) -> None:
+    assert binomial_two_sided_p(wins, n) == 1.0
+
+
+def test_small_counts_are_exact() -> None:
+    assert binomial_two_sided_p(0, 10) == 2 / 1024
+    assert binomial_two_sided_p(2, 10) == 2 * (1 + 10 + 45) / 1024
+
+
 @pytest.mark.parametrize(("wins", "n"), CASES)
 def test_the_wilson_interval_is_scipys(wins: int, n: int) -> None:
     interval = binomtest(wins, n, 0.5).proportion_ci(confidence_level=0.95, method="wilson")
