@@ -11,9 +11,11 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from common_core.enums import (
     CacheMode,
+    CacheTTL,
     CircuitBreakerState,
     DeliveryChannel,
     DeliveryState,
@@ -24,6 +26,7 @@ from common_core.enums import (
     OutputVerbosity,
     PresentationOrder,
     ProcessingMode,
+    PromptTarget,
     QueueStatus,
     ReasoningEffort,
 )
@@ -48,6 +51,58 @@ class LLMConfigOverrides(BaseModel):
     output_verbosity: OutputVerbosity | None = None
 
 
+class PromptBlock(BaseModel):
+    """One piece of a cache-friendly prompt, as CJ Assessment sends them.
+
+    `system` blocks form the system prompt and `user_content` blocks the user message, in
+    order. A `cacheable` block in the prompt's stable prefix lets the provider cache that
+    prefix's input tokens for `ttl` (prompt caching: the answer is always fresh).
+    `content_hash` is the sender's own and never sent to a provider. `essay` marks the block
+    holding essay A's or essay B's text, which the service may swap (`essay_order`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: PromptTarget
+    content: str = Field(max_length=1_000_000)
+    cacheable: bool = False
+    ttl: CacheTTL = CacheTTL.FIVE_MINUTES
+    content_hash: str | None = Field(default=None, max_length=128)
+    essay: Literal["a", "b"] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+def _check_blocks(blocks: list[PromptBlock]) -> list[PromptBlock]:
+    """Rules across blocks: each essay marked at most once, and, in the order the blocks are
+    sent (system, then user content), no 1-hour cache TTL after a 5-minute one, which
+    Anthropic refuses."""
+    for mark in ("a", "b"):
+        if sum(block.essay == mark for block in blocks) > 1:
+            raise PydanticCustomError(
+                "prompt_blocks_essay_twice",
+                "essay {mark!r} marks more than one block",
+                {"mark": mark},
+            )
+    sent = [b for b in blocks if b.target is PromptTarget.SYSTEM]
+    sent += [b for b in blocks if b.target is PromptTarget.USER_CONTENT]
+    seen_short = False
+    for block in (b for b in sent if b.cacheable):
+        if block.ttl is CacheTTL.ONE_HOUR and seen_short:
+            raise PydanticCustomError(
+                "prompt_blocks_ttl_order",
+                "a cacheable block with ttl 1h comes after one with ttl 5m (system blocks "
+                "first, then user_content blocks): longer TTLs must come first",
+            )
+        seen_short = seen_short or block.ttl is CacheTTL.FIVE_MINUTES
+    return blocks
+
+
 class ComparisonRequest(BaseModel):
     """Body of `POST /api/v1/comparison`. Unknown fields are refused, so a typo never vanishes."""
 
@@ -70,6 +125,8 @@ class ComparisonRequest(BaseModel):
     # With both essays given, "randomized" presents them swapped for about half the requests,
     # so a judge's preference for the first- (or second-) presented essay cancels out.
     essay_order: EssayOrder = EssayOrder.RANDOMIZED
+    # When given, the prompt: system blocks, then user_content blocks (else user_prompt).
+    prompt_blocks: list[PromptBlock] | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("user_prompt")
     @classmethod
@@ -78,12 +135,27 @@ class ComparisonRequest(BaseModel):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("prompt_blocks")
+    @classmethod
+    def _blocks_agree(cls, value: list[PromptBlock] | None) -> list[PromptBlock] | None:
+        return None if value is None else _check_blocks(value)
+
 
 class TokenUsage(BaseModel):
+    """Tokens of one judgement (its re-asks included). `prompt_tokens` counts every input
+    token; of those, `cached_prompt_tokens` were read from the provider's prompt cache and
+    `cache_write_tokens` written to it (`cache_write_1h_tokens` of them with the 1-hour TTL).
+    Fields it does not know are kept: it travels inside result events, which the relay
+    passes on whole (`common_core.events`)."""
+
+    model_config = ConfigDict(extra="allow")
+
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     total_tokens: int = Field(default=0, ge=0)
     cached_prompt_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    cache_write_1h_tokens: int = Field(default=0, ge=0)
 
 
 class ComparisonResult(BaseModel):
@@ -123,10 +195,15 @@ class QueuedResponse(BaseModel):
 
 
 class ErrorInfo(BaseModel):
-    """Why a queued request failed or expired."""
+    """Why a request failed or expired: the stable `code` and a message; `details` as in the
+    error responses, and, when a provider was called, the `model` asked for and the tokens
+    the failed attempts spent (re-asks of invalid answers are billed)."""
 
     code: str
     message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    token_usage: TokenUsage | None = None
 
 
 class DeliveryStatus(BaseModel):

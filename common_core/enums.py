@@ -96,6 +96,20 @@ class PresentationOrder(StrEnum):
     SWAPPED = "swapped"
 
 
+class PromptTarget(StrEnum):
+    """Where a prompt block goes: the system prompt, or the user message."""
+
+    SYSTEM = "system"
+    USER_CONTENT = "user_content"
+
+
+class CacheTTL(StrEnum):
+    """How long a provider keeps a cacheable prompt prefix (Anthropic's two durations)."""
+
+    FIVE_MINUTES = "5m"
+    ONE_HOUR = "1h"
+
+
 class ReasoningEffort(StrEnum):
     NONE = "none"
     LOW = "low"

@@ -42,9 +42,10 @@ DataT = TypeVar("DataT", bound=BaseModel)
 
 
 class EventEnvelope(BaseModel, Generic[DataT]):
-    """Every published event; `event_id` lets consumers drop at-least-once duplicates."""
+    """Every published event; `event_id` lets consumers drop at-least-once duplicates.
+    Fields it does not know are kept (see `_PASS_ON_UNKNOWN`)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     event_id: UUID = Field(default_factory=uuid4)
     event_type: str
@@ -109,15 +110,43 @@ class RequestExpiredData(BaseModel):
     attempts: int
 
 
+# Event models keep fields they do not know (extra="allow"): the relay parses a stored event
+# and publishes it again, and must pass on what a newer replica added, not drop it.
+_PASS_ON_UNKNOWN = ConfigDict(extra="allow")
+
+
+class ResultErrorDetail(ErrorInfo):
+    """`error_detail` of a result event: our `code` and `message`, with the fields of
+    HuleEdu's platform-wide `ErrorDetail` beside them (`error_code` is the consumer's value
+    for our code, `common_core.consumer_errors`). Always set when the service builds one;
+    optional so that events stored before they existed still parse."""
+
+    model_config = _PASS_ON_UNKNOWN
+
+    error_code: str | None = None
+    correlation_id: UUID | None = None
+    timestamp: datetime | None = None
+    service: str = SOURCE_SERVICE
+    operation: str = "generate_comparison"
+
+
 class ComparisonResultData(BaseModel):
-    """The result event: the judgement's fields, or `error_detail`, never both."""
+    """The result event: the judgement's fields, or `error_detail`, never both.
+
+    Published events always carry `model`, `response_time_ms`, `token_usage` and
+    `cost_estimate` (an error event: what the failed attempts spent, zeros when nothing);
+    `cost_estimate_known` is false when the model has no price and `cost_estimate` is 0.0.
+    They are optional here only so that events from before these rules still parse.
+    """
+
+    model_config = _PASS_ON_UNKNOWN
 
     request_id: UUID
     correlation_id: UUID
     winner: EssayWinner | None = None
     justification: str | None = None
     confidence: int | None = None
-    error_detail: ErrorInfo | None = None
+    error_detail: ResultErrorDetail | None = None
     provider: LLMProviderType
     model: str | None = None
     response_time_ms: int | None = None
@@ -131,6 +160,7 @@ class ComparisonResultData(BaseModel):
     presentation_order: PresentationOrder | None = None  # None in error events
     served_from_cache: bool = False
     provider_request_id: str | None = None
+    cost_estimate_known: bool = True
 
     @model_validator(mode="after")
     def _result_xor_error(self) -> ComparisonResultData:

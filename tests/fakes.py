@@ -7,10 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dishka import Provider, Scope, provide
+
 from common_core.api_models import DependencyHealth, LLMConfigOverrides, TokenUsage
 from common_core.enums import EssayWinner, HealthStatus, LLMProviderType
 from common_core.events import EventEnvelope
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
+from services.llm_provider_service.protocols import EventPublisher
 
 
 @dataclass
@@ -69,3 +72,17 @@ class RecordingPublisher:
         if self.fail_with is not None:
             return DependencyHealth(status=HealthStatus.DEGRADED, detail="failing on purpose")
         return DependencyHealth(status=HealthStatus.HEALTHY)
+
+
+class RecordingEventDeps(Provider):
+    """A container override that binds `publisher` as the app's `EventPublisher`."""
+
+    scope = Scope.APP
+
+    def __init__(self, publisher: RecordingPublisher) -> None:
+        super().__init__()
+        self._publisher = publisher
+
+    @provide
+    def event_publisher(self) -> EventPublisher:
+        return self._publisher

@@ -61,6 +61,7 @@ from services.llm_provider_service.providers.openrouter_provider import (
     OpenRouterProvider,
     attribution_headers,
 )
+from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.durability import check_durability
 from services.llm_provider_service.queue.keys import QueueKeys
@@ -126,9 +127,11 @@ class CoreDeps(Provider):
         outbox: ResultOutbox,
         deliveries: ResultDeliveries,
         counterbalancer: Counterbalancer,
+        prices: PriceTable,
     ) -> ComparisonOrchestrator:
         return ComparisonOrchestrator(
             counterbalancer=counterbalancer,
+            prices=prices,
             providers=registry,
             breakers=breakers,
             queue=queue,
@@ -152,10 +155,18 @@ class CoreDeps(Provider):
         return Counterbalancer(key, store, metrics)
 
     @provide
-    def result_deliveries(self, settings: Settings) -> ResultDeliveries:
+    def prices(self, settings: Settings) -> PriceTable:
+        return PriceTable(settings.model_prices)
+
+    @provide
+    def result_deliveries(self, settings: Settings, prices: PriceTable) -> ResultDeliveries:
         return ResultDeliveries(
             topic_prefix=settings.kafka_topic_prefix,
             webhook_deadline_seconds=settings.webhook_delivery_deadline_seconds,
+            prices=prices,
+            default_models={
+                p: settings.provider_settings(p).default_model for p in LLMProviderType
+            },
         )
 
     @provide

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
+from common_core.api_models import ErrorInfo, TokenUsage
 from common_core.enums import ErrorCode, LLMProviderType
 
 
@@ -116,6 +117,19 @@ class ProviderError(ServiceError):
         super().__init__(message, details=merged, retry_after=retry_after)
         self.provider = provider
         self.status = status
+        # What the failed call(s) cost, where the vendor billed them (an answer outside the
+        # schema, and its re-asks); None when nothing is known to have been spent.
+        self.spent: TokenUsage | None = None
+
+    def info(self, model: str | None = None) -> ErrorInfo:
+        """This failure as a request's `error` (status body, queue record, result event)."""
+        return ErrorInfo(
+            code=self.code.value,
+            message=self.message,
+            details=self.details,
+            model=model or self.details.get("model"),
+            token_usage=self.spent,
+        )
 
 
 class ProviderAuthError(ProviderError):

@@ -20,6 +20,7 @@ from common_core.enums import EssayOrder, EssayWinner, PresentationOrder
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, Judgement
+from services.llm_provider_service.prompt import essay_blocks_given, essay_fields_given
 from services.llm_provider_service.protocols import PositionBiasStore
 
 logger = logging.getLogger(__name__)
@@ -35,16 +36,14 @@ def choose_presentation(
 ) -> tuple[PresentationOrder, bool]:
     """The order to present `request` in, and whether it was chosen at random.
 
-    Randomized only with both essays given and `essay_order` "randomized"; then swapped when
-    the low bit of HMAC-SHA256(key, request id) is 1. The bit depends on the request id alone:
+    Randomized only with `essay_order` "randomized" and both essays given (as `essay_a` and
+    `essay_b`, or as prompt blocks marked "a" and "b"); then swapped when the low bit of
+    HMAC-SHA256(key, request id) is 1. The bit depends on the request id alone:
     a retry that replays the request (same Idempotency-Key) keeps its order, and replicates
     of one pair, each its own request, get independent orders.
     """
-    if (
-        request.essay_order is EssayOrder.AS_SENT
-        or request.essay_a is None
-        or request.essay_b is None
-    ):
+    both_given = essay_fields_given(request) or essay_blocks_given(request)
+    if request.essay_order is EssayOrder.AS_SENT or not both_given:
         return PresentationOrder.AS_SENT, False
     bit = hmac.new(key, request_id.bytes, hashlib.sha256).digest()[0] & 1
     return (PresentationOrder.SWAPPED if bit else PresentationOrder.AS_SENT), True

@@ -90,6 +90,13 @@ class ServiceMetrics:
             ["provider"],
             registry=r,
         )
+        self.unpriced = Counter(
+            "llm_provider_unpriced_calls_total",
+            "Successful calls whose model has no price: their cost_estimate is null in the "
+            "answer and 0.0 with cost_estimate_known false in the result event.",
+            ["provider"],
+            registry=r,
+        )
         self.cache_served = Counter(
             "llm_provider_cache_served_responses_total",
             "Responses served from the development cache; must stay 0 outside development.",

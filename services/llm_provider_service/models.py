@@ -27,6 +27,7 @@ from common_core.api_models import (
     TokenUsage,
 )
 from common_core.enums import (
+    CacheTTL,
     DeliveryChannel,
     DeliveryState,
     EssayWinner,
@@ -40,17 +41,70 @@ from common_core.enums import (
 # keeps these beside its request ("request_additions"), never in it; and the idempotency
 # fingerprint leaves each out while it holds its default. A rolling deploy that adds a field
 # therefore changes no stored fingerprint and no record the running version must read.
-ADDED_REQUEST_FIELDS: tuple[str, ...] = ("essay_order",)
+ADDED_REQUEST_FIELDS: tuple[str, ...] = ("essay_order", "prompt_blocks")
 _ADDITIONS = "request_additions"
 
 
-class ComparisonPrompt(BaseModel):
-    """The text a provider is asked to judge, with the essays already placed in it."""
+class PromptPart(BaseModel):
+    """One piece of a prompt; `cache_ttl` is set on a piece the provider may cache, which
+    only ever happens within the prompt's stable prefix (see `ComparisonPrompt`)."""
 
     model_config = ConfigDict(frozen=True)
 
-    user_prompt: str
-    system_prompt: str
+    text: str
+    cache_ttl: CacheTTL | None = None
+
+
+class ComparisonPrompt(BaseModel):
+    """The text a provider is asked to judge, with the essays already placed in it: system
+    parts, then user parts, in the order they are sent.
+
+    Built from plain strings (`ComparisonPrompt.plain`, one uncached part each) or from
+    prompt blocks (`prompt.py`). Adapters without per-part
+    caching send `system_prompt` and `user_prompt`, the parts joined by a blank line.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    system_parts: tuple[PromptPart, ...]
+    user_parts: tuple[PromptPart, ...]
+
+    @classmethod
+    def plain(cls, *, user_prompt: str, system_prompt: str) -> ComparisonPrompt:
+        return cls(
+            system_parts=(PromptPart(text=system_prompt),),
+            user_parts=(PromptPart(text=user_prompt),),
+        )
+
+    @property
+    def parts(self) -> tuple[PromptPart, ...]:
+        """Every part, in the order sent: system, then user."""
+        return (*self.system_parts, *self.user_parts)
+
+    @property
+    def system_prompt(self) -> str:
+        return _joined(self.system_parts)
+
+    @property
+    def user_prompt(self) -> str:
+        return _joined(self.user_parts)
+
+    @property
+    def cached_prefix(self) -> tuple[PromptPart, ...]:
+        """The leading cacheable parts, system then user, up to the first part that is not:
+        the stable prefix a provider may cache. A cacheable part after an uncached one is
+        not in it, since the uncached text before it changes the prefix on every request.
+        Empty when the first part is not cacheable."""
+        prefix: list[PromptPart] = []
+        for part in self.parts:
+            if part.cache_ttl is None:
+                break
+            prefix.append(part)
+        return tuple(prefix)
+
+
+def _joined(parts: tuple[PromptPart, ...]) -> str:
+    return "\n\n".join(part.text for part in parts)
 
 
 class Judgement(BaseModel):

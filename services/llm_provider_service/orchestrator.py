@@ -107,6 +107,7 @@ class ComparisonOrchestrator:
         self._webhook_policy = WebhookPolicy.from_settings(settings)
         self._prices = prices or PriceTable(settings.model_prices)
         self._in_flight = InFlightCalls[tuple[Judgement, PresentationOrder]]()
+        self._unpriced_models: set[str] = set()  # logged once each, at most 100
         self._providers = providers
         self._breakers = breakers
         self._queue = queue
@@ -129,7 +130,11 @@ class ComparisonOrchestrator:
         becomes the result's request_id and the queue_id. Raises `RequestError`s for
         requests that cannot be served as sent, `ProviderError`s when a provider fails and
         the mode does not allow queueing, and `QueueError`s when the queue cannot take it.
+        A request that names no `processing_mode` gets DEFAULT_PROCESSING_MODE.
         """
+        if "processing_mode" not in request.model_fields_set:
+            mode = self._settings.default_processing_mode
+            request = request.model_copy(update={"processing_mode": mode})
         self._check_modes(request)
         provider = self._providers.resolve(
             request.llm_config_overrides.provider_override if request.llm_config_overrides else None
@@ -176,7 +181,7 @@ class ComparisonOrchestrator:
                 return await self._enqueue(job, reason=exc.code.value, delay_seconds=delay)
             self._metrics.comparison_requests.labels(mode.value, "error").inc()
             if not isinstance(exc, CircuitOpenError):  # refused before any call: owes nothing
-                error = ErrorInfo(code=exc.code.value, message=exc.message)
+                error = exc.info()
                 await self._owe_result(job, prompt, error=error)
             raise
         self._metrics.comparison_requests.labels(mode.value, "completed").inc()
@@ -432,6 +437,15 @@ class ComparisonOrchestrator:
         m.tokens.labels(provider.value, "completion").inc(result.token_usage.completion_tokens)
         if result.cost_estimate is not None:
             m.cost.labels(provider.value).inc(result.cost_estimate)
+        else:
+            m.unpriced.labels(provider.value).inc()
+            if result.model not in self._unpriced_models and len(self._unpriced_models) < 100:
+                self._unpriced_models.add(result.model)
+                logger.warning(
+                    "model %s of %s has no price: cost unknown until MODEL_PRICES names it",
+                    result.model,
+                    provider.value,
+                )
 
     async def _record_failure(self, job: ComparisonJob, exc: ProviderError) -> None:
         self._metrics.provider_calls.labels(job.provider.value, exc.code.value).inc()

@@ -7,16 +7,19 @@ one request (the request path, a relay, a relay's successor after a crash) build
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from common_core.api_models import ComparisonResult, ErrorInfo
-from common_core.enums import DeliveryChannel, ErrorCode, QueueStatus
+from common_core.api_models import ComparisonResult, ErrorInfo, TokenUsage
+from common_core.consumer_errors import consumer_error_code
+from common_core.enums import DeliveryChannel, ErrorCode, LLMProviderType, QueueStatus
 from common_core.events import (
     ComparisonResultData,
     EventEnvelope,
     LLMProviderEvent,
+    ResultErrorDetail,
     event_type_name,
     topic_name,
 )
@@ -27,10 +30,12 @@ from services.llm_provider_service.models import (
     QueueRecord,
 )
 from services.llm_provider_service.prompt import prompt_sha256, render_prompt
+from services.llm_provider_service.providers.pricing import PriceTable
 
 # Fixed forever: changing it would change every result's event_id.
 _RESULT_EVENT_NAMESPACE = uuid.UUID("8f0c7a52-4c1e-4d35-9a0e-2b6f3f1c9d11")
 RESULT_EVENT_TYPE = event_type_name(LLMProviderEvent.COMPARISON_RESULT)
+_TRACE_ID = re.compile(r"(?!0{32})[0-9a-f]{32}")
 _CANCELLED = ErrorInfo(
     code=ErrorCode.REQUEST_CANCELLED.value, message="the request was cancelled by its caller"
 )
@@ -44,17 +49,23 @@ def result_event_id(request_id: uuid.UUID) -> uuid.UUID:
 class ResultDeliveries:
     """Builds the result event of an ended request and one `Delivery` per channel it goes to:
     Kafka (the caller's `callback_topic` or the default result topic) and, when the caller
-    gave a `callback_url`, the webhook."""
+    gave a `callback_url`, the webhook. `prices` (the built-in table by default) prices
+    error events' spend; `default_models` names the model a failed request asked for when
+    it named none (else "unknown")."""
 
     def __init__(
         self,
         *,
         topic_prefix: str,
         webhook_deadline_seconds: float,
+        prices: PriceTable | None = None,
+        default_models: Mapping[LLMProviderType, str] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._prefix = topic_prefix
         self._webhook_deadline = timedelta(seconds=webhook_deadline_seconds)
+        self._prices = prices or PriceTable()
+        self._default_models = default_models or {}
         self._now = now
 
     @property
@@ -115,20 +126,27 @@ class ResultDeliveries:
         prompt: ComparisonPrompt | None = None,
     ) -> EventEnvelope[ComparisonResultData]:
         prompt = prompt or render_prompt(job.request)
+        now = self._now()
+        model = result.model if result else self._asked_model(job, error)
+        usage = result.token_usage if result else (error and error.token_usage) or TokenUsage()
+        cost = self._prices.estimate(model, usage)
         data = ComparisonResultData(
             request_id=job.request_id,
             correlation_id=job.correlation_id,
             winner=result.winner if result else None,
             justification=result.justification if result else None,
             confidence=result.confidence if result else None,
-            error_detail=None if result else error,
+            error_detail=None if result else self._error_detail(job, error, now),
             provider=job.provider,
-            model=result.model if result else None,
-            response_time_ms=result.response_time_ms if result else None,
-            token_usage=result.token_usage if result else None,
-            cost_estimate=result.cost_estimate if result else None,
+            model=model,
+            response_time_ms=result.response_time_ms if result else 0,
+            token_usage=usage,
+            # Never null in an event: a consumer's model requires a number. An unpriced
+            # model's spend is unknown, not free: 0.0, and `cost_estimate_known` says so.
+            cost_estimate=cost if cost is not None else 0.0,
+            cost_estimate_known=cost is not None or usage == TokenUsage(),
             requested_at=job.requested_at,
-            completed_at=result.completed_at if result else self._now(),
+            completed_at=result.completed_at if result else now,
             trace_id=job.trace_id,
             request_metadata={**job.request.metadata, "prompt_sha256": prompt_sha256(prompt)},
             presentation_order=result.presentation_order if result else None,
@@ -140,4 +158,36 @@ class ResultDeliveries:
             event_type=RESULT_EVENT_TYPE,
             correlation_id=job.correlation_id,
             data=data,
+            metadata=_trace_metadata(job),
         )
+
+    def _asked_model(self, job: ComparisonJob, error: ErrorInfo | None) -> str:
+        """The model of a failed request: the one the attempt reported, else the one asked
+        for (the override, else the provider's default), else "unknown"."""
+        if error is not None and error.model:
+            return error.model
+        return job.overrides.model_override or self._default_models.get(job.provider, "unknown")
+
+    def _error_detail(
+        self, job: ComparisonJob, error: ErrorInfo | None, now: datetime
+    ) -> ResultErrorDetail:
+        error = error or ErrorInfo(code=ErrorCode.INTERNAL_ERROR.value, message="")
+        return ResultErrorDetail(
+            code=error.code,
+            message=error.message,
+            details=error.details,
+            model=error.model,
+            token_usage=error.token_usage,
+            error_code=consumer_error_code(error.code, error.details),
+            correlation_id=job.correlation_id,
+            timestamp=now,
+        )
+
+
+def _trace_metadata(job: ComparisonJob) -> dict[str, str]:
+    """The W3C `traceparent` of the request's trace, as consumers read it from the envelope;
+    the span id is derived from the request id, so every copy of the event carries the same."""
+    if not _TRACE_ID.fullmatch(job.trace_id):
+        return {}
+    span_id = uuid.uuid5(_RESULT_EVENT_NAMESPACE, f"span:{job.request_id}").hex[:16]
+    return {"traceparent": f"00-{job.trace_id}-{span_id}-01"}

@@ -9,8 +9,9 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common_core.enums import EnvironmentType, LLMProviderType
+from common_core.enums import EnvironmentType, LLMProviderType, ProcessingMode
 from common_core.events import DEFAULT_TOPIC_PREFIX
+from services.llm_provider_service.providers.pricing import ModelPrice
 
 ENV_PREFIX = "LLM_PROVIDER_SERVICE_"
 MockRater = Literal["random", "bradley_terry"]
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_request_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
+    # The processing mode of a request that names none (a consumer that expects every
+    # request to be queued and answered by event sets "async").
+    default_processing_mode: ProcessingMode = ProcessingMode.QUEUE_IF_UNAVAILABLE
+
     # Providers. `None` means "pick the environment's default" (resolved below).
     default_llm_provider: LLMProviderType | None = None
     use_mock_llm: bool = False
@@ -109,7 +114,7 @@ class Settings(BaseSettings):
     openrouter_app_title: str | None = "HuleEdu LLM Provider Service"
     anthropic_prompt_caching: bool = True
     openai_reasoning_model_prefixes: tuple[str, ...] = ("o1", "o3", "o4", "gpt-5")
-    model_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    model_prices: dict[str, tuple[float, ...]] = Field(default_factory=dict)
     invalid_response_reasks: int = Field(default=1, ge=0, le=3)
 
     # The mock provider: a rater with natural variation, for development and outage drills.
@@ -224,6 +229,18 @@ class Settings(BaseSettings):
     def _secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters: it is an HMAC key")
+        return value
+
+    @field_validator("model_prices")
+    @classmethod
+    def _prices_are_prices(
+        cls, value: dict[str, tuple[float, ...]]
+    ) -> dict[str, tuple[float, ...]]:
+        for model, prices in value.items():
+            try:
+                ModelPrice.of(prices)
+            except ValueError as exc:
+                raise ValueError(f"{model}: {exc}") from None
         return value
 
     @field_validator("mock_confidence_weights")

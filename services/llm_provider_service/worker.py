@@ -165,7 +165,7 @@ class QueueWorker:
         except CircuitOpenError:
             await self._safely(self._queue.release(lease))
         except ProviderError as exc:
-            await self._failed(lease, ErrorInfo(code=exc.code.value, message=exc.message), exc)
+            await self._failed(lease, exc.info(), exc)
         except Exception as exc:
             logger.exception("request %s crashed its attempt", lease.queue_id)
             info = ErrorInfo(code=ErrorCode.INTERNAL_ERROR.value, message=repr(exc)[:500])

@@ -37,7 +37,7 @@ from services.llm_provider_service.protocols import LLMProvider
 
 ContractFault = Literal["outage", "timeout", "auth", "schema_violation"]
 
-PROMPT = ComparisonPrompt(
+PROMPT = ComparisonPrompt.plain(
     system_prompt="You are an experienced teacher comparing two student essays.",
     user_prompt=(
         "Which essay is better?\n\nEssay A:\nThe cat sat on the mat, and then it slept.\n\n"

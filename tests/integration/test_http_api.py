@@ -863,3 +863,13 @@ async def test_docs_are_human_readable_html(client: Client):
     assert response.status_code == 200
     assert response.content_type.startswith("text/html")
     assert "openapi.json" in await response.get_data(as_text=True)
+
+
+async def test_a_request_without_a_mode_gets_the_default_processing_mode(start_app: StartApp):
+    client = await start_app(default_processing_mode="async")
+
+    unnamed = await post_comparison(client)  # `comparison()` sends no processing_mode
+    named = await post_comparison(client, processing_mode="immediate")
+
+    assert unnamed.status_code == 202
+    assert named.status_code == 200

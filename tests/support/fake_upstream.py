@@ -524,6 +524,7 @@ class FakeUpstream:
     def __init__(self, *, seed: int = 0, hang_seconds: float = 30.0, port: int = 0) -> None:
         self.hang_seconds = hang_seconds
         """How long a `timeout` fault keeps a request waiting before it is answered."""
+        self._initial_hang_seconds = hang_seconds
         self.retry_after = "2"
         """The `Retry-After` header sent with `rate_limit` faults."""
         self._requested_port = port
@@ -674,10 +675,11 @@ class FakeUpstream:
                 self._faults.pop(_vendor(vendor), None)
 
     def reset(self) -> None:
-        """Heal, clear the records, forget the cached prompt prefixes and the judge, and
-        rewind the seed."""
+        """Heal, clear the records, forget the cached prompt prefixes and the judge, restore
+        `hang_seconds`, and rewind the seed."""
         with self._lock:
             self.judge = None
+            self.hang_seconds = self._initial_hang_seconds
             self._faults.clear()
             self._records.clear()
             self._seen_prefixes.clear()
@@ -991,12 +993,7 @@ class FakeUpstream:
             content, stop_reason = [], "end_turn"
         system = payload.get("system")
         total = _estimate_tokens([system, payload["messages"], payload.get("tools")])
-        cache_read = cache_creation = 0
-        if isinstance(system, list) and any(
-            isinstance(b, dict) and "cache_control" in b for b in system
-        ):
-            cache_read = self._cached(system)
-            cache_creation = 0 if cache_read else _estimate_tokens(system)
+        cache_read, cache_creation, creation_1h = self._anthropic_cache(payload)
         request_id = f"req_{_hex()}"
         body = {
             "id": f"msg_{_hex()}",
@@ -1011,9 +1008,32 @@ class FakeUpstream:
                 "output_tokens": _estimate_tokens(content),
                 "cache_read_input_tokens": cache_read,
                 "cache_creation_input_tokens": cache_creation,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": cache_creation - creation_1h,
+                    "ephemeral_1h_input_tokens": creation_1h,
+                },
             },
         }
         return _json_reply(200, body, (("request-id", request_id),))
+
+    def _anthropic_cache(self, payload: Mapping[str, Any]) -> tuple[int, int, int]:
+        """(cache reads, cache writes, writes at the 1-hour TTL) of a Messages request: the
+        prefix of its blocks (system, then the first user message's content) up to the last
+        `cache_control` is read from the cache when seen before, else written to it."""
+        blocks = [b for b in _block_list(payload.get("system")) if isinstance(b, dict)]
+        messages = payload.get("messages") or []
+        if messages and isinstance(messages[0], dict):
+            blocks += [b for b in _block_list(messages[0].get("content")) if isinstance(b, dict)]
+        marked = [i for i, b in enumerate(blocks) if "cache_control" in b]
+        if not marked:
+            return 0, 0, 0
+        prefix = blocks[: marked[-1] + 1]
+        read = self._cached(prefix)
+        if read:
+            return read, 0, 0
+        hour = [i for i in marked if blocks[i]["cache_control"].get("ttl") == "1h"]
+        written_1h = _estimate_tokens(blocks[: hour[-1] + 1]) if hour else 0
+        return 0, _estimate_tokens(prefix), written_1h
 
     def _google(
         self, vendor: Vendor, path: str, payload: dict[str, Any], fault: FaultKind | None
@@ -1074,6 +1094,11 @@ class FakeUpstream:
             "responseId": _hex(22),
         }
         return _json_reply(200, body)
+
+
+def _block_list(value: Any) -> list[Any]:
+    """A system prompt or message content as a list of blocks (a plain string is none)."""
+    return value if isinstance(value, list) else []
 
 
 def _texts(value: Any) -> Iterator[str]:

@@ -26,7 +26,7 @@ from services.llm_provider_service.provider_registry import ProviderRegistry
 
 bp = Blueprint("providers", __name__, url_prefix="/api/v1")
 
-_TEST_PROMPT = ComparisonPrompt(
+_TEST_PROMPT = ComparisonPrompt.plain(
     system_prompt="You are checking that this API works. Keep the justification short.",
     user_prompt="Which is better?\n\nEssay A:\nThe cat sat.\n\nEssay B:\nThe cat sat on the mat.",
 )

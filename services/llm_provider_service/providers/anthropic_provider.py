@@ -18,12 +18,17 @@ Documented choices:
   Anthropic's minimum of 1024 turns thinking off (forced tool, debug log).
 - anthropic 2.12's `messages.create` has no `temperature` parameter: it is sent through
   `extra_body`. `output_verbosity` has no Anthropic equivalent and is ignored (debug log).
-- Prompt caching (`prompt_caching=True`) sends the system prompt as a text block with
-  `cache_control: ephemeral`. It caches the prompt prefix only; every call still gets a
-  fresh answer.
+- Prompt caching (`prompt_caching=True`, ANTHROPIC_PROMPT_CACHING): the prompt is sent as
+  text blocks (system, then the user message's content), and the cacheable prefix of the
+  prompt (`ComparisonPrompt.cached_prefix`: the leading blocks the caller marked
+  cacheable) gets a `cache_control` breakpoint, with its TTL, on the last block of each run
+  of one TTL: at most 4, Anthropic's limit (the caller's TTLs come longest first, which
+  Anthropic requires). A prompt with nothing marked has its system prompt cached for 5
+  minutes. Only input tokens are cached; every call still gets a fresh answer.
 - Token accounting: `prompt_tokens` = `input_tokens` + `cache_read_input_tokens` +
   `cache_creation_input_tokens` (every prompt token the model read, whatever its price;
   Anthropic's `input_tokens` alone excludes both), `cached_prompt_tokens` = cache reads,
+  `cache_write_tokens` = cache writes (`cache_write_1h_tokens` those at the 1-hour TTL),
   `completion_tokens` = `output_tokens` (thinking included), `total` = their sum. The usage
   of re-asked answers is added in, since they were billed too.
 - `Judgement.model` is the model the vendor reports (the message's `model`),
@@ -55,7 +60,7 @@ from anthropic.types import (
 )
 
 from common_core.api_models import LLMConfigOverrides, TokenUsage
-from common_core.enums import LLMProviderType, ReasoningEffort
+from common_core.enums import CacheTTL, LLMProviderType, ReasoningEffort
 from services.llm_provider_service.errors import InvalidProviderResponseError, ProviderError
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
 from services.llm_provider_service.providers.http_errors import (
@@ -103,7 +108,7 @@ class _Call:
     model: str
     max_tokens: int
     system: str | list[TextBlockParam]
-    user_prompt: str
+    user_content: str | list[TextBlockParam]
     tool_choice: ToolChoiceParam
     thinking: ThinkingConfigParam | anthropic.Omit
     extra_body: dict[str, object] | None
@@ -155,25 +160,34 @@ class AnthropicProvider:
                 logger.debug("thinking requires temperature 1; ignoring temperature_override")
         elif temperature is not None:
             extra_body = {"temperature": temperature}
+        system, user = self._content(prompt, thinking=budget is not None)
         return _Call(
             model=overrides.model_override or self._config.default_model,
             max_tokens=max_tokens,
-            system=self._system(prompt.system_prompt, thinking=budget is not None),
-            user_prompt=prompt.user_prompt,
+            system=system,
+            user_content=user,
             tool_choice=tool_choice,
             thinking=thinking,
             extra_body=extra_body,
         )
 
-    def _system(self, system_prompt: str, *, thinking: bool) -> str | list[TextBlockParam]:
+    def _content(
+        self, prompt: ComparisonPrompt, *, thinking: bool
+    ) -> tuple[str | list[TextBlockParam], str | list[TextBlockParam]]:
+        """The system prompt and the user message's content: plain strings without prompt
+        caching, else text blocks with the cache breakpoints (`cache_breakpoints`)."""
         if not self._prompt_caching:
-            return f"{system_prompt}\n\n{THINKING_INSTRUCTION}" if thinking else system_prompt
-        blocks: list[TextBlockParam] = [
-            {"type": "text", "text": system_prompt, "cache_control": {"type": "ephemeral"}}
-        ]
+            plain = prompt.system_prompt
+            return (f"{plain}\n\n{THINKING_INSTRUCTION}" if thinking else plain), (
+                prompt.user_prompt
+            )
+        marks = cache_breakpoints(prompt)
+        blocks = [_text_block(part.text, marks.get(i)) for i, part in enumerate(prompt.parts)]
+        system, user = blocks[: len(prompt.system_parts)], blocks[len(prompt.system_parts) :]
         if thinking:
-            blocks.append({"type": "text", "text": THINKING_INSTRUCTION})
-        return blocks
+            system.append({"type": "text", "text": THINKING_INSTRUCTION})
+        cached_user = any("cache_control" in block for block in user)
+        return system, user if cached_user or len(user) > 1 else prompt.user_prompt
 
     async def _send(self, call: _Call) -> Message:
         """Exactly one HTTP request, with every failure translated to a `ProviderError`."""
@@ -184,7 +198,7 @@ class AnthropicProvider:
                     model=call.model,
                     max_tokens=call.max_tokens,
                     system=call.system,
-                    messages=[{"role": "user", "content": call.user_prompt}],
+                    messages=[{"role": "user", "content": call.user_content}],
                     tools=[_TOOL],
                     tool_choice=call.tool_choice,
                     thinking=call.thinking,
@@ -193,6 +207,33 @@ class AnthropicProvider:
                 )
         except Exception as exc:
             raise translate_error(exc, timeout) from exc
+
+
+MAX_CACHE_BREAKPOINTS = 4  # Anthropic refuses more cache_control blocks in one request
+
+
+def cache_breakpoints(prompt: ComparisonPrompt) -> dict[int, CacheTTL]:
+    """Where `cache_control` goes, by the part's index in system-then-user order: the last
+    part of each run of one TTL in the cacheable prefix (the last four at most), or, when
+    nothing is marked cacheable, the last system part for 5 minutes."""
+    prefix = prompt.cached_prefix
+    if not prefix:
+        return {len(prompt.system_parts) - 1: CacheTTL.FIVE_MINUTES}
+    marks: dict[int, CacheTTL] = {}
+    for index, part in enumerate(prefix):
+        ttl = part.cache_ttl
+        assert ttl is not None  # the prefix holds cacheable parts only
+        following = prefix[index + 1].cache_ttl if index + 1 < len(prefix) else None
+        if following != ttl:
+            marks[index] = ttl
+    return dict(list(marks.items())[-MAX_CACHE_BREAKPOINTS:])
+
+
+def _text_block(text: str, ttl: CacheTTL | None) -> TextBlockParam:
+    block: TextBlockParam = {"type": "text", "text": text}
+    if ttl is not None:
+        block["cache_control"] = {"type": "ephemeral", "ttl": ttl.value}
+    return block
 
 
 def plan_tokens(overrides: LLMConfigOverrides) -> tuple[int, int | None]:
@@ -258,10 +299,15 @@ def _judgement(message: Message, model: str, usage: TokenUsage) -> Judgement:
 def _usage(message: Message) -> TokenUsage:
     usage = message.usage
     cache_read = usage.cache_read_input_tokens or 0
-    prompt = usage.input_tokens + cache_read + (usage.cache_creation_input_tokens or 0)
+    written = usage.cache_creation_input_tokens or 0
+    by_ttl = usage.cache_creation
+    written_1h = (by_ttl.ephemeral_1h_input_tokens or 0) if by_ttl is not None else 0
+    prompt = usage.input_tokens + cache_read + written
     return TokenUsage(
         prompt_tokens=prompt,
         completion_tokens=usage.output_tokens,
         total_tokens=prompt + usage.output_tokens,
         cached_prompt_tokens=cache_read,
+        cache_write_tokens=written,
+        cache_write_1h_tokens=min(written_1h, written),
     )

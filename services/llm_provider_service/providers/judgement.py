@@ -104,12 +104,11 @@ def _as_object(provider: LLMProviderType, payload: str | dict[str, Any] | None) 
 
 
 def added_usage(a: TokenUsage, b: TokenUsage) -> TokenUsage:
-    return TokenUsage(
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-        total_tokens=a.total_tokens + b.total_tokens,
-        cached_prompt_tokens=a.cached_prompt_tokens + b.cached_prompt_tokens,
-    )
+    """Two calls' usage together, field by field."""
+    return TokenUsage(**{name: getattr(a, name) + getattr(b, name) for name in _COUNTS})
+
+
+_COUNTS = tuple(TokenUsage.model_fields)
 
 
 async def ask_until_valid(
@@ -123,8 +122,9 @@ async def ask_until_valid(
 
     `judge(response, usage)` turns a response into a judgement (raising
     `InvalidProviderResponseError` for one outside the schema); `usage` sums every attempt's
-    tokens, since the vendor bills the re-asks too. Outage errors are never re-asked: the
-    queue's backoff, not a tight loop here, retries those.
+    tokens, since the vendor bills the re-asks too, and a final invalid answer carries that
+    sum as `spent`. Outage errors are never re-asked: the queue's backoff, not a tight loop
+    here, retries those.
     """
     spent = TokenUsage()
     failure: InvalidProviderResponseError | None = None
@@ -138,4 +138,5 @@ async def ask_until_valid(
         except InvalidProviderResponseError as exc:
             failure = exc
     assert failure is not None
+    failure.spent = spent if spent != TokenUsage() else None
     raise failure

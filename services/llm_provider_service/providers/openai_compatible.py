@@ -10,6 +10,7 @@ has `max_retries=0` (`build_client`): retrying is the queue's and the breaker's 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -100,6 +101,7 @@ class ChatRequest:
     temperature: float | None = None
     reasoning_effort: OpenAIEffort | None = None
     verbosity: Verbosity | None = None
+    prompt_cache_key: str | None = None
     extra_body: dict[str, Any] | None = None
 
 
@@ -203,6 +205,7 @@ class OpenAICompatibleProvider(ABC):
                 temperature=_given(request.temperature),
                 reasoning_effort=_given(request.reasoning_effort),
                 verbosity=_given(request.verbosity),
+                prompt_cache_key=_given(request.prompt_cache_key),
                 extra_body=request.extra_body,
             )
         except openai.APITimeoutError as exc:
@@ -297,16 +300,31 @@ def _usage_or_zero(completion: ChatCompletion) -> TokenUsage:
 
 
 def token_usage(completion: ChatCompletion) -> TokenUsage:
-    """Token counts, with prompt-cache hits as `cached_prompt_tokens`; zeros when absent."""
+    """Token counts, with prompt-cache hits as `cached_prompt_tokens` and writes as
+    `cache_write_tokens` (charged from the GPT-5.6 family on); zeros when absent."""
     usage = completion.usage
     if usage is None:
         logger.debug("completion %s carries no usage", completion.id)
         return TokenUsage()
     details = usage.prompt_tokens_details
     cached = details.cached_tokens if details is not None else None
+    written = details.cache_write_tokens if details is not None else None
     return TokenUsage(
         prompt_tokens=usage.prompt_tokens or 0,
         completion_tokens=usage.completion_tokens or 0,
         total_tokens=usage.total_tokens or 0,
         cached_prompt_tokens=cached or 0,
+        cache_write_tokens=written or 0,
     )
+
+
+def prompt_cache_key(prompt: ComparisonPrompt) -> str | None:
+    """A key naming the prompt's cacheable prefix (the shared rubric and instructions), so
+    that the vendor routes requests that share it to the same cache; None without one.
+    OpenAI caches a prompt's longest seen prefix by itself: the key only improves the hit
+    rate. Only the prompt's input tokens are cached; every answer is fresh."""
+    prefix = prompt.cached_prefix
+    if not prefix:
+        return None
+    digest = hashlib.sha256("\x00".join(part.text for part in prefix).encode())
+    return f"llmps-{digest.hexdigest()[:32]}"

@@ -40,6 +40,7 @@ from services.llm_provider_service.providers.openai_compatible import (
     Verbosity,
     chat_messages,
     json_schema_format,
+    prompt_cache_key,
 )
 from services.llm_provider_service.settings import ProviderSettings
 
@@ -166,6 +167,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
             temperature=temperature,
             reasoning_effort=effort,
             verbosity=verbosity,
+            prompt_cache_key=prompt_cache_key(prompt),
         )
 
 

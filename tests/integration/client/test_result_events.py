@@ -8,7 +8,6 @@ import random
 from typing import Any
 
 import pytest
-from dishka import Provider, Scope, provide
 
 from common_core.api_models import ComparisonResult
 from common_core.client import (
@@ -19,25 +18,12 @@ from common_core.client import (
 )
 from common_core.enums import QueueStatus
 from common_core.events import EventEnvelope
-from services.llm_provider_service.protocols import EventPublisher
-from tests.fakes import RecordingPublisher
+from tests.fakes import RecordingEventDeps, RecordingPublisher
 from tests.integration.client.conftest import Serve, comparison, set_mock_fault
 
 RESULT_TYPE = "llm_provider.comparison_result.v1"
 CALLBACK_TOPIC = "huleedu.test.results"
 DEFAULT_TOPIC = "huleedu.llm_provider.comparison_result.v1"
-
-
-class RecordingEventDeps(Provider):
-    scope = Scope.APP
-
-    def __init__(self, publisher: RecordingPublisher) -> None:
-        super().__init__()
-        self._publisher = publisher
-
-    @provide
-    def publisher(self) -> EventPublisher:
-        return self._publisher
 
 
 async def result_event(publisher: RecordingPublisher, topic: str) -> EventEnvelope[Any]:

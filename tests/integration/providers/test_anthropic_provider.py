@@ -42,7 +42,7 @@ from tests.support.fake_upstream import (
 VENDOR = "anthropic"
 MODEL = "claude-test-default"
 TIMEOUT_SECONDS = 1.0
-PROMPT = ComparisonPrompt(
+PROMPT = ComparisonPrompt.plain(
     system_prompt="You are an experienced teacher comparing two student essays.",
     user_prompt="Which essay is better?\n\nEssay A:\nShort and clear.\n\nEssay B:\nLong, vague.",
 )
@@ -164,7 +164,11 @@ async def test_prompt_caching_marks_the_system_prompt_and_reports_cache_reads(
     second = await provider.compare(PROMPT, NO_OVERRIDES)
 
     assert sent(fake)["system"] == [
-        {"type": "text", "text": PROMPT.system_prompt, "cache_control": {"type": "ephemeral"}}
+        {
+            "type": "text",
+            "text": PROMPT.system_prompt,
+            "cache_control": {"type": "ephemeral", "ttl": "5m"},
+        }
     ]
     assert first.token_usage.cached_prompt_tokens == 0
     assert second.token_usage.cached_prompt_tokens > 0

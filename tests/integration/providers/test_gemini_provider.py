@@ -38,7 +38,7 @@ from tests.support.fake_upstream import (
 VENDOR = "google"
 MODEL = "gemini-2.5-flash"
 TIMEOUT_SECONDS = 1.0
-PROMPT = ComparisonPrompt(
+PROMPT = ComparisonPrompt.plain(
     system_prompt="You are an experienced teacher comparing two student essays.",
     user_prompt="Which essay is better?\n\nEssay A:\nShort and clear.\n\nEssay B:\nLong, vague.",
 )

@@ -35,7 +35,7 @@ from services.llm_provider_service.providers.openrouter_provider import (
 from services.llm_provider_service.settings import ProviderSettings
 from tests.support.fake_upstream import FakeUpstream, clean_fake_upstream, fake_upstream  # noqa: F401
 
-PROMPT = ComparisonPrompt(
+PROMPT = ComparisonPrompt.plain(
     system_prompt="You are an experienced examiner of student essays.",
     user_prompt="Which essay is better?\n\nEssay A:\nCats are good.\n\nEssay B:\nDogs are good.",
 )

@@ -14,7 +14,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, TOOL_NAME
-from services.llm_provider_service.providers.pricing import DEFAULT_PRICES
+from services.llm_provider_service.providers.price_list import DEFAULT_PRICES
 from tests.integration.conftest import StartApp
 from tests.support.fake_upstream import (
     FakeUpstream,

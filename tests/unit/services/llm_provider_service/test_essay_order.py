@@ -130,3 +130,15 @@ async def test_a_store_outage_costs_the_report_a_count_never_the_answer() -> Non
 def test_a_short_key_is_refused() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         Counterbalancer(b"short", InMemoryPositionBiasStore(), ServiceMetrics())
+
+
+def test_two_marked_essay_blocks_are_randomized_like_two_essays() -> None:
+    marked = [
+        {"target": "user_content", "content": "AAA", "essay": "a"},
+        {"target": "user_content", "content": "BBB", "essay": "b"},
+    ]
+    request = make_request(essay_a=None, essay_b=None, prompt_blocks=marked)
+    only_a = make_request(essay_a=None, essay_b=None, prompt_blocks=marked[:1])
+    orders = {choose_presentation(request, uuid.uuid4(), KEY) for _ in range(64)}
+    assert orders == {(SWAPPED, True), (AS_SENT, True)}
+    assert choose_presentation(only_a, uuid.uuid4(), KEY) == (AS_SENT, False)

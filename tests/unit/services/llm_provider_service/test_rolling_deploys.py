@@ -39,6 +39,7 @@ V1_REQUEST_FIELDS = (
 # v1's fingerprint of `pinned_request()`, computed by that version's code.
 V1_FINGERPRINT = "70201dcd1028da64b446f2561573464f657e224f30060024e30ad4341fecf897"
 # v1's job fields; its ComparisonJob ignored unknown fields (pydantic's default).
+BLOCKS = [{"target": "system", "content": "Rules.", "cacheable": True, "ttl": "1h"}]
 V1_JOB_FIELDS = {"request_id", "correlation_id", "provider", "request", "requested_at", "trace_id"}
 
 
@@ -98,14 +99,17 @@ def test_a_request_that_does_not_use_an_added_field_keeps_its_v1_fingerprint(
     assert fingerprint(pinned_request(**sent)) == V1_FINGERPRINT
 
 
-def test_an_added_field_away_from_its_default_makes_another_request() -> None:
-    assert fingerprint(pinned_request(essay_order="as_sent")) != V1_FINGERPRINT
+@pytest.mark.parametrize("added", [{"essay_order": "as_sent"}, {"prompt_blocks": BLOCKS}])
+def test_an_added_field_away_from_its_default_makes_another_request(added: dict[str, Any]) -> None:
+    assert fingerprint(pinned_request(**added)) != V1_FINGERPRINT
 
 
-@pytest.mark.parametrize("order", ["randomized", "as_sent"])
-def test_v1_can_read_every_stored_job(order: str) -> None:
+@pytest.mark.parametrize(
+    "added", [{"essay_order": "randomized"}, {"essay_order": "as_sent"}, {"prompt_blocks": BLOCKS}]
+)
+def test_v1_can_read_every_stored_job(added: dict[str, Any]) -> None:
     job = job_of(
-        pinned_request(essay_order=order),
+        pinned_request(**added),
         presentation_order=PresentationOrder.SWAPPED,
         order_randomized=True,
     )

@@ -324,3 +324,23 @@ def test_an_outbox_lease_shorter_than_a_send_is_refused(make_settings: SettingsF
     settings = make_settings(outbox_lease_seconds=15.0, webhook_timeout_seconds=10.0)
     with pytest.raises(ConfigurationError, match="OUTBOX_LEASE_SECONDS"):
         settings.check_consistency()
+
+
+def test_the_default_processing_mode_is_read_and_checked(monkeypatch: pytest.MonkeyPatch):
+    assert Settings().default_processing_mode == "queue_if_unavailable"
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_DEFAULT_PROCESSING_MODE", "async")
+    assert load_settings().default_processing_mode == "async"
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_DEFAULT_PROCESSING_MODE", "later")
+    with pytest.raises(ConfigurationError, match="DEFAULT_PROCESSING_MODE"):
+        load_settings()
+
+
+def test_model_prices_take_two_or_five_numbers(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(
+        "LLM_PROVIDER_SERVICE_MODEL_PRICES",
+        '{"house": [1, 2], "cached-house": [1, 2, 0.1, 1.25, 2]}',
+    )
+    assert load_settings().model_prices == {"house": (1, 2), "cached-house": (1, 2, 0.1, 1.25, 2)}
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_MODEL_PRICES", '{"odd": [1, 2, 3]}')
+    with pytest.raises(ConfigurationError, match=r"MODEL_PRICES: .*odd: a price is"):
+        load_settings()

@@ -27,11 +27,11 @@ from services.llm_provider_service.providers.mock import MockProvider, MockProvi
 from services.llm_provider_service.settings import MockErrorKind, Settings
 
 NO_OVERRIDES = LLMConfigOverrides()
-PROMPT = ComparisonPrompt(
+PROMPT = ComparisonPrompt.plain(
     system_prompt="You are an experienced examiner. Answer in JSON.",
     user_prompt="Which essay is better?\n\nEssay A:\nCats are good.\n\nEssay B:\nDogs are good.",
 )
-OTHER_PROMPT = ComparisonPrompt(
+OTHER_PROMPT = ComparisonPrompt.plain(
     system_prompt="Judge strictly.",
     user_prompt="Compare these.\n\nEssay A:\n" + "Long text. " * 300 + "\n\nEssay B:\nShort.",
 )

@@ -34,7 +34,7 @@ TAG = re.compile(r"^\[mock-bt: (first|second) won, p=(\d\.\d\d)\] ")
 def prompt(first: float | None, second: float | None) -> ComparisonPrompt:
     a = f"Cats are good. {ability_marker(first)}" if first is not None else "Cats are good."
     b = f"Dogs are good. {ability_marker(second)}" if second is not None else "Dogs are good."
-    return ComparisonPrompt(
+    return ComparisonPrompt.plain(
         system_prompt="Judge.", user_prompt=f"Which?\n\nEssay A:\n{a}\n\nEssay B:\n{b}"
     )
 
