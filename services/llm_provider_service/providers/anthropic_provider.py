@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anthropic
@@ -62,7 +63,7 @@ from anthropic.types import (
 from common_core.api_models import LLMConfigOverrides, TokenUsage
 from common_core.enums import CacheTTL, LLMProviderType, ReasoningEffort
 from services.llm_provider_service.errors import InvalidProviderResponseError, ProviderError
-from services.llm_provider_service.models import ComparisonPrompt, Judgement
+from services.llm_provider_service.models import ComparisonPrompt, Judgement, PromptPart
 from services.llm_provider_service.providers.http_errors import (
     connection_error,
     error_for_status,
@@ -175,19 +176,22 @@ class AnthropicProvider:
         self, prompt: ComparisonPrompt, *, thinking: bool
     ) -> tuple[str | list[TextBlockParam], str | list[TextBlockParam]]:
         """The system prompt and the user message's content: plain strings without prompt
-        caching, else text blocks with the cache breakpoints (`cache_breakpoints`)."""
+        caching, else text blocks with the cache breakpoints (`cache_breakpoints`). The user
+        message stays one string unless a part of it carries a breakpoint."""
         if not self._prompt_caching:
             plain = prompt.system_prompt
             return (f"{plain}\n\n{THINKING_INSTRUCTION}" if thinking else plain), (
                 prompt.user_prompt
             )
         marks = cache_breakpoints(prompt)
-        blocks = [_text_block(part.text, marks.get(i)) for i, part in enumerate(prompt.parts)]
-        system, user = blocks[: len(prompt.system_parts)], blocks[len(prompt.system_parts) :]
+        count = len(prompt.system_parts)
+        system = _text_blocks(prompt.system_parts, [marks.get(i) for i in range(count)])
         if thinking:
             system.append({"type": "text", "text": THINKING_INSTRUCTION})
-        cached_user = any("cache_control" in block for block in user)
-        return system, user if cached_user or len(user) > 1 else prompt.user_prompt
+        user_marks = [marks.get(count + i) for i in range(len(prompt.user_parts))]
+        if not any(user_marks):
+            return system, prompt.user_prompt
+        return system, _text_blocks(prompt.user_parts, user_marks)
 
     async def _send(self, call: _Call) -> Message:
         """Exactly one HTTP request, with every failure translated to a `ProviderError`."""
@@ -229,11 +233,20 @@ def cache_breakpoints(prompt: ComparisonPrompt) -> dict[int, CacheTTL]:
     return dict(list(marks.items())[-MAX_CACHE_BREAKPOINTS:])
 
 
-def _text_block(text: str, ttl: CacheTTL | None) -> TextBlockParam:
-    block: TextBlockParam = {"type": "text", "text": text}
-    if ttl is not None:
-        block["cache_control"] = {"type": "ephemeral", "ttl": ttl.value}
-    return block
+def _text_blocks(
+    parts: Sequence[PromptPart], ttls: Sequence[CacheTTL | None]
+) -> list[TextBlockParam]:
+    """One text block per part, each but the last ending in the blank line that joins parts
+    in the plain text, so the model reads the same text either way; `cache_control` with its
+    TTL where `ttls` has one."""
+    blocks: list[TextBlockParam] = []
+    for index, (part, ttl) in enumerate(zip(parts, ttls, strict=True)):
+        last = index == len(parts) - 1
+        block: TextBlockParam = {"type": "text", "text": part.text if last else f"{part.text}\n\n"}
+        if ttl is not None:
+            block["cache_control"] = {"type": "ephemeral", "ttl": ttl.value}
+        blocks.append(block)
+    return blocks
 
 
 def plan_tokens(overrides: LLMConfigOverrides) -> tuple[int, int | None]:

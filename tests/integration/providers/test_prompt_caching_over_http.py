@@ -148,3 +148,29 @@ async def test_other_vendors_get_the_blocks_as_system_and_user_text(
     assert blocks[0]["content"][:40] in sent  # the system block
     assert all(b["content"][:30].replace("\n", "\\n") in sent for b in blocks[1:])
     assert "content_hash" not in sent  # the sender's own, never sent to a vendor
+
+
+async def test_anthropic_blocks_read_as_the_joined_text_and_a_plain_prompt_stays_one_string(
+    start_app: StartApp, fake: FakeUpstream
+) -> None:
+    client = await start(start_app, fake, "anthropic", "anthropic_base_url")
+    body = cj_request(provider="anthropic", model="claude-sonnet-4-6")
+    plain = {
+        "user_prompt": "Which essay is better?",
+        "essay_a": "Cats.",
+        "essay_b": "Dogs.",
+        "essay_order": "as_sent",
+        "llm_config_overrides": {"provider_override": "anthropic"},
+    }
+
+    await judge(client, body)
+    await judge(client, plain)
+
+    blocked, simple = (r.json for r in fake.requests_for("anthropic"))
+    user_blocks = blocked["messages"][0]["content"]
+    assert "".join(b["text"] for b in user_blocks) == "\n\n".join(
+        b["content"] for b in body["prompt_blocks"][1:]
+    )
+    assert simple["messages"][0]["content"] == (
+        "Which essay is better?\n\nEssay A:\nCats.\n\nEssay B:\nDogs."
+    )
