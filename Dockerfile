@@ -49,6 +49,8 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app \
         --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 
+# Production refuses to start without callers: give it LLM_PROVIDER_SERVICE_CALLERS, or mount
+# the callers' JSON as a secret file and set LLM_PROVIDER_SERVICE_CALLERS_FILE (security.md).
 ENV ENVIRONMENT=production \
     LLM_PROVIDER_SERVICE_HOST=0.0.0.0 \
     LLM_PROVIDER_SERVICE_PORT=8080 \

@@ -24,6 +24,8 @@ CONSUMER_ERROR_CODES: dict[ErrorCode, str] = {
     ErrorCode.NOT_FOUND: "RESOURCE_NOT_FOUND",
     ErrorCode.METHOD_NOT_ALLOWED: "INVALID_REQUEST",
     ErrorCode.UNAUTHORIZED: "AUTHENTICATION_ERROR",
+    ErrorCode.FORBIDDEN: "AUTHORIZATION_ERROR",
+    ErrorCode.QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
     ErrorCode.CONFLICT: "PROCESSING_ERROR",
     ErrorCode.IDEMPOTENCY_KEY_REUSED: "VALIDATION_ERROR",
     # The service's own key for the vendor was refused: the service is misconfigured.

@@ -4,7 +4,7 @@ the service's stable error codes to those subclasses.
     LLMProviderServiceError          code, message, status, details, correlation_id, retry_after
     ├── RequestRejectedError         4xx: the request cannot be served as sent; do not resend it
     │   ├── AuthenticationError      401 UNAUTHORIZED
-    │   ├── ForbiddenError           403 (FORBIDDEN)
+    │   ├── ForbiddenError           403 FORBIDDEN
     │   └── IdempotencyKeyReusedError  409 IDEMPOTENCY_KEY_REUSED: same key, another body
     ├── ProviderFailedError          502: the provider failed in a way a retry will not mend
     ├── ServiceUnavailableError      429, 503, 504: not now; try again later
@@ -36,8 +36,6 @@ UNKNOWN_CODE = "UNKNOWN"
 """The code of an answer whose body is not the service's error shape."""
 UNEXPECTED_RESPONSE_CODE = "UNEXPECTED_RESPONSE"
 """The code of a success answer whose body does not match the API's model."""
-FORBIDDEN_CODE = "FORBIDDEN"
-"""The 403 code announced in the API design; not yet in `ErrorCode`."""
 CORRELATION_HEADER = "X-Correlation-ID"
 TRANSPORT_TIMEOUT = "TIMEOUT"
 """No answer within the client's timeout."""
@@ -151,7 +149,7 @@ ERROR_CLASSES: Mapping[str, type[LLMProviderServiceError]] = MappingProxyType(
         ErrorCode.METHOD_NOT_ALLOWED: RequestRejectedError,
         ErrorCode.CONFLICT: RequestRejectedError,
         ErrorCode.UNAUTHORIZED: AuthenticationError,
-        FORBIDDEN_CODE: ForbiddenError,
+        ErrorCode.FORBIDDEN: ForbiddenError,
         ErrorCode.IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReusedError,
         ErrorCode.PROVIDER_AUTH_ERROR: ProviderFailedError,
         ErrorCode.PROVIDER_BAD_REQUEST: ProviderFailedError,
@@ -162,6 +160,8 @@ ERROR_CLASSES: Mapping[str, type[LLMProviderServiceError]] = MappingProxyType(
         ErrorCode.PROVIDER_DISABLED: ServiceUnavailableError,
         ErrorCode.QUEUE_UNAVAILABLE: ServiceUnavailableError,
         ErrorCode.QUEUE_FULL: ServiceUnavailableError,
+        # 429: this caller's quota; retried after its Retry-After, like any 429.
+        ErrorCode.QUOTA_EXCEEDED: ServiceUnavailableError,
         # These three only ever describe how a queued request ended (status `error`).
         ErrorCode.REQUEST_EXPIRED: ComparisonFailedError,
         ErrorCode.REQUEST_CANCELLED: ComparisonFailedError,

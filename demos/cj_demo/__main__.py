@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +47,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cj-demo", description=__doc__)
     add = parser.add_argument
     add("--service-url", help="a running service; default: start one per rater bias")
+    add(
+        "--api-key",
+        default=os.environ.get("CJ_DEMO_API_KEY"),
+        help="the caller key a service with callers needs (default: $CJ_DEMO_API_KEY)",
+    )
     add("--arms", default=",".join(DEFAULT_ARMS), help="comma-separated, from %(default)s")
     add("--position-bias", type=float, default=0.8, help="η of the biased arms' rater")
     add("--provider", default="mock", choices=[p.value for p in LLMProviderType])
@@ -66,6 +72,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.markers is None:
         args.markers = args.provider == LLMProviderType.MOCK.value
     return args
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def calibrated(args: argparse.Namespace) -> bool:
@@ -102,8 +112,8 @@ async def run_arms(
     provider = LLMProviderType(args.provider)
     outcomes = []
     async with (
-        LLMProviderClient(base_url, timeout=60.0) as client,
-        httpx.AsyncClient(base_url=base_url, timeout=30.0) as http,
+        LLMProviderClient(base_url, timeout=60.0, api_key=args.api_key) as client,
+        httpx.AsyncClient(base_url=base_url, timeout=30.0, headers=_auth(args.api_key)) as http,
     ):
         for arm in arms:
             try:

@@ -21,6 +21,7 @@ from services.llm_provider_service.api import (
     status,
     status_ws,
 )
+from services.llm_provider_service.api.auth import register_authentication
 from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
 from services.llm_provider_service.metrics import ServiceMetrics
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, container: AsyncContainer | Non
         app.register_blueprint(drills.bp)
     register_error_handlers(app)
     _register_request_hooks(app, container)
+    register_authentication(app, container)  # after the hooks that give errors an id
     QuartDishka(app=app, container=container)
     _register_lifecycle(app, container, settings)
     return app

@@ -25,6 +25,7 @@ from common_core.enums import CircuitBreakerState, EnvironmentType, LLMProviderT
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
 from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
 from services.llm_provider_service.cache.redis_cache import RedisResponseCache
+from services.llm_provider_service.callers import Callers
 from services.llm_provider_service.delivery.webhook import WebhookPolicy, WebhookSender
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.essay_order import Counterbalancer
@@ -46,6 +47,7 @@ from services.llm_provider_service.protocols import (
     IdempotencyStore,
     LLMProvider,
     PositionBiasStore,
+    RateLimiter,
     RequestQueue,
     ResponseCache,
     ResultOutbox,
@@ -67,6 +69,9 @@ from services.llm_provider_service.queue.durability import check_durability
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.quotas.memory import InMemoryRateLimiter
+from services.llm_provider_service.quotas.redis_limiter import RedisRateLimiter
+from services.llm_provider_service.quotas.request_rate import RequestRateQuota
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import ProviderSettings, Settings
@@ -207,6 +212,14 @@ class CoreDeps(Provider):
         )
 
     @provide
+    def callers(self, settings: Settings) -> Callers:
+        return Callers(settings.callers)
+
+    @provide
+    def request_rate_quota(self, limiter: RateLimiter, metrics: ServiceMetrics) -> RequestRateQuota:
+        return RequestRateQuota(limiter, metrics)
+
+    @provide
     def idempotency_guard(
         self,
         orchestrator: ComparisonOrchestrator,
@@ -263,6 +276,10 @@ class InMemoryQueueDeps(Provider):
     def position_bias(self) -> PositionBiasStore:
         return InMemoryPositionBiasStore()
 
+    @provide
+    def rate_limiter(self) -> RateLimiter:
+        return InMemoryRateLimiter()
+
 
 class RedisQueueDeps(Provider):
     """The durable queue in Redis, shared by every replica and worker process."""
@@ -315,6 +332,10 @@ class RedisQueueDeps(Provider):
     @provide
     def position_bias(self, redis: Redis, settings: Settings) -> PositionBiasStore:
         return RedisPositionBiasStore(redis, QueueKeys(settings.queue_key_prefix))
+
+    @provide
+    def rate_limiter(self, redis: Redis, settings: Settings) -> RateLimiter:
+        return RedisRateLimiter(redis, QueueKeys(settings.queue_key_prefix))
 
 
 class LogEventDeps(Provider):

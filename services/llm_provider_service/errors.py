@@ -8,7 +8,10 @@
     │   ├── CacheNotAllowedError      CACHE_NOT_ALLOWED 400
     │   ├── CallbackNotAllowedError   CALLBACK_NOT_ALLOWED 400
     │   ├── NotFoundError             NOT_FOUND 404
-    │   └── ConflictError             CONFLICT / IDEMPOTENCY_KEY_REUSED 409
+    │   ├── ConflictError             CONFLICT / IDEMPOTENCY_KEY_REUSED 409
+    │   ├── UnauthorizedError         UNAUTHORIZED 401: no key, or an unknown one
+    │   ├── ForbiddenError            FORBIDDEN 403: the caller may not do this
+    │   └── QuotaExceededError        QUOTA_EXCEEDED 429, with retry_after
     ├── ProviderError                 an LLM vendor failed; `provider`, `retryable`
     │   ├── ProviderAuthError         PROVIDER_AUTH_ERROR 502, not retryable, not an outage
     │   ├── ProviderBadRequestError   PROVIDER_BAD_REQUEST 502, not retryable
@@ -95,6 +98,24 @@ class NotFoundError(RequestError):
 class ConflictError(RequestError):
     code = ErrorCode.CONFLICT
     http_status = 409
+
+
+class UnauthorizedError(RequestError):
+    code = ErrorCode.UNAUTHORIZED
+    http_status = 401
+
+
+class ForbiddenError(RequestError):
+    code = ErrorCode.FORBIDDEN
+    http_status = 403
+
+
+class QuotaExceededError(RequestError):
+    """A caller's own quota (`details.quota`: requests_per_minute or max_queued) is used up;
+    `retry_after` says when it frees up."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+    http_status = 429
 
 
 class ProviderError(ServiceError):

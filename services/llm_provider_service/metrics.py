@@ -97,6 +97,13 @@ class ServiceMetrics:
             ["provider"],
             registry=r,
         )
+        self.quota_refusals = Counter(
+            "llm_provider_quota_refusals_total",
+            "Requests refused with 429 QUOTA_EXCEEDED, by caller and by quota "
+            "(requests_per_minute or max_queued).",
+            ["caller", "quota"],
+            registry=r,
+        )
         self.cache_served = Counter(
             "llm_provider_cache_served_responses_total",
             "Responses served from the development cache; must stay 0 outside development.",

@@ -128,6 +128,10 @@ class ComparisonJob(BaseModel):
     `presentation_order` is the essay order chosen on arrival (`essay_order.py`) and
     `order_randomized` whether the service chose it at random; the defaults are what a job
     stored before essay order existed meant: presented as sent, not randomized.
+
+    `caller` is the configured caller that sent it (`callers.py`), None when the service is
+    open; only that caller may read or cancel it. A job stored before callers existed has
+    none.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -140,6 +144,7 @@ class ComparisonJob(BaseModel):
     trace_id: str
     presentation_order: PresentationOrder = PresentationOrder.AS_SENT
     order_randomized: bool = False
+    caller: str | None = None
 
     @property
     def overrides(self) -> LLMConfigOverrides:

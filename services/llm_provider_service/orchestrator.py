@@ -28,15 +28,18 @@ from common_core.events import (
 from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.cache.in_flight import InFlightCalls
 from services.llm_provider_service.cache.keys import call_key
+from services.llm_provider_service.callers import Caller
 from services.llm_provider_service.delivery.webhook import WebhookPolicy
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CallbackNotAllowedError,
     CircuitOpenError,
+    ForbiddenError,
     PayloadTooLargeError,
     ProviderError,
     QueueUnavailableError,
+    QuotaExceededError,
     RequestValidationError,
 )
 from services.llm_provider_service.essay_order import Counterbalancer, in_caller_terms
@@ -123,6 +126,7 @@ class ComparisonOrchestrator:
         trace_id: str | None = None,
         correlation_id: uuid.UUID | None = None,
         request_id: uuid.UUID | None = None,
+        caller: Caller | None = None,
     ) -> Completed | Queued:
         """Serve one comparison request according to its processing mode.
 
@@ -130,12 +134,15 @@ class ComparisonOrchestrator:
         becomes the result's request_id and the queue_id. Raises `RequestError`s for
         requests that cannot be served as sent, `ProviderError`s when a provider fails and
         the mode does not allow queueing, and `QueueError`s when the queue cannot take it.
-        A request that names no `processing_mode` gets DEFAULT_PROCESSING_MODE.
+        A request that names no `processing_mode` gets its caller's default mode, else
+        DEFAULT_PROCESSING_MODE.
+
+        `caller` (None in an open service) owns the request, and its policy applies: its
+        own callback topics and hosts (403 otherwise), its priority cap (a higher priority
+        is lowered to it) and its `max_queued` quota.
         """
-        if "processing_mode" not in request.model_fields_set:
-            mode = self._settings.default_processing_mode
-            request = request.model_copy(update={"processing_mode": mode})
-        self._check_modes(request)
+        request = self._as_caller_may(request, caller)
+        self._check_modes(request, caller)
         provider = self._providers.resolve(
             request.llm_config_overrides.provider_override if request.llm_config_overrides else None
         )
@@ -156,21 +163,23 @@ class ComparisonOrchestrator:
             trace_id=trace_id or uuid.uuid4().hex,
             presentation_order=order,
             order_randomized=randomized,
+            caller=caller.name if caller else None,
         )
+        caller_limit = caller.policy.max_queued if caller else None
         mode = request.processing_mode
         if request.cache_mode is CacheMode.DEVELOPMENT and mode is not ProcessingMode.ASYNC:
             cached = await self._from_cache(job, prompt)
             if cached is not None:
                 return Completed(cached, provider_seconds=0.0)
         if mode is ProcessingMode.ASYNC:
-            return await self._enqueue(job, reason="async")
+            return await self._enqueue(job, reason="async", caller_limit=caller_limit)
         breaker = self._breakers[provider]
         if not breaker.allows_call():
             if mode is ProcessingMode.IMMEDIATE:
                 raise CircuitOpenError(
                     provider, retry_after=max(1.0, breaker.retry_after_seconds())
                 )
-            return await self._enqueue(job, reason="circuit_open")
+            return await self._enqueue(job, reason="circuit_open", caller_limit=caller_limit)
         try:
             started = time.perf_counter()
             result = await self.execute(job, prompt=prompt)
@@ -178,7 +187,9 @@ class ComparisonOrchestrator:
             if mode is ProcessingMode.QUEUE_IF_UNAVAILABLE and exc.retryable:
                 # The provider just failed: do not have a worker call it again at once.
                 delay = exc.retry_after or self._settings.queue_retry_base_seconds
-                return await self._enqueue(job, reason=exc.code.value, delay_seconds=delay)
+                return await self._enqueue(
+                    job, reason=exc.code.value, delay_seconds=delay, caller_limit=caller_limit
+                )
             self._metrics.comparison_requests.labels(mode.value, "error").inc()
             if not isinstance(exc, CircuitOpenError):  # refused before any call: owes nothing
                 error = exc.info()
@@ -320,7 +331,19 @@ class ComparisonOrchestrator:
         result = self._result(job, judgement, 0.0, PresentationOrder.AS_SENT)
         return result.model_copy(update={"served_from_cache": True})
 
-    def _check_modes(self, request: ComparisonRequest) -> None:
+    def _as_caller_may(
+        self, request: ComparisonRequest, caller: Caller | None
+    ) -> ComparisonRequest:
+        """The request with the defaults and caps of its caller's policy applied."""
+        update: dict[str, object] = {}
+        if "processing_mode" not in request.model_fields_set:
+            own = caller.policy.default_processing_mode if caller else None
+            update["processing_mode"] = own or self._settings.default_processing_mode
+        if caller is not None and request.priority > caller.policy.max_priority:
+            update["priority"] = caller.policy.max_priority
+        return request.model_copy(update=update) if update else request
+
+    def _check_modes(self, request: ComparisonRequest, caller: Caller | None) -> None:
         if request.cache_mode is CacheMode.DEVELOPMENT and not self._settings.enable_response_cache:
             raise CacheNotAllowedError(
                 "cache_mode=development needs LLM_PROVIDER_SERVICE_ENABLE_RESPONSE_CACHE, which "
@@ -348,11 +371,26 @@ class ComparisonOrchestrator:
                 f"callback_topic {topic!r} is not in the allow-list",
                 details={"field": "callback_topic", "reason": "topic_not_allowed"},
             )
+        if topic and caller is not None and not caller.may_publish_to(topic):
+            raise ForbiddenError(
+                f"caller {caller.name} may not publish to callback_topic {topic!r}",
+                details={"field": "callback_topic", "reason": "topic_not_allowed_for_caller"},
+            )
         if request.callback_url:
-            self._webhook_policy.check_url(request.callback_url)
+            target = self._webhook_policy.target(request.callback_url)
+            if caller is not None and not caller.may_call_back(target.host):
+                raise ForbiddenError(
+                    f"caller {caller.name} may not call back host {target.host!r}",
+                    details={"field": "callback_url", "reason": "host_not_allowed_for_caller"},
+                )
 
     async def _enqueue(
-        self, job: ComparisonJob, *, reason: str, delay_seconds: float = 0.0
+        self,
+        job: ComparisonJob,
+        *,
+        reason: str,
+        delay_seconds: float = 0.0,
+        caller_limit: int | None = None,
     ) -> Queued:
         request = job.request
         size = len(job.model_dump_json().encode())
@@ -364,9 +402,17 @@ class ComparisonOrchestrator:
                 details={"reason": "too_large_to_queue", "limit": limit, "size": size},
             )
         ttl = request.ttl_seconds or self._settings.queue_request_ttl_seconds
-        record = await self._queue.enqueue(
-            job, priority=request.priority, ttl_seconds=ttl, delay_seconds=delay_seconds
-        )
+        try:
+            record = await self._queue.enqueue(
+                job,
+                priority=request.priority,
+                ttl_seconds=ttl,
+                delay_seconds=delay_seconds,
+                caller_limit=caller_limit,
+            )
+        except QuotaExceededError:
+            self._metrics.quota_refusals.labels(job.caller, "max_queued").inc()
+            raise
         self._metrics.comparison_requests.labels(request.processing_mode.value, "queued").inc()
         await self._events.emit(
             LLMProviderEvent.REQUEST_QUEUED,

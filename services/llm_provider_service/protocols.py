@@ -61,7 +61,13 @@ class RequestQueue(Protocol):
     """
 
     async def enqueue(
-        self, job: ComparisonJob, *, priority: int, ttl_seconds: int, delay_seconds: float = 0.0
+        self,
+        job: ComparisonJob,
+        *,
+        priority: int,
+        ttl_seconds: int,
+        delay_seconds: float = 0.0,
+        caller_limit: int | None = None,
     ) -> QueueRecord:
         """Store `job` as QUEUED, expiring `ttl_seconds` from now, and return its record.
 
@@ -71,8 +77,10 @@ class RequestQueue(Protocol):
 
         Idempotent on `job.request_id`: if a record with that id exists, it is returned
         unchanged and nothing is added. Raises `QueueFullError` when the queue holds its
-        maximum. When this returns, the record is as durable as the implementation promises;
-        the caller may answer 202 only after it returned.
+        maximum, and `QuotaExceededError` when `job.caller` already has `caller_limit`
+        requests waiting or running (the check and the enqueue are one step, however many
+        replicas enqueue). When this returns, the record is as durable as the
+        implementation promises; the caller may answer 202 only after it returned.
         """
         ...
 
@@ -275,4 +283,19 @@ class PositionBiasStore(Protocol):
 
     async def counts(self) -> list[PositionCounts]:
         """Every entry with at least one judgement, sorted by provider then model."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Each caller's requests-per-minute quota, shared by every replica that shares the
+    store (Redis) or kept per process.
+
+    The quota lets a whole minute's allowance go at once, then one request per
+    `60 / per_minute` seconds (the generic cell rate algorithm).
+    """
+
+    async def acquire(self, caller: str, per_minute: int) -> float:
+        """Take one request of `caller`'s allowance: 0.0 when taken, else the seconds until
+        one would be (nothing is taken). Raises `QueueUnavailableError` when the store
+        cannot be reached."""
         ...

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common_core.enums import EnvironmentType, LLMProviderType, ProcessingMode
@@ -43,6 +55,66 @@ class ProviderSettings:
         return self.provider is LLMProviderType.MOCK or self.api_key is not None
 
 
+_CALLER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class CallerPolicy(BaseModel):
+    """What one calling service may do. It authenticates with `Authorization: Bearer <key>`,
+    where SHA-256(key), in lower-case hex, is one of `key_sha256` (several during a key
+    rotation). `topics` are the exact `callback_topic` names and `webhook_hosts` the
+    `callback_url` host patterns it may use; `max_priority` caps its requests' priority;
+    `requests_per_minute` and `max_queued` (requests waiting or running at once) are its
+    quotas, shared by every replica; `admin` allows provider tests and drills;
+    `default_processing_mode` replaces DEFAULT_PROCESSING_MODE for its requests that name no
+    mode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_sha256: tuple[str, ...] = Field(min_length=1)
+    topics: tuple[str, ...] = ()
+    webhook_hosts: tuple[str, ...] = ()
+    max_priority: int = Field(default=10, ge=0, le=10)
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    max_queued: int | None = Field(default=None, gt=0)
+    admin: bool = False
+    default_processing_mode: ProcessingMode | None = None
+
+    @field_validator("key_sha256", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for digest in value:
+            if not _SHA256_HEX.fullmatch(digest):
+                raise ValueError(
+                    "each key_sha256 is the lower-case hex SHA-256 of a key (64 characters)"
+                )
+        return value
+
+
+_CALLERS = TypeAdapter(dict[str, CallerPolicy])
+_SUBDOMAIN_WILDCARD = re.compile(r"\*\.[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def is_broad_host_pattern(pattern: str) -> bool:
+    """Whether a webhook host pattern has a wildcard other than a leading `*.` before a
+    name of at least two labels (`*.example.com` is fine; `*`, `*.com`, `hooks-*.x.org`
+    are not)."""
+    wild = any(char in pattern for char in "*?[")
+    return wild and not _SUBDOMAIN_WILDCARD.fullmatch(pattern)
+
+
+def _checked_names(callers: dict[str, CallerPolicy]) -> dict[str, CallerPolicy]:
+    for name in callers:
+        if not _CALLER_NAME.fullmatch(name):
+            raise ValueError(f"caller name {name!r}: 1 to 64 of A-Z a-z 0-9 . _ -")
+    return callers
+
+
 class ConfigurationError(Exception):
     """The settings contradict each other or the environment; the service must not start."""
 
@@ -64,6 +136,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_request_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    # The services allowed to call, by name (`CallerPolicy`), from the JSON of CALLERS or of
+    # the file CALLERS_FILE. None configured: open, which only development and testing allow.
+    callers: dict[str, CallerPolicy] = Field(default_factory=dict)
+    callers_file: Path | None = None
 
     # The processing mode of a request that names none (a consumer that expects every
     # request to be queued and answered by event sets "async").
@@ -252,6 +329,33 @@ class Settings(BaseSettings):
             raise ValueError("weights must be non-negative and not all zero")
         return value
 
+    @field_validator("callers")
+    @classmethod
+    def _caller_names(cls, value: dict[str, CallerPolicy]) -> dict[str, CallerPolicy]:
+        return _checked_names(value)
+
+    @model_validator(mode="after")
+    def _read_callers_file(self) -> Self:
+        if self.callers_file is None:
+            return self
+        if self.callers:
+            raise ValueError("set CALLERS or CALLERS_FILE, not both")
+        try:
+            raw = self.callers_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"CALLERS_FILE {self.callers_file}: {exc.strerror}") from None
+        try:
+            self.callers = _checked_names(_CALLERS.validate_json(raw))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise ValueError(f"CALLERS_FILE {self.callers_file}: {problems}") from None
+        except ValueError as exc:
+            raise ValueError(f"CALLERS_FILE {self.callers_file}: {exc}") from None
+        return self
+
     @model_validator(mode="after")
     def _resolve_environment_defaults(self) -> Self:
         deployed = self.environment.is_deployed
@@ -301,6 +405,54 @@ class Settings(BaseSettings):
         if problems:
             raise ConfigurationError("; ".join(problems))
 
+    def _unsafe_on_a_network(self) -> list[str]:
+        """What staging and production refuse because it is unsafe once anyone can reach
+        the service."""
+        env = self.environment.value
+        problems: list[str] = []
+        if not self.callers:
+            problems.append(
+                f"no callers are configured ({ENV_PREFIX}CALLERS or {ENV_PREFIX}CALLERS_FILE) "
+                f"but ENVIRONMENT={env}: anyone who reaches the service could read and cancel "
+                "every request and spend on every provider"
+            )
+        if self.webhook_allow_http:
+            problems.append(
+                f"{ENV_PREFIX}WEBHOOK_ALLOW_HTTP is on but ENVIRONMENT={env}: results would "
+                "travel unencrypted"
+            )
+        if self.webhook_allow_private_addresses:
+            problems.append(
+                f"{ENV_PREFIX}WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on but ENVIRONMENT={env}: a "
+                "caller could make the service send requests into the internal network"
+            )
+        broad = [p for p in self.webhook_allowed_hosts if is_broad_host_pattern(p)]
+        for name, policy in self.callers.items():
+            broad += [
+                f"{p} (caller {name})" for p in policy.webhook_hosts if is_broad_host_pattern(p)
+            ]
+        if broad:
+            problems.append(
+                f"webhook host patterns {', '.join(broad)} but ENVIRONMENT={env}: a wildcard "
+                "other than *.<domain>.<tld> lets callers send results to any host"
+            )
+        return problems
+
+    def _caller_topics_outside_allowlist(self) -> list[str]:
+        problems = []
+        for name, policy in self.callers.items():
+            outside = [
+                topic
+                for topic in policy.topics
+                if not any(fnmatch.fnmatchcase(topic, p) for p in self.callback_topic_allowlist)
+            ]
+            if outside:
+                problems.append(
+                    f"caller {name} may use topics {', '.join(outside)}, outside "
+                    f"{ENV_PREFIX}CALLBACK_TOPIC_ALLOWLIST: no request could ever use them"
+                )
+        return problems
+
     def _contradictions(self) -> list[str]:
         env = self.environment.value
         problems: list[str] = []
@@ -326,6 +478,8 @@ class Settings(BaseSettings):
                     f"{ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE is off but ENVIRONMENT={env}: queued "
                     "requests would live in memory and be lost on restart"
                 )
+            problems += self._unsafe_on_a_network()
+        problems += self._caller_topics_outside_allowlist()
         if self.webhook_allowed_hosts and self.webhook_signing_secret is None:
             problems.append(
                 f"{ENV_PREFIX}WEBHOOK_ALLOWED_HOSTS is set but {ENV_PREFIX}WEBHOOK_SIGNING_SECRET "
@@ -380,7 +534,11 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:  # a rule across settings: its message names them
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            field, *inside = (str(part) for part in error["loc"])
             name = "ENVIRONMENT" if field == "ENVIRONMENT" else f"{ENV_PREFIX}{field.upper()}"
-            problems.append(f"{name}: {error['msg']}")
+            where = f"{'.'.join(inside)}: " if inside else ""  # e.g. a caller's field
+            problems.append(f"{name}: {where}{error['msg']}")
         raise ConfigurationError("; ".join(problems)) from None

@@ -168,7 +168,10 @@ class QueueWorker:
             await self._failed(lease, exc.info(), exc)
         except Exception as exc:
             logger.exception("request %s crashed its attempt", lease.queue_id)
-            info = ErrorInfo(code=ErrorCode.INTERNAL_ERROR.value, message=repr(exc)[:500])
+            info = ErrorInfo(
+                code=ErrorCode.INTERNAL_ERROR.value,
+                message=f"the service failed serving it ({type(exc).__name__}); it was logged",
+            )
             await self._failed(lease, info, None)
         else:
             # Both ends on the queue's clock: a replica's clock skew never enters the metric.

@@ -29,7 +29,12 @@ import pytest
 
 from common_core.api_models import ErrorInfo
 from common_core.enums import LLMProviderType, QueueStatus
-from services.llm_provider_service.errors import ConflictError, NotFoundError, QueueFullError
+from services.llm_provider_service.errors import (
+    ConflictError,
+    NotFoundError,
+    QueueFullError,
+    QuotaExceededError,
+)
 from services.llm_provider_service.models import ComparisonJob, Lease, QueueRecord
 from services.llm_provider_service.protocols import RequestQueue
 from services.llm_provider_service.queue.config import QueueConfig
@@ -160,6 +165,54 @@ async def test_enqueue_refuses_when_full(make_queue: MakeQueue, queue_config: Qu
     await _claim_one(queue)  # a request being processed no longer takes a place
     await _enqueue(queue)
     assert (await queue.stats()).total_depth == 2
+
+
+async def test_a_caller_may_have_at_most_its_limit_waiting_or_running(queue: RequestQueue):
+    first, second, third = (make_job(caller="cj") for _ in range(3))
+    for job in (first, second):
+        await queue.enqueue(job, priority=5, ttl_seconds=TTL, caller_limit=2)
+
+    with pytest.raises(QuotaExceededError) as refused:
+        await queue.enqueue(third, priority=5, ttl_seconds=TTL, caller_limit=2)
+
+    assert refused.value.http_status == 429
+    assert refused.value.details == {"quota": "max_queued", "limit": 2, "caller": "cj"}
+    assert refused.value.retry_after is not None
+    assert refused.value.retry_after > 0
+    assert await queue.get(third.request_id) is None
+    # Its own retry is not refused; other callers and anonymous requests are not counted.
+    assert (await queue.enqueue(first, priority=5, ttl_seconds=TTL, caller_limit=2)).queue_id
+    await queue.enqueue(make_job(caller="feedback"), priority=5, ttl_seconds=TTL, caller_limit=2)
+    await queue.enqueue(make_job(), priority=5, ttl_seconds=TTL, caller_limit=2)
+    await queue.enqueue(third, priority=5, ttl_seconds=TTL)  # no limit given: none applies
+    assert (await _record(queue, third)).job.caller == "cj"
+
+
+async def test_a_callers_place_is_freed_when_its_request_ends(queue: RequestQueue):
+    first, second, third, fourth = (make_job(caller="cj") for _ in range(4))
+    for job in (first, second):
+        await queue.enqueue(job, priority=5, ttl_seconds=TTL, caller_limit=2)
+    lease = await _claim_one(queue)
+
+    with pytest.raises(QuotaExceededError):  # a request being processed still counts
+        await queue.enqueue(third, priority=5, ttl_seconds=TTL, caller_limit=2)
+    assert await queue.complete(lease, make_result(lease.job))
+    await queue.enqueue(third, priority=5, ttl_seconds=TTL, caller_limit=2)
+    with pytest.raises(QuotaExceededError):
+        await queue.enqueue(fourth, priority=5, ttl_seconds=TTL, caller_limit=2)
+    await queue.cancel(third.request_id)
+    await queue.enqueue(fourth, priority=5, ttl_seconds=TTL, caller_limit=2)
+
+
+async def test_a_callers_expired_request_frees_its_place(queue: RequestQueue, advance: Advance):
+    short = make_job(caller="cj")
+    await queue.enqueue(short, priority=5, ttl_seconds=2, caller_limit=1)
+    await advance(3)
+    await queue.reap()
+
+    await queue.enqueue(make_job(caller="cj"), priority=5, ttl_seconds=TTL, caller_limit=1)
+
+    assert (await _record(queue, short)).status is QueueStatus.EXPIRED
 
 
 async def test_enqueue_with_a_delay_waits_then_keeps_its_place(

@@ -69,6 +69,23 @@ def service_env(*, redis_url: str, prefix: str, **settings: object) -> dict[str,
     return env
 
 
+def refused_start(env: dict[str, str], within: float = 30.0) -> list[str]:
+    """Run `serve` with exactly `env`, expecting it to refuse to start: the lines it wrote to
+    stderr. Fails the test unless it exited with code 2 (a configuration error) in time."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "services.llm_provider_service", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=within,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    return completed.stderr.strip().splitlines()
+
+
 @dataclass(frozen=True)
 class Event:
     """One event line of a process log."""
@@ -200,6 +217,8 @@ class ProcessPool:
     redis_url: str
     prefix: str
     defaults: dict[str, object] = field(default_factory=dict)
+    # Variables without the service prefix, set last (e.g. ENVIRONMENT, OPENAI_API_KEY).
+    environment: dict[str, str] = field(default_factory=dict)
     processes: list[ServiceProcess] = field(default_factory=list)
 
     def start(self, name: str, command: str, **settings: object) -> ServiceProcess:
@@ -210,6 +229,7 @@ class ProcessPool:
         if command == "serve":
             port = int(str(values.setdefault("port", free_port())))
         env = service_env(redis_url=self.redis_url, prefix=self.prefix, **values)
+        env.update(self.environment)
         log = self.directory / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(

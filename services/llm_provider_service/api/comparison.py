@@ -15,11 +15,13 @@ from common_core.api_models import (
     ErrorResponse,
     QueuedResponse,
 )
+from services.llm_provider_service.api.auth import current_caller
 from services.llm_provider_service.api.parsing import parse_json_body
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.errors import RequestValidationError
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard, Replayed
 from services.llm_provider_service.orchestrator import Completed
+from services.llm_provider_service.quotas.request_rate import RequestRateQuota
 
 bp = Blueprint("comparison", __name__, url_prefix="/api/v1")
 
@@ -42,12 +44,17 @@ def _trace_id() -> str | None:
 @document_response(ComparisonResult, 200)
 @document_response(QueuedResponse, 202)
 @document_response(ErrorResponse, 400)
+@document_response(ErrorResponse, 401)
+@document_response(ErrorResponse, 403)
+@document_response(ErrorResponse, 429)
 @document_response(ErrorResponse, 503)
 @inject
 async def create_comparison(
-    guard: FromDishka[IdempotencyGuard],
+    guard: FromDishka[IdempotencyGuard], rate: FromDishka[RequestRateQuota]
 ) -> Response:
     """Judge which essay is better, with a fresh provider call; queued while it is down."""
+    caller = current_caller()
+    await rate.take(caller)
     body = await parse_json_body(ComparisonRequest)
     if body.correlation_id is not None:
         g.correlation_id = body.correlation_id
@@ -57,6 +64,7 @@ async def create_comparison(
         trace_id=_trace_id(),
         # The id already in every log line of this request becomes the request's own.
         correlation_id=g.correlation_id,
+        caller=caller,
     )
     headers: dict[str, str] = {}
     if isinstance(outcome, Replayed):

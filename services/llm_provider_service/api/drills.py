@@ -8,8 +8,10 @@ from quart import Blueprint, Response
 from quart_dishka import inject
 from quart_schema import document_request
 
+from services.llm_provider_service.api.auth import current_caller
 from services.llm_provider_service.api.parsing import parse_json_body
 from services.llm_provider_service.api.responses import json_response
+from services.llm_provider_service.callers import require_admin
 from services.llm_provider_service.protocols import FaultInjection
 from services.llm_provider_service.settings import MockErrorKind
 
@@ -26,7 +28,8 @@ class MockFault(BaseModel):
 @inject
 async def set_mock_fault(injector: FromDishka[FaultInjection]) -> Response:
     """Make the mock provider fail this share of calls; registered only in development and
-    testing, so staging and production answer 404."""
+    testing, so staging and production answer 404. Admin callers only."""
+    require_admin(current_caller(), "a fault drill")
     fault = await parse_json_body(MockFault)
     injector.set_fault(fault.error_rate, fault.error_kind)
     return json_response(fault)

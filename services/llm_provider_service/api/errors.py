@@ -56,16 +56,24 @@ def register_error_handlers(app: Quart) -> None:
         if retry_after is None and exc.http_status == 503:
             retry_after = DEFAULT_RETRY_AFTER_SECONDS  # every 503 says when to try again
         if exc.http_status >= 500:
+            # The cause (a Redis or Kafka error naming internal hosts) goes to the log only.
             logger.warning(
-                "request %s failed: %s %s", g.get("correlation_id"), exc.code.value, exc.message
+                "request %s failed: %s %s (cause: %r)",
+                g.get("correlation_id"),
+                exc.code.value,
+                exc.message,
+                exc.__cause__,
             )
-        return error_response(
+        response = error_response(
             exc.http_status,
             exc.code.value,
             exc.message,
             details=exc.details,
             retry_after=retry_after,
         )
+        if exc.http_status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="llm_provider_service"'
+        return response
 
     @app.errorhandler(HTTPException)
     async def _http_error(exc: HTTPException) -> Response:

@@ -17,12 +17,15 @@ from common_core.api_models import (
     ProviderTestResponse,
 )
 from common_core.enums import LLMProviderType
+from services.llm_provider_service.api.auth import current_caller
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.breaker import CircuitBreakers
+from services.llm_provider_service.callers import require_admin
 from services.llm_provider_service.errors import ProviderError, UnknownProviderError
 from services.llm_provider_service.models import ComparisonPrompt
 from services.llm_provider_service.protocols import RequestQueue
 from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.quotas.request_rate import RequestRateQuota
 
 bp = Blueprint("providers", __name__, url_prefix="/api/v1")
 
@@ -66,13 +69,20 @@ async def list_providers(
 @bp.post("/providers/<provider>/test")
 @document_response(ProviderTestResponse, 200)
 @document_response(ErrorResponse, 400)
+@document_response(ErrorResponse, 403)
+@document_response(ErrorResponse, 429)
 @inject
 async def test_provider(
     provider: str,
     registry: FromDishka[ProviderRegistry],
     breakers: FromDishka[CircuitBreakers],
+    rate: FromDishka[RequestRateQuota],
 ) -> Response:
-    """A minimal live call through the provider's breaker; `success` says how it went."""
+    """A minimal live call through the provider's breaker; `success` says how it went.
+    A billed call: admin callers only, within their request rate."""
+    caller = current_caller()
+    require_admin(caller, "a provider test")
+    await rate.take(caller)
     try:
         name = LLMProviderType(provider)
     except ValueError:

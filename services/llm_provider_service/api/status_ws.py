@@ -11,6 +11,8 @@ from quart_dishka import inject
 
 from common_core.api_models import ErrorDetail, ErrorResponse
 from common_core.enums import ErrorCode, QueueStatus
+from services.llm_provider_service.api.auth import current_caller
+from services.llm_provider_service.callers import may_see
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.protocols import RequestQueue
 from services.llm_provider_service.settings import Settings
@@ -29,12 +31,14 @@ async def watch_status(
 ) -> None:
     """Sends the status body of `GET /api/v1/status/<queue_id>` now and after every change
     (status, attempts or position), and closes once the request has ended. An unknown or
-    malformed id gets one error message in the API's error shape, then the socket closes."""
+    malformed id, or another caller's request, gets one error message in the API's error
+    shape, then the socket closes."""
     try:
         qid = UUID(queue_id)
     except ValueError:
         await websocket.send(_error(ErrorCode.VALIDATION_ERROR, "queue_id must be a UUID"))
         return
+    caller = current_caller()
     last: tuple[object, ...] | None = None
     while True:
         try:
@@ -44,7 +48,7 @@ async def watch_status(
         except QueueUnavailableError as exc:
             await websocket.send(_error(ErrorCode.QUEUE_UNAVAILABLE, exc.message))
             return
-        if record is None:
+        if record is None or not may_see(caller, record.job.caller):
             await websocket.send(_error(ErrorCode.NOT_FOUND, f"no request with queue_id {qid}"))
             return
         current = (record.status, record.attempts, position, record.updated_at)

@@ -201,7 +201,7 @@ class KafkaEventPublisher:
                 raise ProducerClosed()
         except _REJECTED as exc:
             raise EventPublishError(
-                f"Kafka refused the event for {topic}: {exc!r}",
+                f"Kafka refused the event for {topic} ({type(exc).__name__})",
                 details={"reason": _REASON_REJECTED, "topic": topic},
             ) from exc
         except TimeoutError as exc:
@@ -212,8 +212,10 @@ class KafkaEventPublisher:
             ) from exc
         except (KafkaError, OSError) as exc:
             self._discard(producer)
+            # The broker's address stays out of the message (status bodies show it); the
+            # log shows the cause.
             raise EventPublishError(
-                f"Kafka is unavailable for {topic}: {exc!r}",
+                f"Kafka is unavailable for {topic} ({type(exc).__name__})",
                 details={"reason": "unavailable", "topic": topic},
             ) from exc
 
@@ -266,10 +268,10 @@ class KafkaEventPublisher:
         if reason == "circuit_open":
             return  # the breaker's own transition was logged
         if reason == _REASON_REJECTED:
-            logger.warning("event to %s not published: %s", topic, exc.message)
+            logger.warning("event to %s not published: %s (%r)", topic, exc.message, exc.__cause__)
         elif not self._failing:
             self._failing = True
-            logger.warning("Kafka publishing is failing: %s", exc.message)
+            logger.warning("Kafka publishing is failing: %s (%r)", exc.message, exc.__cause__)
         else:
             logger.debug("Kafka publishing still failing: %s", exc.message)
 

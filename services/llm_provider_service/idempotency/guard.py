@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from common_core.api_models import ComparisonRequest, QueuedResponse
 from common_core.enums import ErrorCode
+from services.llm_provider_service.callers import Caller
 from services.llm_provider_service.errors import ConflictError
 from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.models import ADDED_REQUEST_FIELDS, QueueRecord
@@ -77,17 +78,22 @@ class IdempotencyGuard:
         key: str | None,
         trace_id: str | None = None,
         correlation_id: uuid.UUID | None = None,
+        caller: Caller | None = None,
     ) -> Completed | Queued | Replayed:
         """Like `ComparisonOrchestrator.submit`; with a key, a repeat returns `Replayed`.
 
-        Raises `ConflictError` (IDEMPOTENCY_KEY_REUSED) for the same key with another body,
-        and (CONFLICT, with Retry-After) when the first request is still being served after
+        Keys are the caller's own: the same key from two callers names two requests, so no
+        caller can claim, replay or learn of another's. Raises `ConflictError`
+        (IDEMPOTENCY_KEY_REUSED) for the same key with another body, and (CONFLICT, with
+        Retry-After) when the first request is still being served after
         IDEMPOTENCY_WAIT_SECONDS.
         """
         if key is None:
             return await self._orchestrator.submit(
-                request, trace_id=trace_id, correlation_id=correlation_id
+                request, trace_id=trace_id, correlation_id=correlation_id, caller=caller
             )
+        # Caller names cannot hold "/"; anonymous keys (an open service) are stored as sent.
+        key = key if caller is None else f"{caller.name}/{key}"
         mine = IdempotencyEntry(fingerprint=fingerprint(request), request_id=uuid.uuid4())
         # Held only for as long as one submission can take; a crashed holder frees the key.
         hold = self._settings.idempotency_wait_seconds + 60.0
@@ -98,7 +104,7 @@ class IdempotencyGuard:
         # timeout): the retry with the key then gets this very judgement, where cancelling
         # would have paid for a call half made and then for a second one.
         work = asyncio.ensure_future(
-            self._first_submission(key, mine, request, trace_id, correlation_id)
+            self._first_submission(key, mine, request, trace_id, correlation_id, caller)
         )
         self._detached.add(work)
         work.add_done_callback(_forget_detached(self._detached))
@@ -111,6 +117,7 @@ class IdempotencyGuard:
         request: ComparisonRequest,
         trace_id: str | None,
         correlation_id: uuid.UUID | None,
+        caller: Caller | None,
     ) -> Completed | Queued:
         try:
             outcome = await self._orchestrator.submit(
@@ -118,6 +125,7 @@ class IdempotencyGuard:
                 trace_id=trace_id,
                 correlation_id=correlation_id,
                 request_id=mine.request_id,
+                caller=caller,
             )
         except BaseException:
             await asyncio.shield(self._settle_failure(key, mine))

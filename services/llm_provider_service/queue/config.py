@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.llm_provider_service.errors import QueueFullError, QuotaExceededError
 from services.llm_provider_service.settings import Settings
+
+# How long a caller refused for a full queue (or a full share of it) is told to wait.
+QUEUE_FULL_RETRY_AFTER_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +49,21 @@ def order_score(enqueued_at_ms: int, priority: int, boost_ms: int) -> int:
     score (a double) holds them exactly; ties must be broken by enqueue order.
     """
     return enqueued_at_ms - priority * boost_ms
+
+
+def queue_full(max_size: int) -> QueueFullError:
+    """What every queue raises when it holds its maximum."""
+    return QueueFullError(
+        f"the request queue holds its maximum of {max_size} requests",
+        details={"max_size": max_size},
+        retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
+    )
+
+
+def caller_queue_full(caller: str | None, limit: int | None) -> QuotaExceededError:
+    """What every queue raises when a caller already has its `max_queued` requests."""
+    return QuotaExceededError(
+        f"caller {caller} already has {limit} requests waiting or running, its max_queued",
+        details={"quota": "max_queued", "limit": limit, "caller": caller},
+        retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
+    )

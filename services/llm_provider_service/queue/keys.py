@@ -127,6 +127,16 @@ class QueueKeys:
         written in the same script as `position_judgements`."""
         return f"{self.tag}:posbias:first"
 
+    def active(self, caller: str) -> str:
+        """Sorted set: a caller's requests waiting or running, for its `max_queued` quota
+        (written by the queue scripts: `enqueue.lua` adds, `finish` in `_lib.lua` removes)."""
+        return f"{self.tag}:active:{caller}"
+
+    def rate(self, caller: str) -> str:
+        """String: a caller's theoretical arrival time (ms) for its requests-per-minute quota;
+        expires a second after it, so an idle caller keeps no key."""
+        return f"{self.tag}:rate:{caller}"
+
     def response_cache(self, call_key: str) -> str:
         """String: a judgement kept by the development cache (never bound in production)."""
         return f"{self.tag}:devcache:{call_key}"

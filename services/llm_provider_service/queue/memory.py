@@ -16,7 +16,7 @@ from uuid import UUID
 
 from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
-from services.llm_provider_service.errors import ConflictError, NotFoundError, QueueFullError
+from services.llm_provider_service.errors import ConflictError, NotFoundError
 from services.llm_provider_service.models import (
     ComparisonJob,
     Lease,
@@ -24,9 +24,12 @@ from services.llm_provider_service.models import (
     QueueStats,
     ReapReport,
 )
-from services.llm_provider_service.queue.config import QueueConfig, order_score
-
-QUEUE_FULL_RETRY_AFTER_SECONDS = 30.0
+from services.llm_provider_service.queue.config import (
+    QueueConfig,
+    caller_queue_full,
+    order_score,
+    queue_full,
+)
 
 # (order score, enqueue sequence, id): unique, and sorted in claim order.
 OrderKey = tuple[int, int, UUID]
@@ -95,16 +98,20 @@ class InMemoryRequestQueue:
         self._unannounced: dict[UUID, float] = {}
 
     async def enqueue(
-        self, job: ComparisonJob, *, priority: int, ttl_seconds: int, delay_seconds: float = 0.0
+        self,
+        job: ComparisonJob,
+        *,
+        priority: int,
+        ttl_seconds: int,
+        delay_seconds: float = 0.0,
+        caller_limit: int | None = None,
     ) -> QueueRecord:
         if (existing := self._entries.get(job.request_id)) is not None:
             return existing.record.model_copy(deep=True)
         if self._depth() >= self._config.max_size:
-            raise QueueFullError(
-                f"the request queue holds its maximum of {self._config.max_size} requests",
-                details={"max_size": self._config.max_size},
-                retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
-            )
+            raise queue_full(self._config.max_size)
+        if job.caller is not None and caller_limit and self._active(job.caller) >= caller_limit:
+            raise caller_queue_full(job.caller, caller_limit)
         now = self._clock()
         score = order_score(math.floor(now * 1000), priority, self._config.priority_boost_ms)
         record = QueueRecord(
@@ -260,6 +267,14 @@ class InMemoryRequestQueue:
         except TimeoutError:
             return
         self._work.clear()
+
+    def _active(self, caller: str) -> int:
+        """How many of `caller`'s requests are waiting or running."""
+        return sum(
+            1
+            for entry in self._entries.values()
+            if entry.record.job.caller == caller and not entry.record.status.is_terminal
+        )
 
     def _depth(self) -> int:
         return sum(len(keys) for keys in (*self._ready.values(), *self._delayed.values()))

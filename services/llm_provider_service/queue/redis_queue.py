@@ -20,7 +20,6 @@ from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import (
     ConflictError,
     NotFoundError,
-    QueueFullError,
     QueueUnavailableError,
 )
 from services.llm_provider_service.models import (
@@ -30,12 +29,11 @@ from services.llm_provider_service.models import (
     QueueStats,
     ReapReport,
 )
-from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.queue.config import QueueConfig, caller_queue_full, queue_full
 from services.llm_provider_service.queue.keys import QueueKeys
 
 logger = logging.getLogger(__name__)
 
-QUEUE_FULL_RETRY_AFTER_SECONDS = 30.0
 _SCRIPTS = (
     "enqueue",
     "claim",
@@ -64,18 +62,24 @@ def _utc(ms: str | int) -> datetime:
 
 @asynccontextmanager
 async def translated_redis_errors() -> AsyncIterator[None]:
-    """Redis failures become `QueueUnavailableError`; nothing else leaks from the adapter."""
+    """Redis failures become `QueueUnavailableError`; nothing else leaks from the adapter.
+
+    The message a caller sees names no host, port or Redis reply; the Redis error stays
+    the `__cause__`, which the log shows.
+    """
     try:
         yield
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         raise QueueUnavailableError(
-            f"the request queue (Redis) is unreachable: {exc}", retry_after=5.0
+            f"the request queue (Redis) is unreachable ({type(exc).__name__})", retry_after=5.0
         ) from exc
     except redis_errors.ResponseError as exc:
         # LOADING, MISCONF (cannot persist), READONLY (failover), OOM (noeviction, full):
         # Redis is there but will not keep our writes now, which is the same to a caller.
+        reply = str(exc).split(" ", 1)[0]
+        refusal = reply if reply.isupper() else type(exc).__name__
         raise QueueUnavailableError(
-            f"the request queue (Redis) refused the operation: {exc}", retry_after=5.0
+            f"the request queue (Redis) refused the operation ({refusal})", retry_after=5.0
         ) from exc
 
 
@@ -124,7 +128,13 @@ class RedisRequestQueue:
             return await self._scripts[name](keys=[self._keys.fence], args=[*common, *args])
 
     async def enqueue(
-        self, job: ComparisonJob, *, priority: int, ttl_seconds: int, delay_seconds: float = 0.0
+        self,
+        job: ComparisonJob,
+        *,
+        priority: int,
+        ttl_seconds: int,
+        delay_seconds: float = 0.0,
+        caller_limit: int | None = None,
     ) -> QueueRecord:
         outcome = await self._run(
             "enqueue",
@@ -138,13 +148,13 @@ class RedisRequestQueue:
             job.model_dump_json(),
             str(job.correlation_id),
             round(delay_seconds * 1000),
+            job.caller or "",
+            caller_limit or 0,
         )
         if int(outcome[0]) == -1:
-            raise QueueFullError(
-                f"the request queue holds its maximum of {self._config.max_size} requests",
-                details={"max_size": self._config.max_size},
-                retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
-            )
+            raise queue_full(self._config.max_size)
+        if int(outcome[0]) == -2:
+            raise caller_queue_full(job.caller, caller_limit)
         flat = outcome[1]
         return _record(str(job.request_id), dict(zip(flat[::2], flat[1::2], strict=True)))
 

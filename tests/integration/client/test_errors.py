@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from common_core.client import (
+    AuthenticationError,
     IdempotencyKeyReusedError,
     ProviderFailedError,
     RequestRejectedError,
@@ -20,6 +21,7 @@ from tests.integration.client.conftest import (
     set_mock_fault,
     start_outage,
 )
+from tests.support.callers import policy
 
 
 async def test_a_validation_error_is_request_rejected_with_its_details(
@@ -92,3 +94,22 @@ async def test_an_open_breaker_in_immediate_mode_is_unavailable_after_the_retrie
         assert before.received_at is not None
         wait = float(before.response_headers["Retry-After"])
         assert after.sent_at - before.received_at >= wait - 0.01
+
+
+async def test_a_service_with_callers_answers_the_clients_key_and_refuses_others(
+    serve: Serve, http, recorder
+):
+    served = await serve(callers={"cj_assessment": policy("cj-key")})
+
+    async with client_for(served.base_url, http, seed=3, api_key="cj-key") as client:
+        result = await client.compare(comparison())
+    async with client_for(served.base_url, http, seed=3, api_key="not-a-key") as stranger:
+        with pytest.raises(AuthenticationError) as refused:
+            await stranger.compare(comparison())
+
+    assert result.winner is not None
+    assert (refused.value.code, refused.value.status) == ("UNAUTHORIZED", 401)
+    assert refused.value.details == {"reason": "bad_key"}
+    first, second = recorder.posts
+    assert first.headers["Authorization"] == "Bearer cj-key"
+    assert (first.status, second.status) == (200, 401)  # a wrong key is not retried

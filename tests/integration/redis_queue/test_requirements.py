@@ -48,6 +48,7 @@ from tests.integration.redis_queue.support import (
     wait_for_status,
     wait_until,
 )
+from tests.support.callers import DEPLOYED_CALLERS, callers_env
 from tests.support.redis_queue import QueueBuilder
 from tests.support.redis_server import RedisServer, free_port
 
@@ -783,6 +784,7 @@ async def test_r16_the_cli_refuses_to_start_on_a_non_durable_redis_in_production
         **os.environ,
         "ENVIRONMENT": "production",
         "ANTHROPIC_API_KEY": "sk-ant-test-key",
+        "LLM_PROVIDER_SERVICE_CALLERS": callers_env(DEPLOYED_CALLERS),
         "LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE": "true",
         "LLM_PROVIDER_SERVICE_REDIS_URL": scratch_redis.url,
         "LLM_PROVIDER_SERVICE_PORT": str(free_port()),

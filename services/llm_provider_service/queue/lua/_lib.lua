@@ -56,10 +56,26 @@ local function make_ready(id, provider, score)
   redis.call('LTRIM', key('wake'), 0, 63)
 end
 
+-- A caller's requests that are waiting or running, for its `max_queued` quota: `finish`
+-- removes each as it ends. At the limit, the set is checked first: any id whose record
+-- ended or vanished without that (ended by a version that kept no such set, or deleted by
+-- hand) is dropped, so the count is exact whenever it refuses a request.
+local function caller_at_limit(caller, limit)
+  local active = key('active:' .. caller)
+  if redis.call('ZCARD', active) < limit then return false end
+  for _, id in ipairs(redis.call('ZRANGE', active, 0, -1)) do
+    local status = redis.call('HGET', req(id), 'status')
+    if status ~= 'queued' and status ~= 'processing' then redis.call('ZREM', active, id) end
+  end
+  return redis.call('ZCARD', active) >= limit
+end
+
 -- A terminal status never changes again; the record stays readable for the retention.
 -- In the same step the id joins `unannounced`: its result event is owed to the outbox, and
 -- the record is kept past its retention until the relay has handed that event over.
 local function finish(id, status, now, error_json)
+  local caller = redis.call('HGET', req(id), 'caller')
+  if caller then redis.call('ZREM', key('active:' .. caller), id) end
   redis.call('HSET', req(id), 'status', status, 'updated_at', s(now), 'token', '0')
   if error_json then redis.call('HSET', req(id), 'error', error_json) end
   redis.call('ZADD', key('retention'), s(now + RETENTION_MS), id)

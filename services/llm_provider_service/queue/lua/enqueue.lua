@@ -1,13 +1,19 @@
 -- Enqueue, atomically and idempotently: an existing id is returned untouched, and the depth
 -- check, the record and its place in the order are written together or not at all.
 -- ARGV[7] id, [8] provider, [9] priority, [10] ttl ms, [11] boost ms per priority level,
--- [12] max size, [13] max attempts, [14] job JSON, [15] correlation id, [16] delay ms.
--- Returns {0, record} if the id existed, {-1} if the queue is full, else {1, record}, where
--- record is the hash as HGETALL returns it (no second round trip that could fail after the
--- enqueue succeeded).
+-- [12] max size, [13] max attempts, [14] job JSON, [15] correlation id, [16] delay ms,
+-- [17] the caller's name ('' for none), [18] how many requests the caller may have waiting
+-- or running at once (0: no limit).
+-- Returns {0, record} if the id existed, {-1} if the queue is full, {-2} if the caller is at
+-- its limit, else {1, record}, where record is the hash as HGETALL returns it (no second
+-- round trip that could fail after the enqueue succeeded).
 local id, provider, priority = ARGV[7], ARGV[8], tonumber(ARGV[9])
+local caller, caller_limit = ARGV[17], tonumber(ARGV[18])
 if redis.call('EXISTS', req(id)) == 1 then return {0, redis.call('HGETALL', req(id))} end
 if redis.call('ZCARD', key('expiry')) >= tonumber(ARGV[12]) then return {-1} end
+if caller ~= '' and caller_limit > 0 and caller_at_limit(caller, caller_limit) then
+  return {-2}
+end
 local now = now_ms()
 local expires_at = now + tonumber(ARGV[10])
 -- Priority is a time credit (see queue/config.py order_score), times 1000 plus the arrival
@@ -25,6 +31,10 @@ redis.call('HSET', req(id),
   'status', 'queued', 'provider', provider, 'priority', s(priority), 'score', s(score),
   'attempts', '0', 'max_attempts', ARGV[13], 'queued_at', s(now), 'updated_at', s(now),
   'expires_at', s(expires_at), 'token', '0', 'job', ARGV[14], 'correlation_id', ARGV[15])
+if caller ~= '' then
+  redis.call('HSET', req(id), 'caller', caller)
+  redis.call('ZADD', key('active:' .. caller), s(expires_at), id)
+end
 count_waiting(id, provider, priority, now, expires_at, 1)
 local delay = tonumber(ARGV[16])
 if delay > 0 and now + delay < expires_at then

@@ -29,6 +29,7 @@ from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.worker import QueueWorker
+from tests.support.callers import DEPLOYED_CALLERS
 from tests.support.redis_server import RedisServer
 
 SettingsFactory = Callable[..., Settings]
@@ -70,7 +71,10 @@ async def test_deployed_container_is_redis_without_mock_cache_or_fault_injection
     make_settings: SettingsFactory, environment: EnvironmentType, redis_server: RedisServer
 ):
     settings = make_settings(
-        environment=environment.value, anthropic_api_key="sk-test", redis_url=redis_server.url
+        environment=environment.value,
+        anthropic_api_key="sk-test",
+        redis_url=redis_server.url,
+        callers=DEPLOYED_CALLERS,
     )
     settings.check_consistency()  # the deployed settings themselves are accepted
     container = make_container(settings)

@@ -112,6 +112,7 @@ def test_v1_can_read_every_stored_job(added: dict[str, Any]) -> None:
         pinned_request(**added),
         presentation_order=PresentationOrder.SWAPPED,
         order_randomized=True,
+        caller="cj_assessment",
     )
     stored = job.model_dump(mode="json")
     V1Request.model_validate(stored["request"])  # raises on any field v1 does not know
@@ -123,9 +124,10 @@ def test_v1_can_read_every_stored_job(added: dict[str, Any]) -> None:
 def test_a_job_stored_by_v1_reads_as_presented_as_sent() -> None:
     job = job_of(pinned_request())
     v1_stored = job.model_dump(mode="json")
-    for name in ("presentation_order", "order_randomized", "request_additions"):
+    for name in ("presentation_order", "order_randomized", "request_additions", "caller"):
         v1_stored.pop(name)
     read = ComparisonJob.model_validate(v1_stored)
     assert read.presentation_order is PresentationOrder.AS_SENT
     assert read.order_randomized is False
+    assert read.caller is None  # made before callers: only an open service shows it
     assert read.request == pinned_request()

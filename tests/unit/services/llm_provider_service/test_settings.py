@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +11,14 @@ import pytest
 from pydantic import SecretStr
 
 from common_core.enums import EnvironmentType, LLMProviderType
-from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
+from services.llm_provider_service.settings import (
+    ConfigurationError,
+    Settings,
+    is_broad_host_pattern,
+    load_settings,
+)
+from tests.support.callers import CJ_KEY, DEPLOYED_CALLERS, callers_env, digest, policy
+from tests.support.processes import refused_start
 
 ROOT = Path(__file__).resolve().parents[4]
 SettingsFactory = Callable[..., Settings]
@@ -270,24 +274,11 @@ def test_serve_refuses_to_start_with_a_cache_in_production():
         "ENVIRONMENT": "production",
         "LLM_PROVIDER_SERVICE_ENABLE_RESPONSE_CACHE": "true",
     }
-    started = time.monotonic()
 
-    completed = subprocess.run(
-        [sys.executable, "-m", "services.llm_provider_service", "serve"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    lines = refused_start(env)
 
-    assert completed.returncode != 0
-    assert time.monotonic() - started < 30
-    lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1, completed.stderr
+    assert len(lines) == 1, lines
     assert "ENABLE_RESPONSE_CACHE" in lines[0]
-    assert "Traceback" not in completed.stderr
 
 
 def test_kafka_is_on_by_default_only_when_deployed(make_settings: SettingsFactory):
@@ -344,3 +335,176 @@ def test_model_prices_take_two_or_five_numbers(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LLM_PROVIDER_SERVICE_MODEL_PRICES", '{"odd": [1, 2, 3]}')
     with pytest.raises(ConfigurationError, match=r"MODEL_PRICES: .*odd: a price is"):
         load_settings()
+
+
+# -- Callers, and what staging and production refuse once anyone can reach the service ------
+
+
+SECRET = "a-webhook-signing-secret"
+
+
+def _deployed(make_settings: SettingsFactory, environment: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": environment,
+        "anthropic_api_key": "sk",
+        "callers": DEPLOYED_CALLERS,
+    }
+    return make_settings(**(values | overrides))
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_deployed_settings_with_callers_are_accepted(
+    make_settings: SettingsFactory, environment: str
+):
+    _deployed(make_settings, environment).check_consistency()
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"callers": {}}, "no callers are configured"),
+        ({"webhook_allow_http": True}, "WEBHOOK_ALLOW_HTTP is on"),
+        ({"webhook_allow_private_addresses": True}, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on"),
+        ({"webhook_allowed_hosts": ("*",), "webhook_signing_secret": SECRET}, "patterns *"),
+        ({"webhook_allowed_hosts": ("*.org",), "webhook_signing_secret": SECRET}, "patterns *.org"),
+        (
+            {"callers": {"cj": policy(CJ_KEY, webhook_hosts=["hooks-*.example.org"])}},
+            "hooks-*.example.org (caller cj)",
+        ),
+        ({"enable_response_cache": True}, "ENABLE_RESPONSE_CACHE is set"),
+    ],
+    ids=["open", "http", "private", "any_host", "tld", "caller_wildcard", "cache"],
+)
+def test_deployed_refuses_what_is_unsafe_on_a_network(
+    make_settings: SettingsFactory, environment: str, overrides: dict[str, Any], why: str
+):
+    settings = _deployed(make_settings, environment, **overrides)
+
+    with pytest.raises(ConfigurationError) as refused:
+        settings.check_consistency()
+
+    assert why in str(refused.value)
+    assert f"ENVIRONMENT={environment}" in str(refused.value)
+
+
+def test_development_stays_open_and_permissive(make_settings: SettingsFactory):
+    make_settings(
+        environment="development",
+        webhook_allow_http=True,
+        webhook_allow_private_addresses=True,
+        webhook_allowed_hosts=("*",),
+        webhook_signing_secret=SECRET,
+    ).check_consistency()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "broad"),
+    [
+        ("hooks.example.org", False),
+        ("*.example.org", False),
+        ("*.hooks.example.co.uk", False),
+        ("10.1.2.3", False),
+        ("*", True),
+        ("*.org", True),
+        ("hooks-*.example.org", True),
+        ("*.*.org", True),
+        ("hooks.example.?rg", True),
+        ("[a-z].example.org", True),
+    ],
+)
+def test_broad_host_patterns(pattern: str, broad: bool):
+    assert is_broad_host_pattern(pattern) is broad
+
+
+def test_callers_are_read_from_json(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(
+        "LLM_PROVIDER_SERVICE_CALLERS",
+        callers_env({"cj_assessment": policy(CJ_KEY, max_priority=8, requests_per_minute=600)}),
+    )
+
+    caller = Settings().callers["cj_assessment"]
+
+    assert caller.key_sha256 == (digest(CJ_KEY),)
+    assert caller.max_priority == 8
+    assert caller.requests_per_minute == 600
+    assert caller.max_queued is None
+    assert caller.admin is False
+
+
+def test_callers_are_read_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    path = tmp_path / "callers.json"
+    path.write_text(callers_env({"ops": {"key_sha256": digest("k"), "admin": True}}))
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_CALLERS_FILE", str(path))
+
+    callers = load_settings().callers
+
+    assert callers["ops"].key_sha256 == (digest("k"),)  # one digest may be a plain string
+    assert callers["ops"].admin
+
+
+@pytest.mark.parametrize(
+    ("callers", "expected"),
+    [
+        ({"cj": {"key_sha256": "abc"}}, "64 characters"),
+        ({"cj": {"key_sha256": digest("k").upper()}}, "lower-case hex"),
+        ({"cj": {"key_sha256": []}}, "key_sha256"),
+        ({"cj": {"key_sha256": digest("k"), "topcs": ["t"]}}, "topcs"),
+        ({"cj": {"key_sha256": digest("k"), "max_priority": 11}}, "max_priority"),
+        ({"cj": {"key_sha256": digest("k"), "requests_per_minute": 0}}, "requests_per_minute"),
+        ({"c/j": {"key_sha256": digest("k")}}, "caller name 'c/j'"),
+    ],
+    ids=["short", "upper", "no_digest", "typo", "priority", "rate", "name"],
+)
+def test_bad_callers_are_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, callers: dict[str, Any], expected: str
+):
+    path = tmp_path / "callers.json"
+    path.write_text(callers_env(callers))
+    for name, value in (("CALLERS", callers_env(callers)), ("CALLERS_FILE", str(path))):
+        monkeypatch.delenv("LLM_PROVIDER_SERVICE_CALLERS", raising=False)
+        monkeypatch.delenv("LLM_PROVIDER_SERVICE_CALLERS_FILE", raising=False)
+        monkeypatch.setenv(f"LLM_PROVIDER_SERVICE_{name}", value)
+
+        with pytest.raises(ConfigurationError) as refused:
+            load_settings()
+
+        message = str(refused.value)
+        assert expected in message, name
+        assert "\n" not in message
+        assert "CALLERS" in message
+
+
+def test_a_missing_callers_file_and_both_sources_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_CALLERS_FILE", str(tmp_path / "absent.json"))
+    with pytest.raises(ConfigurationError, match=r"absent\.json: No such file"):
+        load_settings()
+
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_CALLERS", callers_env(DEPLOYED_CALLERS))
+    with pytest.raises(ConfigurationError, match="set CALLERS or CALLERS_FILE, not both"):
+        load_settings()
+
+
+def test_a_caller_topic_outside_the_allow_list_is_refused(make_settings: SettingsFactory):
+    settings = make_settings(callers={"cj": policy(CJ_KEY, topics=["other.results"])})
+
+    with pytest.raises(ConfigurationError) as refused:
+        settings.check_consistency()
+
+    assert "caller cj may use topics other.results" in str(refused.value)
+
+
+def test_serve_refuses_to_start_open_in_production():
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("LLM_PROVIDER_SERVICE_")
+    }
+    env |= {"ENVIRONMENT": "production", "ANTHROPIC_API_KEY": "sk"}
+
+    lines = refused_start(env)
+
+    assert len(lines) == 1, lines
+    assert "no callers are configured" in lines[0]

@@ -1,0 +1,1 @@
+"""The package of per-caller request-rate quotas."""
