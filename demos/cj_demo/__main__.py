@@ -154,9 +154,7 @@ def run_session(
     for bias in sorted({arm.position_bias for arm in arms}):
         group = [arm for arm in arms if arm.position_bias == bias]
         port = free_port()
-        env = demo_environment(
-            port, position_bias=bias, cache=True, provider=args.provider, seed=args.seed
-        )
+        env = demo_environment(port, position_bias=bias, cache=True, provider=args.provider)
         with running_service(env, port) as base_url:
             for outcome in asyncio.run(run_arms(base_url, design, texts, group, args, notes)):
                 outcomes[outcome.run.arm.name] = outcome

@@ -28,11 +28,16 @@ def free_port() -> int:
 
 
 def demo_environment(
-    port: int, *, position_bias: float, cache: bool, provider: str, seed: int
+    port: int, *, position_bias: float, cache: bool, provider: str
 ) -> dict[str, str]:
     """The process environment of a demo service: development, in memory, the mock as a
     Bradley-Terry rater with `position_bias`, the development cache if `cache`. The caller's
-    own `LLM_PROVIDER_SERVICE_*` settings are dropped, vendor keys kept (for real providers)."""
+    own `LLM_PROVIDER_SERVICE_*` settings are dropped, vendor keys kept (for real providers).
+
+    The mock is not seeded: a run is not reproducible anyway (request ids, essay orders and
+    the order of concurrent calls vary), and with one seed every run would draw the same
+    uniforms in a shuffled order, so runs would not be the independent sessions the
+    thresholds were calibrated on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIX) and k != "ENVIRONMENT"}
     env.update(
         {
@@ -41,7 +46,6 @@ def demo_environment(
             f"{_PREFIX}DEFAULT_LLM_PROVIDER": provider,
             f"{_PREFIX}MOCK_RATER": "bradley_terry",
             f"{_PREFIX}MOCK_POSITION_BIAS": repr(position_bias),
-            f"{_PREFIX}MOCK_SEED": str(seed),
             f"{_PREFIX}MOCK_LATENCY_MS": "5",
             f"{_PREFIX}MOCK_LATENCY_JITTER_MS": "3",
             f"{_PREFIX}ENABLE_RESPONSE_CACHE": "true" if cache else "false",

@@ -68,7 +68,11 @@ def failed(checks: list[Any]) -> list[str]:
 async def test_a_biased_rater_session_recovers_the_truth_and_is_counted_exactly(
     make_settings: Callable[..., Settings], design: Design
 ) -> None:
-    settings = make_settings(mock_rater="bradley_terry", mock_position_bias=BIAS)
+    # Unseeded, unlike the suite's other mock settings: with one seed every run draws the same
+    # 225 uniforms in a shuffled order, so runs are not independent sessions and the
+    # calibrated 1-in-1,000 false-fail rate does not hold (25 seeded runs: mean D 23.0 against
+    # 20.7 expected, smallest p 0.0065; 25 unseeded: mean D 19.9, smallest p 0.088).
+    settings = make_settings(mock_rater="bradley_terry", mock_position_bias=BIAS, mock_seed=None)
 
     run, stats = await session(settings, design, BIASED, LLMProviderType.MOCK)
 
@@ -113,7 +117,7 @@ async def test_a_session_with_a_real_sdk_is_counterbalanced_end_to_end(
 ) -> None:
     # The real OpenAI SDK against a fake vendor that judges what it is shown like a
     # Bradley-Terry rater with a first-position bias.
-    judge = BradleyTerryJudge(position_bias=BIAS, seed=7)
+    judge = BradleyTerryJudge(position_bias=BIAS, seed=None)  # unseeded: see the first test
     clean_fake_upstream.judge = judge
     settings = make_settings(
         openai_api_key="test-key",

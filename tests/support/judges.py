@@ -41,7 +41,7 @@ class BradleyTerryJudge:
     logistic(position_bias + θ_first - θ_second), abilities from the markers, fresh
     randomness per call from its own seeded generator. Counts what it decided."""
 
-    def __init__(self, *, position_bias: float = 0.0, seed: int = 0) -> None:
+    def __init__(self, *, position_bias: float = 0.0, seed: int | None = 0) -> None:
         self.position_bias = position_bias
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # the fake upstream answers from its own thread
