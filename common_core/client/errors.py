@@ -148,6 +148,7 @@ ERROR_CLASSES: Mapping[str, type[LLMProviderServiceError]] = MappingProxyType(
         ErrorCode.NOT_FOUND: RequestRejectedError,
         ErrorCode.METHOD_NOT_ALLOWED: RequestRejectedError,
         ErrorCode.CONFLICT: RequestRejectedError,
+        ErrorCode.CALLER_LIMIT_EXCEEDED: RequestRejectedError,
         ErrorCode.UNAUTHORIZED: AuthenticationError,
         ErrorCode.FORBIDDEN: ForbiddenError,
         ErrorCode.IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReusedError,

@@ -11,7 +11,8 @@
     │   ├── ConflictError             CONFLICT / IDEMPOTENCY_KEY_REUSED 409
     │   ├── UnauthorizedError         UNAUTHORIZED 401: no key, or an unknown one
     │   ├── ForbiddenError            FORBIDDEN 403: the caller may not do this
-    │   └── QuotaExceededError        QUOTA_EXCEEDED 429, with retry_after
+    │   ├── QuotaExceededError        QUOTA_EXCEEDED 429, with retry_after
+    │   └── CallerLimitError          CALLER_LIMIT_EXCEEDED 422: beyond the caller's own cap
     ├── ProviderError                 an LLM vendor failed; `provider`, `retryable`
     │   ├── ProviderAuthError         PROVIDER_AUTH_ERROR 502, not retryable, not an outage
     │   ├── ProviderBadRequestError   PROVIDER_BAD_REQUEST 502, not retryable
@@ -116,6 +117,14 @@ class QuotaExceededError(RequestError):
 
     code = ErrorCode.QUOTA_EXCEEDED
     http_status = 429
+
+
+class CallerLimitError(RequestError):
+    """The request asks for more than its caller's policy allows (`details.field`, e.g. a
+    priority above `max_priority`, and `details.limit`); as sent it will never be served."""
+
+    code = ErrorCode.CALLER_LIMIT_EXCEEDED
+    http_status = 422
 
 
 class ProviderError(ServiceError):

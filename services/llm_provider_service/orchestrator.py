@@ -34,6 +34,7 @@ from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CallbackNotAllowedError,
+    CallerLimitError,
     CircuitOpenError,
     ForbiddenError,
     PayloadTooLargeError,
@@ -138,10 +139,10 @@ class ComparisonOrchestrator:
         DEFAULT_PROCESSING_MODE.
 
         `caller` (None in an open service) owns the request, and its policy applies: its
-        own callback topics and hosts (403 otherwise), its priority cap (a higher priority
-        is lowered to it) and its `max_queued` quota.
+        own callback topics and hosts (403 otherwise), its priority cap (422 above it) and
+        its `max_queued` quota (429).
         """
-        request = self._as_caller_may(request, caller)
+        request = self._with_caller_policy(request, caller)
         self._check_modes(request, caller)
         provider = self._providers.resolve(
             request.llm_config_overrides.provider_override if request.llm_config_overrides else None
@@ -331,16 +332,21 @@ class ComparisonOrchestrator:
         result = self._result(job, judgement, 0.0, PresentationOrder.AS_SENT)
         return result.model_copy(update={"served_from_cache": True})
 
-    def _as_caller_may(
+    def _with_caller_policy(
         self, request: ComparisonRequest, caller: Caller | None
     ) -> ComparisonRequest:
-        """The request with the defaults and caps of its caller's policy applied."""
+        """The request with its caller's default mode; `CallerLimitError` (422) for a
+        priority above the caller's `max_priority`."""
         update: dict[str, object] = {}
         if "processing_mode" not in request.model_fields_set:
             own = caller.policy.default_processing_mode if caller else None
             update["processing_mode"] = own or self._settings.default_processing_mode
         if caller is not None and request.priority > caller.policy.max_priority:
-            update["priority"] = caller.policy.max_priority
+            cap = caller.policy.max_priority
+            raise CallerLimitError(
+                f"priority {request.priority} is above caller {caller.name}'s max_priority {cap}",
+                details={"field": "priority", "limit": cap},
+            )
         return request.model_copy(update=update) if update else request
 
     def _check_modes(self, request: ComparisonRequest, caller: Caller | None) -> None:

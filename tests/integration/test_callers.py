@@ -221,17 +221,14 @@ async def test_webhook_hosts_are_the_callers_own(client: Client):
 
 
 async def test_priority_is_capped_per_caller(client: Client):
-    # cj's 10 is lowered to its cap of 6, so ops' later 7 goes ahead of it.
-    capped = await _queued(client, CJ, priority=10)
-    ops = await _queued(client, OPS, priority=7)
+    above = await client.post(COMPARISON, json={**QUEUED, "priority": 7}, headers=CJ)
+    at_cap = await client.post(COMPARISON, json={**QUEUED, "priority": 6}, headers=CJ)
+    admin = await client.post(COMPARISON, json={**QUEUED, "priority": 10}, headers=OPS)
 
-    async def position(queue_id: str, headers: dict[str, str]) -> int:
-        response = await client.get(f"/api/v1/status/{queue_id}", headers=headers)
-        value: int = (await response.get_json())["position_in_queue"]
-        return value
-
-    assert await position(ops, OPS) == 1
-    assert await position(capped, CJ) == 2
+    error = await _error(above, 422, "CALLER_LIMIT_EXCEEDED")
+    assert error["details"] == {"field": "priority", "limit": 6}
+    assert at_cap.status_code == 202
+    assert admin.status_code == 202  # ops has no cap below 10
 
 
 async def test_a_caller_has_its_own_default_mode(client: Client):
