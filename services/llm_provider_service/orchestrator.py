@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import math
 import re
@@ -34,9 +33,7 @@ from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CallbackNotAllowedError,
-    CallerLimitError,
     CircuitOpenError,
-    ForbiddenError,
     PayloadTooLargeError,
     ProviderError,
     QueueUnavailableError,
@@ -337,17 +334,13 @@ class ComparisonOrchestrator:
     ) -> ComparisonRequest:
         """The request with its caller's default mode; `CallerLimitError` (422) for a
         priority above the caller's `max_priority`."""
-        update: dict[str, object] = {}
-        if "processing_mode" not in request.model_fields_set:
-            own = caller.policy.default_processing_mode if caller else None
-            update["processing_mode"] = own or self._settings.default_processing_mode
-        if caller is not None and request.priority > caller.policy.max_priority:
-            cap = caller.policy.max_priority
-            raise CallerLimitError(
-                f"priority {request.priority} is above caller {caller.name}'s max_priority {cap}",
-                details={"field": "priority", "limit": cap},
-            )
-        return request.model_copy(update=update) if update else request
+        if caller is not None:
+            caller.check_priority(request.priority)
+        if "processing_mode" in request.model_fields_set:
+            return request
+        own = caller.policy.default_processing_mode if caller else None
+        mode = own or self._settings.default_processing_mode
+        return request.model_copy(update={"processing_mode": mode})
 
     def _check_modes(self, request: ComparisonRequest, caller: Caller | None) -> None:
         if request.cache_mode is CacheMode.DEVELOPMENT and not self._settings.enable_response_cache:
@@ -370,25 +363,17 @@ class ComparisonOrchestrator:
                 "callback_topic must be a Kafka topic name: 1 to 249 of A-Z a-z 0-9 . _ -",
                 details={"field": "callback_topic", "reason": "invalid_topic_name"},
             )
-        if topic and not any(
-            fnmatch.fnmatchcase(topic, p) for p in self._settings.callback_topic_allowlist
-        ):
+        if topic and not self._settings.topic_allowed(topic):
             raise CallbackNotAllowedError(
                 f"callback_topic {topic!r} is not in the allow-list",
                 details={"field": "callback_topic", "reason": "topic_not_allowed"},
             )
-        if topic and caller is not None and not caller.may_publish_to(topic):
-            raise ForbiddenError(
-                f"caller {caller.name} may not publish to callback_topic {topic!r}",
-                details={"field": "callback_topic", "reason": "topic_not_allowed_for_caller"},
-            )
+        if topic and caller is not None:
+            caller.check_topic(topic)
         if request.callback_url:
             target = self._webhook_policy.target(request.callback_url)
-            if caller is not None and not caller.may_call_back(target.host):
-                raise ForbiddenError(
-                    f"caller {caller.name} may not call back host {target.host!r}",
-                    details={"field": "callback_url", "reason": "host_not_allowed_for_caller"},
-                )
+            if caller is not None:
+                caller.check_callback_host(target.host)
 
     async def _enqueue(
         self,

@@ -10,11 +10,8 @@ from typing import Literal, Self
 
 from pydantic import (
     AliasChoices,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -23,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common_core.enums import EnvironmentType, LLMProviderType, ProcessingMode
 from common_core.events import DEFAULT_TOPIC_PREFIX
+from services.llm_provider_service.callers import CallerPolicy, checked_names, read_callers
+from services.llm_provider_service.delivery.host_patterns import is_broad_host_pattern
 from services.llm_provider_service.providers.pricing import ModelPrice
 
 ENV_PREFIX = "LLM_PROVIDER_SERVICE_"
@@ -53,66 +52,6 @@ class ProviderSettings:
     @property
     def configured(self) -> bool:
         return self.provider is LLMProviderType.MOCK or self.api_key is not None
-
-
-_CALLER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-class CallerPolicy(BaseModel):
-    """What one calling service may do. It authenticates with `Authorization: Bearer <key>`,
-    where SHA-256(key), in lower-case hex, is one of `key_sha256` (several during a key
-    rotation). `topics` are the exact `callback_topic` names and `webhook_hosts` the
-    `callback_url` host patterns it may use; `max_priority` caps its requests' priority;
-    `requests_per_minute` and `max_queued` (requests waiting or running at once) are its
-    quotas, shared by every replica; `admin` allows provider tests and drills;
-    `default_processing_mode` replaces DEFAULT_PROCESSING_MODE for its requests that name no
-    mode."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key_sha256: tuple[str, ...] = Field(min_length=1)
-    topics: tuple[str, ...] = ()
-    webhook_hosts: tuple[str, ...] = ()
-    max_priority: int = Field(default=10, ge=0, le=10)
-    requests_per_minute: int | None = Field(default=None, gt=0)
-    max_queued: int | None = Field(default=None, gt=0)
-    admin: bool = False
-    default_processing_mode: ProcessingMode | None = None
-
-    @field_validator("key_sha256", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("key_sha256")
-    @classmethod
-    def _digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for digest in value:
-            if not _SHA256_HEX.fullmatch(digest):
-                raise ValueError(
-                    "each key_sha256 is the lower-case hex SHA-256 of a key (64 characters)"
-                )
-        return value
-
-
-_CALLERS = TypeAdapter(dict[str, CallerPolicy])
-_SUBDOMAIN_WILDCARD = re.compile(r"\*\.[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-
-
-def is_broad_host_pattern(pattern: str) -> bool:
-    """Whether a webhook host pattern has a wildcard other than a leading `*.` before a
-    name of at least two labels (`*.example.com` is fine; `*`, `*.com`, `hooks-*.x.org`
-    are not)."""
-    wild = any(char in pattern for char in "*?[")
-    return wild and not _SUBDOMAIN_WILDCARD.fullmatch(pattern)
-
-
-def _checked_names(callers: dict[str, CallerPolicy]) -> dict[str, CallerPolicy]:
-    for name in callers:
-        if not _CALLER_NAME.fullmatch(name):
-            raise ValueError(f"caller name {name!r}: 1 to 64 of A-Z a-z 0-9 . _ -")
-    return callers
 
 
 class ConfigurationError(Exception):
@@ -332,7 +271,7 @@ class Settings(BaseSettings):
     @field_validator("callers")
     @classmethod
     def _caller_names(cls, value: dict[str, CallerPolicy]) -> dict[str, CallerPolicy]:
-        return _checked_names(value)
+        return checked_names(value)
 
     @model_validator(mode="after")
     def _read_callers_file(self) -> Self:
@@ -340,20 +279,7 @@ class Settings(BaseSettings):
             return self
         if self.callers:
             raise ValueError("set CALLERS or CALLERS_FILE, not both")
-        try:
-            raw = self.callers_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"CALLERS_FILE {self.callers_file}: {exc.strerror}") from None
-        try:
-            self.callers = _checked_names(_CALLERS.validate_json(raw))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}"
-                for e in exc.errors(include_url=False)
-            )
-            raise ValueError(f"CALLERS_FILE {self.callers_file}: {problems}") from None
-        except ValueError as exc:
-            raise ValueError(f"CALLERS_FILE {self.callers_file}: {exc}") from None
+        self.callers = read_callers(self.callers_file)
         return self
 
     @model_validator(mode="after")
@@ -394,6 +320,10 @@ class Settings(BaseSettings):
             max_concurrency=getattr(self, f"{name}_max_concurrency", 8),
             invalid_response_reasks=self.invalid_response_reasks,
         )
+
+    def topic_allowed(self, topic: str) -> bool:
+        """Whether `topic` matches a pattern of CALLBACK_TOPIC_ALLOWLIST."""
+        return any(fnmatch.fnmatchcase(topic, p) for p in self.callback_topic_allowlist)
 
     def check_consistency(self) -> None:
         """Raise `ConfigurationError` for settings that must never run together.
@@ -441,11 +371,7 @@ class Settings(BaseSettings):
     def _caller_topics_outside_allowlist(self) -> list[str]:
         problems = []
         for name, policy in self.callers.items():
-            outside = [
-                topic
-                for topic in policy.topics
-                if not any(fnmatch.fnmatchcase(topic, p) for p in self.callback_topic_allowlist)
-            ]
+            outside = [topic for topic in policy.topics if not self.topic_allowed(topic)]
             if outside:
                 problems.append(
                     f"caller {name} may use topics {', '.join(outside)}, outside "
@@ -519,7 +445,6 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read the settings from the environment once; raise `ConfigurationError` naming each
     bad variable in one line."""
-    from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
     try:

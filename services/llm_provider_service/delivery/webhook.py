@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import fnmatch
 import ipaddress
 import re
 import socket
@@ -32,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from common_core.webhooks import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
+from services.llm_provider_service.delivery import host_patterns
 from services.llm_provider_service.errors import CallbackNotAllowedError
 from services.llm_provider_service.providers.http_errors import retry_after_seconds
 from services.llm_provider_service.settings import Settings
@@ -158,8 +158,7 @@ class WebhookPolicy:
     allow_http: bool = False
 
     def __post_init__(self) -> None:
-        patterns = tuple(p.strip().lower().rstrip(".") for p in self.allowed_hosts if p.strip())
-        object.__setattr__(self, "allowed_hosts", patterns)
+        object.__setattr__(self, "allowed_hosts", host_patterns.normalized(self.allowed_hosts))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -188,7 +187,7 @@ class WebhookPolicy:
             host = str(address)
         if not self.allowed_hosts:
             raise _refuse(HOST_NOT_ALLOWED, "is not accepted: no callback hosts are allowed")
-        if not any(fnmatch.fnmatchcase(host, pattern) for pattern in self.allowed_hosts):
+        if not host_patterns.matches(host, self.allowed_hosts):
             raise _refuse(HOST_NOT_ALLOWED, f"host {host!r} is not an allowed callback host")
         if address is not None and not self._address_allowed(address):
             raise _refuse(ADDRESS_NOT_ALLOWED, f"host {host} is not a public address")

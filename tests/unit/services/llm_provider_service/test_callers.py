@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from services.llm_provider_service.callers import Caller, Callers, may_see, require_admin
+from services.llm_provider_service.callers import (
+    Caller,
+    CallerPolicy,
+    Callers,
+    may_see,
+    require_admin,
+)
 from services.llm_provider_service.errors import ForbiddenError, UnauthorizedError
-from services.llm_provider_service.settings import CallerPolicy
 from tests.support.callers import digest
 
 CJ = CallerPolicy(key_sha256=(digest("cj-old"), digest("cj-new")), topics=("t.results",))

@@ -11,10 +11,10 @@ import pytest
 from pydantic import SecretStr
 
 from common_core.enums import EnvironmentType, LLMProviderType
+from services.llm_provider_service.delivery.host_patterns import is_broad_host_pattern
 from services.llm_provider_service.settings import (
     ConfigurationError,
     Settings,
-    is_broad_host_pattern,
     load_settings,
 )
 from tests.support.callers import CJ_KEY, DEPLOYED_CALLERS, callers_env, digest, policy
