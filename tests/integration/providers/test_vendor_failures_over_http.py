@@ -4,9 +4,14 @@ breaker -> adapter -> real SDK -> the fake upstream over real HTTP, and back."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from typing import Any
 
+import pytest
+
+from tests.fakes import RecordingEventDeps, RecordingPublisher
 from tests.integration.conftest import StartApp
 from tests.integration.providers.test_providers_over_http import (
     COMPARISON,
@@ -112,3 +117,55 @@ async def test_a_queued_request_cut_off_at_the_token_limit_fails_with_max_tokens
     assert len(fake.requests_for(vendor.name)) == 1
     entry = await provider_entry(client, vendor)
     assert entry["last_error"] is None
+
+
+LEAKY_KEY = "sk-proj-leakyKEY0123456789abcdefXYZ"
+MASKED = f"{LEAKY_KEY[:6]}***{LEAKY_KEY[-4:]}"  # as the fake's 401 quotes it
+
+
+@by_vendor
+async def test_a_key_a_vendor_quotes_back_is_redacted_everywhere_it_goes(
+    start_app: StartApp,
+    fake: FakeUpstream,  # noqa: F811
+    vendor: Vendor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    publisher = RecordingPublisher()
+    client = await start_app(
+        RecordingEventDeps(publisher),
+        **{
+            f"{vendor.name}_api_key": LEAKY_KEY,
+            f"{vendor.name}_base_url": vendor.base_url(fake),
+            f"{vendor.name}_timeout_seconds": 2.0,
+            "anthropic_default_model": "claude-haiku-4-5",
+        },
+    )
+    fake.fail(vendor.name, "auth_key_echo")
+
+    with caplog.at_level(logging.DEBUG):
+        response = await client.post(COMPARISON, json=comparison(vendor))
+        entry = await provider_entry(client, vendor)
+
+    assert fake.last(vendor.name).fault == "auth_key_echo"
+    assert response.status_code == 502
+    error = (await response.get_json())["error"]
+    assert error["code"] == "PROVIDER_AUTH_ERROR"
+    assert "Incorrect API key provided: [REDACTED]" in error["message"]
+    failures = [
+        envelope.data
+        for _topic, envelope in publisher.events
+        if envelope.event_type == "llm_provider.failure.v1"
+    ]
+    assert len(failures) == 1
+    assert "[REDACTED]" in failures[0].message
+    assert "[REDACTED]" in entry["last_error"]
+    assert "Incorrect API key provided" in caplog.text  # the failure was logged
+    seen = {
+        "response": json.dumps(error),
+        "event": failures[0].model_dump_json(),
+        "last_error": entry["last_error"],
+        "log": caplog.text,
+    }
+    for where, text in seen.items():
+        assert MASKED not in text, where
+        assert LEAKY_KEY not in text, where
