@@ -226,10 +226,13 @@ def test_any_200_body_is_a_judgement_or_a_provider_error(
             finally:
                 fake.heal()
 
+        async def closed() -> None:
+            await close()
+
         try:
             check()
         finally:
-            runner.run(close())
+            runner.run(closed())
     assert sum(outcomes.values()) >= EXAMPLES
     assert blamed <= {provider}
     assert outcomes.get("InvalidProviderResponseError", 0) > 0
@@ -269,8 +272,11 @@ async def test_a_wait_for_a_call_slot_counts_toward_the_timeout(
     finally:
         await close()
 
-    assert all(isinstance(r, ProviderTimeoutError) for r in results), results
-    waited = [r for r in results if r.details.get("reason") == "slot_wait"]
+    timeouts = [r for r in results if isinstance(r, ProviderTimeoutError)]
+    assert len(timeouts) == calls, results
+    waited = [r for r in timeouts if r.details.get("reason") == "slot_wait"]
     assert waited, [str(r) for r in results]
     assert all("waited" in r.message and "slot" in r.message for r in waited)
-    assert len(fake.requests_for(name)) == calls - len(waited)
+    # The calls that gave up waiting never reached the vendor. (A call that got the slot at
+    # the very end of its deadline may time out before its request arrives: hence <=.)
+    assert len(fake.requests_for(name)) <= calls - len(waited)
