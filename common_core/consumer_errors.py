@@ -27,6 +27,7 @@ CONSUMER_ERROR_CODES: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "AUTHORIZATION_ERROR",
     ErrorCode.QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
     ErrorCode.CALLER_LIMIT_EXCEEDED: "VALIDATION_ERROR",
+    ErrorCode.MAX_TOKENS_TOO_LOW: "VALIDATION_ERROR",
     ErrorCode.CONFLICT: "PROCESSING_ERROR",
     ErrorCode.IDEMPOTENCY_KEY_REUSED: "VALIDATION_ERROR",
     # The service's own key for the vendor was refused: the service is misconfigured.

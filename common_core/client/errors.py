@@ -149,6 +149,7 @@ ERROR_CLASSES: Mapping[str, type[LLMProviderServiceError]] = MappingProxyType(
         ErrorCode.METHOD_NOT_ALLOWED: RequestRejectedError,
         ErrorCode.CONFLICT: RequestRejectedError,
         ErrorCode.CALLER_LIMIT_EXCEEDED: RequestRejectedError,
+        ErrorCode.MAX_TOKENS_TOO_LOW: RequestRejectedError,
         ErrorCode.UNAUTHORIZED: AuthenticationError,
         ErrorCode.FORBIDDEN: ForbiddenError,
         ErrorCode.IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReusedError,

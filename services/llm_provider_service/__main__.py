@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.di import check_dependencies, make_container
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.redaction import Redactor, redact_logs
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
 from services.llm_provider_service.worker import QueueWorker
@@ -65,6 +66,7 @@ async def _work(settings: Settings) -> None:
     container = await _checked_container(settings)
     server = None
     try:
+        redact_logs(await container.get(Redactor))  # for the life of the process
         worker = await container.get(QueueWorker)
         if settings.worker_metrics_port is not None:
             # A standalone worker serves no HTTP API, so its metrics get their own endpoint.

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from dishka import AsyncContainer
 from quart import Quart, Response, g, request
@@ -25,6 +26,7 @@ from services.llm_provider_service.api.auth import register_authentication
 from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.redaction import Redactor, redact_logs
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings, load_settings
 from services.llm_provider_service.worker import QueueWorker
@@ -103,6 +105,12 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
     tasks: list[asyncio.Task[None]] = []
 
     relay_stop = asyncio.Event()
+    unredact: list[Callable[[], None]] = []
+
+    @app.before_serving
+    async def _redact_logs() -> None:
+        # No log line of the process carries a configured secret or a vendor key.
+        unredact.append(redact_logs(await container.get(Redactor)))
 
     @app.before_serving
     async def _start_worker() -> None:
@@ -121,3 +129,5 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
         await asyncio.gather(*tasks, return_exceptions=True)
         await container.close()
         logger.info("llm_provider_service stopped")
+        for remove in unredact:
+            remove()

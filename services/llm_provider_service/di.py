@@ -64,6 +64,7 @@ from services.llm_provider_service.providers.openrouter_provider import (
     attribution_headers,
 )
 from services.llm_provider_service.providers.pricing import PriceTable
+from services.llm_provider_service.providers.redacting import RedactingProvider
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.durability import check_durability
 from services.llm_provider_service.queue.keys import QueueKeys
@@ -72,6 +73,7 @@ from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
 from services.llm_provider_service.quotas.memory import InMemoryRateLimiter
 from services.llm_provider_service.quotas.redis_limiter import RedisRateLimiter
 from services.llm_provider_service.quotas.request_rate import RequestRateQuota
+from services.llm_provider_service.redaction import Redactor
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import ProviderSettings, Settings
@@ -214,6 +216,10 @@ class CoreDeps(Provider):
     @provide
     def callers(self, settings: Settings) -> Callers:
         return Callers(settings.callers)
+
+    @provide
+    def redactor(self, settings: Settings) -> Redactor:
+        return Redactor.from_settings(settings)
 
     @provide
     def request_rate_quota(self, limiter: RateLimiter, metrics: ServiceMetrics) -> RequestRateQuota:
@@ -427,13 +433,18 @@ class VendorDeps(Provider):
     scope = Scope.APP
 
     @provide
-    async def vendors(self, settings: Settings) -> AsyncIterator[VendorAdapters]:
+    async def vendors(
+        self, settings: Settings, redactor: Redactor
+    ) -> AsyncIterator[VendorAdapters]:
         adapters: dict[LLMProviderType, LLMProvider] = {}
         closers: list[Callable[[], Awaitable[None]]] = []
         for provider, build in VENDOR_BUILDERS.items():
             config = settings.provider_settings(provider)
             if config.enabled and config.configured:
-                adapters[provider], close = build(config, settings)
+                adapter, close = build(config, settings)
+                # A vendor's error text may quote the key it was sent: redacted here, before
+                # the breaker, the events, the response or the log see it.
+                adapters[provider] = RedactingProvider(adapter, redactor)
                 closers.append(close)
         yield VendorAdapters(adapters)
         for close in closers:

@@ -12,7 +12,9 @@
     │   ├── UnauthorizedError         UNAUTHORIZED 401: no key, or an unknown one
     │   ├── ForbiddenError            FORBIDDEN 403: the caller may not do this
     │   ├── QuotaExceededError        QUOTA_EXCEEDED 429, with retry_after
-    │   └── CallerLimitError          CALLER_LIMIT_EXCEEDED 422: beyond the caller's own cap
+    │   ├── CallerLimitError          CALLER_LIMIT_EXCEEDED 422: beyond the caller's own cap
+    │   └── MaxTokensTooLowError      MAX_TOKENS_TOO_LOW 422: the vendor stopped at the token
+    │                                 limit before the judgement was complete; not a failure
     ├── ProviderError                 an LLM vendor failed; `provider`, `retryable`
     │   ├── ProviderAuthError         PROVIDER_AUTH_ERROR 502, not retryable, not an outage
     │   ├── ProviderBadRequestError   PROVIDER_BAD_REQUEST 502, not retryable
@@ -125,6 +127,48 @@ class CallerLimitError(RequestError):
 
     code = ErrorCode.CALLER_LIMIT_EXCEEDED
     http_status = 422
+
+
+class MaxTokensTooLowError(RequestError):
+    """The vendor stopped at the token limit (the caller's `max_tokens_override`, or the
+    default) before its judgement was complete. The caller's own setting, not a provider
+    failure: it never counts toward the breaker, `last_error` or the failure counters, and
+    it is never re-asked (the same limit would cut the answer off again)."""
+
+    code = ErrorCode.MAX_TOKENS_TOO_LOW
+    http_status = 422
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        provider: LLMProviderType,
+        *,
+        max_tokens: int | None,
+        stop_reason: str,
+        model: str | None = None,
+    ) -> None:
+        limit = f"max_tokens={max_tokens}" if max_tokens is not None else "its token limit"
+        super().__init__(
+            f"{provider.value} stopped at {limit} ({stop_reason}) before its judgement was "
+            "complete; raise llm_config_overrides.max_tokens_override",
+            details={
+                "provider": provider.value,
+                "field": "llm_config_overrides.max_tokens_override",
+                "max_tokens": max_tokens,
+                "stop_reason": stop_reason,
+                **({"model": model} if model else {}),
+            },
+        )
+        self.provider = provider
+
+    def info(self, model: str | None = None) -> ErrorInfo:
+        """This outcome as a queued request's `error` (status body, result event)."""
+        return ErrorInfo(
+            code=self.code.value,
+            message=self.message,
+            details=self.details,
+            model=model or self.details.get("model"),
+        )
 
 
 class ProviderError(ServiceError):

@@ -49,6 +49,12 @@ class LLMProvider(Protocol):
         (`ProviderUnavailableError`, `ProviderTimeoutError`) for outages, which the caller may
         queue and which count toward the circuit breaker; the others for problems that a
         retry will not fix. Vendor SDK exceptions are translated here, with `raise ... from`.
+        The one exception that is no `ProviderError`: `MaxTokensTooLowError` (a
+        `RequestError`, 422) when the vendor stopped at the token limit before its judgement
+        was complete; it is the caller's own setting, so it never counts as a failure.
+        A 200 body of any other shape than the vendor's answer is an
+        `InvalidProviderResponseError`. A wait for one of the vendor's concurrency slots
+        counts toward the call's timeout (`ProviderTimeoutError` when it runs out).
         """
         ...
 

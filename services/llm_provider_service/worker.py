@@ -20,6 +20,7 @@ from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CircuitOpenError,
+    MaxTokensTooLowError,
     ProviderError,
     QueueUnavailableError,
 )
@@ -164,7 +165,8 @@ class QueueWorker:
             raise
         except CircuitOpenError:
             await self._safely(self._queue.release(lease))
-        except ProviderError as exc:
+        except (ProviderError, MaxTokensTooLowError) as exc:
+            # MaxTokensTooLowError: the caller's own limit cut the answer off; FAILED at once.
             await self._failed(lease, exc.info(), exc)
         except Exception as exc:
             logger.exception("request %s crashed its attempt", lease.queue_id)
@@ -218,7 +220,9 @@ class QueueWorker:
                 await asyncio.sleep(0.5)
         return False
 
-    async def _failed(self, lease: Lease, info: ErrorInfo, exc: ProviderError | None) -> None:
+    async def _failed(
+        self, lease: Lease, info: ErrorInfo, exc: ProviderError | MaxTokensTooLowError | None
+    ) -> None:
         retryable = exc is None or exc.retryable
         retry_in = self.backoff(lease.attempt, exc.retry_after if exc else None)
         status = await self._safely(

@@ -30,8 +30,16 @@ sent in the vendor's wire format like any other answer (`tests/support/judges.py
 
 Every request is recorded (`requests`, `last`, `clear`);
 faults are switched on from the test thread with `fail(vendor, kind, times)` and off with
-`heal()`. The `fake_upstream` fixture is one server for the session; `clean_fake_upstream`
-hands it to a test reset (no faults, no records, the seed rewound).
+`heal()`. Beside the HTTP errors, `timeout` (hang for `hang_seconds`), `malformed` (an HTML
+200), `schema_violation` and `empty`, there are `max_tokens` (the vendor stopped at the token
+limit: Anthropic `stop_reason` "max_tokens" with a cut-off tool call, OpenAI/OpenRouter
+`finish_reason` "length" and Gemini `finishReason` MAX_TOKENS with cut-off JSON text),
+`auth_key_echo` (a 401 whose message echoes the caller's key masked, as OpenAI's does:
+"Incorrect API key provided: sk-abc***wxyz") and `raw`: any status and body, set with
+`fail_with(vendor, body, status=..., content_type=..., times=...)`.
+
+The `fake_upstream` fixture is one server for the session; `clean_fake_upstream` hands it
+to a test reset (no faults, no records, the seed rewound).
 """
 
 from __future__ import annotations
@@ -67,6 +75,9 @@ FaultKind = Literal[
     "malformed",
     "schema_violation",
     "empty",
+    "max_tokens",
+    "auth_key_echo",
+    "raw",
 ]
 
 VENDORS: Final[tuple[Vendor, ...]] = get_args(Vendor)
@@ -107,6 +118,7 @@ class RecordedRequest:
 class _Fault:
     kind: FaultKind
     remaining: int | None
+    reply: _Reply | None = None
 
 
 @dataclass(frozen=True)
@@ -662,9 +674,29 @@ class FakeUpstream:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
         if times is not None and times < 1:
             raise ValueError("times must be None or at least 1")
+        if kind == "raw":
+            raise ValueError("a raw reply is set with fail_with(vendor, body, ...)")
         key = None if vendor is None else _vendor(vendor)
         with self._lock:
             self._faults[key] = _Fault(kind, times)
+
+    def fail_with(
+        self,
+        vendor: Vendor | str | None,
+        body: bytes | str,
+        *,
+        status: int = 200,
+        content_type: str = _JSON,
+        times: int | None = None,
+    ) -> None:
+        """Answer requests to `vendor` (every vendor when None) with exactly this status and
+        body, whatever was asked: until `heal()`, or for the next `times` requests."""
+        if times is not None and times < 1:
+            raise ValueError("times must be None or at least 1")
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        key = None if vendor is None else _vendor(vendor)
+        with self._lock:
+            self._faults[key] = _Fault("raw", times, _Reply(status, raw, (), content_type))
 
     def heal(self, vendor: Vendor | str | None = None) -> None:
         """Clear the faults: all of them, or only the one set for `vendor`."""
@@ -685,7 +717,7 @@ class FakeUpstream:
             self._seen_prefixes.clear()
             self._rng.seed(self._seed)
 
-    def _take_fault(self, vendor: Vendor) -> FaultKind | None:
+    def _take_fault(self, vendor: Vendor) -> _Fault | None:
         with self._lock:
             key: Vendor | None = vendor if vendor in self._faults else None
             fault = self._faults.get(key)
@@ -695,7 +727,7 @@ class FakeUpstream:
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     del self._faults[key]
-            return fault.kind
+            return fault
 
     # ---- the server thread -------------------------------------------------------------------
 
@@ -793,16 +825,21 @@ class FakeUpstream:
             payload: Any = json.loads(body) if body else None
         except ValueError:
             payload = None
-        fault = self._take_fault(vendor)
+        taken = self._take_fault(vendor)
+        fault = taken.kind if taken is not None else None
         record = RecordedRequest(vendor, method, path, query, headers, body, payload, fault)
         with self._lock:
             self._records.append(record)
+        if taken is not None and taken.reply is not None:
+            return taken.reply
         if fault == "timeout":
             if not await self._hang(conn, reader):
                 return None
             fault = None
         if fault in _STATUS:
             return self._error(vendor, fault or "server_error")
+        if fault == "auth_key_echo":
+            return self._error(vendor, "auth", _key_echo(headers))
         if fault == "malformed":
             return _Reply(200, b"<html><body>upstream proxy error</body></html>\n{not json")
         if not isinstance(payload, dict):
@@ -902,6 +939,8 @@ class FakeUpstream:
             if fault == "empty"
             else json.dumps(self._structured(schema, fault, messages), separators=(",", ":"))
         )
+        if fault == "max_tokens":
+            content = _cut(content)
         system = [
             m for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer")
         ]
@@ -918,7 +957,7 @@ class FakeUpstream:
                     "index": 0,
                     "message": {"role": "assistant", "content": content, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": "length" if fault == "max_tokens" else "stop",
                 }
             ],
             "usage": {
@@ -991,6 +1030,8 @@ class FakeUpstream:
             stop_reason = "end_turn"
         if fault == "empty":
             content, stop_reason = [], "end_turn"
+        if fault == "max_tokens":
+            content, stop_reason = _cut_off(content), "max_tokens"
         system = payload.get("system")
         total = _estimate_tokens([system, payload["messages"], payload.get("tools")])
         cache_read, cache_creation, creation_1h = self._anthropic_cache(payload)
@@ -1063,10 +1104,12 @@ class FakeUpstream:
         parts: list[dict[str, Any]] = []
         if thinking.get("includeThoughts"):
             parts.append({"text": _text(self._rng, 1, 300), "thought": True})
+        if fault == "max_tokens":
+            text = _cut(text)
         parts.append({"text": text})
         candidate: dict[str, Any] = {
             "content": {"role": "model", "parts": parts},
-            "finishReason": "STOP",
+            "finishReason": "MAX_TOKENS" if fault == "max_tokens" else "STOP",
             "index": 0,
         }
         if fault == "empty":
@@ -1094,6 +1137,34 @@ class FakeUpstream:
             "responseId": _hex(22),
         }
         return _json_reply(200, body)
+
+
+def _key_echo(headers: Mapping[str, str]) -> str:
+    """OpenAI's 401 message, which names the key it was sent, masked."""
+    key = headers.get("x-api-key") or headers.get("x-goog-api-key") or ""
+    if not key:
+        key = headers.get("authorization", "").removeprefix("Bearer ").strip()
+    masked = f"{key[:6]}***{key[-4:]}" if len(key) > 10 else "***"
+    return (
+        f"Incorrect API key provided: {masked}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+
+
+def _cut_off(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Anthropic content cut off at the token limit: a tool call's input incomplete (the API
+    sends what it has, here nothing), a text block's JSON cut in half."""
+    for block in content:
+        if block["type"] == "tool_use":
+            block["input"] = {}
+        elif block["type"] == "text":
+            block["text"] = _cut(block["text"])
+    return content
+
+
+def _cut(text: str) -> str:
+    """JSON text cut off midway, as a vendor sends it when it hit the token limit."""
+    return text[: max(1, len(text) // 2)]
 
 
 def _block_list(value: Any) -> list[Any]:

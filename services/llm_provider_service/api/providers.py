@@ -21,7 +21,11 @@ from services.llm_provider_service.api.auth import current_caller
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.callers import require_admin
-from services.llm_provider_service.errors import ProviderError, UnknownProviderError
+from services.llm_provider_service.errors import (
+    MaxTokensTooLowError,
+    ProviderError,
+    UnknownProviderError,
+)
 from services.llm_provider_service.models import ComparisonPrompt
 from services.llm_provider_service.protocols import RequestQueue
 from services.llm_provider_service.provider_registry import ProviderRegistry
@@ -101,7 +105,7 @@ async def test_provider(
             LLMConfigOverrides(),
         )
         success, message = True, f"{judgement.model} answered {judgement.winner.value}"
-    except ProviderError as exc:
+    except (ProviderError, MaxTokensTooLowError) as exc:
         success, message = False, f"{exc.code.value}: {exc.message}"
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     body = ProviderTestResponse(

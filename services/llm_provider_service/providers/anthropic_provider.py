@@ -37,8 +37,14 @@ Documented choices:
   `max_retries=0`), so each attempt is exactly one HTTP request; outages are retried by the
   queue and counted by the breaker. Only an answer outside the schema (or unparseable, or
   missing) is re-asked, with a fresh call, at most `invalid_response_reasks` times.
-- Every call runs under the provider's `asyncio.Semaphore(max_concurrency)` and an overall
-  deadline of `timeout_seconds` (plus one second, so that the SDK's own timeout fires first).
+- Every call runs under the provider's `CallSlots(max_concurrency)` and an overall deadline
+  of `timeout_seconds` plus one second (so that the SDK's own timeout fires first); the wait
+  for a slot counts toward that deadline, and the SDK gets `timeout_seconds` or, when the
+  wait ate into the grace second, what is left.
+- Stopping at the token limit (`stop_reason` "max_tokens") without a readable judgement is
+  `MaxTokensTooLowError` (422, the caller's own limit), never re-asked.
+- The answer is read in one place, `_judgement` (with `_usage`), under `ask_until_valid`'s
+  guard: a 200 body of any other shape is `InvalidProviderResponseError`.
 """
 
 from __future__ import annotations
@@ -62,8 +68,13 @@ from anthropic.types import (
 
 from common_core.api_models import LLMConfigOverrides, TokenUsage
 from common_core.enums import CacheTTL, LLMProviderType, ReasoningEffort
-from services.llm_provider_service.errors import InvalidProviderResponseError, ProviderError
+from services.llm_provider_service.errors import (
+    InvalidProviderResponseError,
+    MaxTokensTooLowError,
+    ProviderError,
+)
 from services.llm_provider_service.models import ComparisonPrompt, Judgement, PromptPart
+from services.llm_provider_service.providers.call_slots import CallSlots, call_timeout
 from services.llm_provider_service.providers.http_errors import (
     connection_error,
     error_for_status,
@@ -124,7 +135,7 @@ class AnthropicProvider:
         self._client = client
         self._config = config
         self._prompt_caching = prompt_caching
-        self._slots = asyncio.Semaphore(config.max_concurrency)
+        self._slots = CallSlots(_PROVIDER, config.max_concurrency)
 
     @property
     def provider(self) -> LLMProviderType:
@@ -143,7 +154,7 @@ class AnthropicProvider:
             self._config.invalid_response_reasks,
             lambda: self._send(call),
             _usage,
-            lambda message, spent: _judgement(message, call.model, spent),
+            lambda message, spent: _judgement(message, call, spent),
         )
 
     def _plan(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> _Call:
@@ -197,7 +208,10 @@ class AnthropicProvider:
         """Exactly one HTTP request, with every failure translated to a `ProviderError`."""
         timeout = self._config.timeout_seconds
         try:
-            async with self._slots, asyncio.timeout(timeout + _DEADLINE_GRACE_SECONDS):
+            async with (
+                self._slots.slot(timeout + _DEADLINE_GRACE_SECONDS) as left,
+                asyncio.timeout(left),
+            ):
                 return await self._client.messages.create(
                     model=call.model,
                     max_tokens=call.max_tokens,
@@ -207,7 +221,7 @@ class AnthropicProvider:
                     tool_choice=call.tool_choice,
                     thinking=call.thinking,
                     extra_body=call.extra_body,
-                    timeout=timeout,
+                    timeout=call_timeout(timeout, left),
                 )
         except Exception as exc:
             raise translate_error(exc, timeout) from exc
@@ -289,24 +303,40 @@ def translate_error(exc: Exception, timeout: float) -> ProviderError:
     )
 
 
-def _judgement(message: Message, model: str, usage: TokenUsage) -> Judgement:
+def _judgement(message: Message, call: _Call, usage: TokenUsage) -> Judgement:
+    """The judgement in a 200 answer. The SDK builds `Message` without validating it, so
+    every field may be missing or of any type: `ask_until_valid` turns what this raises
+    beyond `ServiceError`s into `InvalidProviderResponseError`."""
+    reported = getattr(message, "model", None)
+    model = reported if isinstance(reported, str) and reported else call.model
+    stop_reason = getattr(message, "stop_reason", None)
+    content = getattr(message, "content", None)
+    blocks = content if isinstance(content, list) else []
     tool_use = next(
-        (b for b in message.content if isinstance(b, ToolUseBlock) and b.name == TOOL_NAME),
+        (b for b in blocks if isinstance(b, ToolUseBlock) and b.name == TOOL_NAME),
         None,
     )
-    if tool_use is None:
-        raise InvalidProviderResponseError(
+    try:
+        if tool_use is None:
+            raise InvalidProviderResponseError(
+                _PROVIDER,
+                f"anthropic did not call the {TOOL_NAME} tool (stop_reason={stop_reason})",
+                details={"model": model},
+            )
+        request_id = getattr(message, "id", None)
+        return parse_judgement(
             _PROVIDER,
-            f"anthropic did not call the {TOOL_NAME} tool (stop_reason={message.stop_reason})",
-            details={"model": message.model or model},
+            tool_use.input if isinstance(tool_use.input, dict) else None,
+            model=model,
+            usage=usage,
+            provider_request_id=request_id if isinstance(request_id, str) else None,
         )
-    return parse_judgement(
-        _PROVIDER,
-        tool_use.input,
-        model=message.model or model,
-        usage=usage,
-        provider_request_id=message.id,
-    )
+    except InvalidProviderResponseError as exc:
+        if stop_reason == "max_tokens":
+            raise MaxTokensTooLowError(
+                _PROVIDER, max_tokens=call.max_tokens, stop_reason="max_tokens", model=model
+            ) from exc
+        raise
 
 
 def _usage(message: Message) -> TokenUsage:
@@ -315,11 +345,11 @@ def _usage(message: Message) -> TokenUsage:
     written = usage.cache_creation_input_tokens or 0
     by_ttl = usage.cache_creation
     written_1h = (by_ttl.ephemeral_1h_input_tokens or 0) if by_ttl is not None else 0
-    prompt = usage.input_tokens + cache_read + written
+    prompt = (usage.input_tokens or 0) + cache_read + written
     return TokenUsage(
         prompt_tokens=prompt,
-        completion_tokens=usage.output_tokens,
-        total_tokens=prompt + usage.output_tokens,
+        completion_tokens=usage.output_tokens or 0,
+        total_tokens=prompt + (usage.output_tokens or 0),
         cached_prompt_tokens=cache_read,
         cache_write_tokens=written,
         cache_write_1h_tokens=min(written_1h, written),

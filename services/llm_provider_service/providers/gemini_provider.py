@@ -27,9 +27,14 @@ Documented choices:
   continuation), so each attempt is exactly one HTTP request; outages are retried by the
   queue. Only an answer outside the schema (or unparseable, or missing) is re-asked, with a
   fresh call, at most `invalid_response_reasks` times.
-- Every call runs under the provider's `asyncio.Semaphore(max_concurrency)`, with the SDK
-  timeout set per request (google-genai takes milliseconds) and an overall deadline one
-  second later.
+- Every call runs under the provider's `CallSlots(max_concurrency)`, with the SDK timeout
+  set per request (google-genai takes milliseconds) and an overall deadline one second
+  later; the wait for a slot counts toward that deadline (the SDK timeout shrinks when the
+  wait ate into the grace second).
+- Stopping at the token limit (`finish_reason` MAX_TOKENS) without a readable judgement is
+  `MaxTokensTooLowError` (422, the caller's own limit), never re-asked.
+- The answer is read in one place, `_judgement` (with `_usage`), under `ask_until_valid`'s
+  guard: a 200 body of any other shape is `InvalidProviderResponseError`.
 """
 
 from __future__ import annotations
@@ -49,8 +54,13 @@ from google.genai import types
 
 from common_core.api_models import LLMConfigOverrides, TokenUsage
 from common_core.enums import LLMProviderType, ReasoningEffort
-from services.llm_provider_service.errors import InvalidProviderResponseError, ProviderError
+from services.llm_provider_service.errors import (
+    InvalidProviderResponseError,
+    MaxTokensTooLowError,
+    ProviderError,
+)
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
+from services.llm_provider_service.providers.call_slots import CallSlots, call_timeout
 from services.llm_provider_service.providers.http_errors import (
     connection_error,
     error_for_status,
@@ -87,7 +97,7 @@ class GeminiProvider:
     def __init__(self, client: genai.Client, config: ProviderSettings) -> None:
         self._client = client
         self._config = config
-        self._slots = asyncio.Semaphore(config.max_concurrency)
+        self._slots = CallSlots(_PROVIDER, config.max_concurrency)
 
     @property
     def provider(self) -> LLMProviderType:
@@ -107,7 +117,7 @@ class GeminiProvider:
             self._config.invalid_response_reasks,
             lambda: self._send(model, prompt.user_prompt, config),
             _usage,
-            lambda response, spent: _judgement(response, model, spent),
+            lambda response, spent: _judgement(response, model, spent, config.max_output_tokens),
         )
 
     def _generation_config(
@@ -135,7 +145,15 @@ class GeminiProvider:
         """Exactly one HTTP request, with every failure translated to a `ProviderError`."""
         timeout = self._config.timeout_seconds
         try:
-            async with self._slots, asyncio.timeout(timeout + _DEADLINE_GRACE_SECONDS):
+            async with (
+                self._slots.slot(timeout + _DEADLINE_GRACE_SECONDS) as left,
+                asyncio.timeout(left),
+            ):
+                if left < timeout:  # the wait for a slot ate into the grace second
+                    ms = max(1, round(call_timeout(timeout, left) * 1000))
+                    config = config.model_copy(
+                        update={"http_options": types.HttpOptions(timeout=ms)}
+                    )
                 return await self._client.aio.models.generate_content(
                     model=model, contents=user_prompt, config=config
                 )
@@ -211,7 +229,14 @@ def _retry_after(exc: genai_errors.APIError) -> float | None:
     return None
 
 
-def _judgement(response: types.GenerateContentResponse, model: str, usage: TokenUsage) -> Judgement:
+def _judgement(
+    response: types.GenerateContentResponse,
+    model: str,
+    usage: TokenUsage,
+    max_tokens: int | None = None,
+) -> Judgement:
+    """The judgement in a 200 answer; what this raises beyond `ServiceError`s (a body of
+    another shape) `ask_until_valid` turns into `InvalidProviderResponseError`."""
     candidate = response.candidates[0] if response.candidates else None
     if candidate is None:
         feedback = response.prompt_feedback
@@ -219,19 +244,28 @@ def _judgement(response: types.GenerateContentResponse, model: str, usage: Token
         raise InvalidProviderResponseError(
             _PROVIDER, f"gemini returned no candidate (block_reason={reason})"
         )
-    parts = candidate.content.parts if candidate.content is not None else None
-    text = "".join(p.text for p in parts or [] if p.text is not None and not p.thought)
-    if not text:
-        raise InvalidProviderResponseError(
-            _PROVIDER, f"gemini returned no judgement (finish_reason={candidate.finish_reason})"
+    answered = response.model_version or model
+    try:
+        parts = candidate.content.parts if candidate.content is not None else None
+        text = "".join(p.text for p in parts or [] if p.text is not None and not p.thought)
+        if not text:
+            raise InvalidProviderResponseError(
+                _PROVIDER,
+                f"gemini returned no judgement (finish_reason={candidate.finish_reason})",
+            )
+        return parse_judgement(
+            _PROVIDER,
+            text,
+            model=answered,
+            usage=usage,
+            provider_request_id=response.response_id,
         )
-    return parse_judgement(
-        _PROVIDER,
-        text,
-        model=response.model_version or model,
-        usage=usage,
-        provider_request_id=response.response_id,
-    )
+    except InvalidProviderResponseError as exc:
+        if candidate.finish_reason == types.FinishReason.MAX_TOKENS:
+            raise MaxTokensTooLowError(
+                _PROVIDER, max_tokens=max_tokens, stop_reason="MAX_TOKENS", model=answered
+            ) from exc
+        raise
 
 
 def _usage(response: types.GenerateContentResponse) -> TokenUsage:

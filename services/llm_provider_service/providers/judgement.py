@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from common_core.api_models import JUSTIFICATION_MAX_CHARS, TokenUsage
 from common_core.enums import LLMProviderType
-from services.llm_provider_service.errors import InvalidProviderResponseError
+from services.llm_provider_service.errors import InvalidProviderResponseError, ServiceError
 from services.llm_provider_service.models import Judgement
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def parse_judgement(
 def _as_object(provider: LLMProviderType, payload: str | dict[str, Any] | None) -> dict[str, Any]:
     if isinstance(payload, dict):
         return payload
-    if not payload:
+    if not payload or not isinstance(payload, str):
         raise InvalidProviderResponseError(provider, f"{provider.value} returned no judgement")
     try:
         data = json.loads(payload)
@@ -124,7 +124,12 @@ async def ask_until_valid(
     `InvalidProviderResponseError` for one outside the schema); `usage` sums every attempt's
     tokens, since the vendor bills the re-asks too, and a final invalid answer carries that
     sum as `spent`. Outage errors are never re-asked: the queue's backoff, not a tight loop
-    here, retries those.
+    here, retries those; nor is `MaxTokensTooLowError`, which the same limit would repeat.
+
+    This is the guard around every adapter's reading of a 200 answer: the SDKs build their
+    response objects without validating them, so a body of another shape surfaces here as
+    any exception at all. `usage_of` failing counts as no tokens; `judge` raising anything
+    but a `ServiceError` is an `InvalidProviderResponseError` (re-asked like any other).
     """
     spent = TokenUsage()
     failure: InvalidProviderResponseError | None = None
@@ -133,10 +138,36 @@ async def ask_until_valid(
             logger.info("re-asking %s (attempt %d): %s", provider.value, attempt + 1, failure)
         try:
             response = await send()
-            spent = added_usage(spent, usage_of(response))
-            return judge(response, spent)
+            spent = added_usage(spent, _usage_or_none(usage_of, response))
+            return _read(provider, judge, response, spent)
         except InvalidProviderResponseError as exc:
             failure = exc
     assert failure is not None
     failure.spent = spent if spent != TokenUsage() else None
     raise failure
+
+
+def _usage_or_none(usage_of: Callable[[R], TokenUsage], response: R) -> TokenUsage:
+    """The answer's token usage, or none where the body has no readable usage."""
+    try:
+        return usage_of(response)
+    except Exception:  # the judge step reports what is wrong with the body
+        logger.debug("no readable token usage in the answer", exc_info=True)
+        return TokenUsage()
+
+
+def _read(
+    provider: LLMProviderType,
+    judge: Callable[[R, TokenUsage], Judgement],
+    response: R,
+    spent: TokenUsage,
+) -> Judgement:
+    try:
+        return judge(response, spent)
+    except ServiceError:
+        raise
+    except Exception as exc:  # a 200 body of another shape than the vendor's answer
+        raise InvalidProviderResponseError(
+            provider,
+            f"{provider.value} answered with a body of an unexpected shape ({type(exc).__name__})",
+        ) from exc

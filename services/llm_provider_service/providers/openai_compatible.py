@@ -1,10 +1,15 @@
 """What the OpenAI and OpenRouter adapters share: one chat-completions call, read strictly.
 
 Subclasses decide what to send (`_build_request`); this module makes the call through the
-`openai` SDK under the concurrency limit, translates every SDK failure into the service's
-errors (`raise ... from`), and reads the completion into a `Judgement`, re-asking (a fresh
-call) at most `invalid_response_reasks` times for an answer outside the schema. The client
-has `max_retries=0` (`build_client`): retrying is the queue's and the breaker's decision.
+`openai` SDK under the concurrency limit (`CallSlots`) and an overall deadline of
+`timeout_seconds` plus one second, which the wait for a slot counts toward; translates every
+SDK failure into the service's errors (`raise ... from`), and reads the completion into a
+`Judgement` in one place (`_judge`, under `ask_until_valid`'s guard: a 200 body of another shape is
+`InvalidProviderResponseError`), re-asking (a fresh call) at most `invalid_response_reasks`
+times for an answer outside the schema. An answer cut off at the token limit
+(`finish_reason` "length") is `MaxTokensTooLowError` (422, the caller's own limit). The
+client has `max_retries=0` (`build_client`): retrying is the queue's and the breaker's
+decision.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from common_core.api_models import LLMConfigOverrides, TokenUsage
 from common_core.enums import LLMProviderType, OutputVerbosity, ReasoningEffort
 from services.llm_provider_service.errors import (
     InvalidProviderResponseError,
+    MaxTokensTooLowError,
     ProviderError,
     ProviderNotConfiguredError,
 )
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
+from services.llm_provider_service.providers.call_slots import CallSlots, call_timeout
 from services.llm_provider_service.providers.http_errors import (
     connection_error,
     error_for_status,
@@ -49,6 +56,8 @@ logger = logging.getLogger(__name__)
 OpenAIEffort = Literal["none", "minimal", "low", "medium", "high"]
 Verbosity = Literal["low", "medium", "high"]
 
+_DEADLINE_GRACE_SECONDS = 1.0
+"""The overall deadline of an attempt (slot wait included) is the timeout plus this."""
 DEFAULT_MAX_TOKENS = 1024
 """Output budget when the caller sets none: a judgement needs about 200 tokens."""
 DEFAULT_REASONING_MAX_TOKENS = 8192
@@ -131,7 +140,7 @@ class OpenAICompatibleProvider(ABC):
 
     `client` must have `max_retries=0` (the composition root builds it so, e.g. with
     `build_client`): hidden SDK retries would hide outages from the circuit breaker and
-    multiply calls. Calls run under `asyncio.Semaphore(config.max_concurrency)`.
+    multiply calls. Calls run under `CallSlots(config.max_concurrency)`.
     """
 
     _provider: ClassVar[LLMProviderType]
@@ -145,7 +154,7 @@ class OpenAICompatibleProvider(ABC):
             )
         self._client = client
         self._config = config
-        self._semaphore = asyncio.Semaphore(config.max_concurrency)
+        self._slots = CallSlots(self._provider, config.max_concurrency)
 
     @property
     def provider(self) -> LLMProviderType:
@@ -178,8 +187,15 @@ class OpenAICompatibleProvider(ABC):
         out with a debug log, so that they never cause an upstream 400."""
 
     async def _attempt(self, request: ChatRequest) -> ChatCompletion:
-        async with self._semaphore:
-            return await self._send(request)
+        timeout = self._config.timeout_seconds
+        try:
+            async with (
+                self._slots.slot(timeout + _DEADLINE_GRACE_SECONDS) as left,
+                asyncio.timeout(left),
+            ):
+                return await self._send(request, seconds=call_timeout(timeout, left))
+        except TimeoutError as exc:  # the overall deadline, past the SDK's own timeout
+            raise timeout_error(self._provider, timeout) from exc
 
     def _judge(
         self, completion: ChatCompletion, request: ChatRequest, spent: TokenUsage
@@ -187,13 +203,22 @@ class OpenAICompatibleProvider(ABC):
         """The judgement, with the tokens of every attempt (re-asks are billed too)."""
         try:
             judgement = judgement_from_completion(self._provider, completion, request.model)
+        except InvalidProviderResponseError as exc:
+            if exc.details.get("finish_reason") == "length":
+                raise MaxTokensTooLowError(
+                    self._provider,
+                    max_tokens=request.max_completion_tokens or request.max_tokens,
+                    stop_reason="length",
+                    model=request.model,
+                ) from exc
+            raise
         except ProviderError:
             raise
         except Exception as exc:  # a 200 body that is JSON but not a chat completion
             raise _not_a_completion(self._provider, exc) from exc
         return judgement.model_copy(update={"token_usage": spent})
 
-    async def _send(self, request: ChatRequest) -> ChatCompletion:
+    async def _send(self, request: ChatRequest, *, seconds: float) -> ChatCompletion:
         provider = self._provider
         try:
             return await self._client.chat.completions.create(
@@ -207,6 +232,7 @@ class OpenAICompatibleProvider(ABC):
                 verbosity=_given(request.verbosity),
                 prompt_cache_key=_given(request.prompt_cache_key),
                 extra_body=request.extra_body,
+                timeout=seconds,
             )
         except openai.APITimeoutError as exc:
             raise timeout_error(provider, self._config.timeout_seconds) from exc
