@@ -162,6 +162,13 @@ class ServiceMetrics:
             ["event_type", "outcome"],
             registry=r,
         )
+        self.events_lost = Counter(
+            "llm_provider_events_lost_total",
+            "Events given up for good, by type and reason: rejected (the broker refused the "
+            "record for good), unknown_topic (the topic stayed unknown).",
+            ["event_type", "reason"],
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "llm_provider_outbox_pending",
             "Result deliveries waiting in the outbox, by channel (kafka, webhook).",

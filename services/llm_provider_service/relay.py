@@ -8,7 +8,8 @@ Two steps per pass, both safe to run on every replica at once:
 2. deliver: claim due deliveries (leased, so two relays never send one at the same time),
    send each, and record the outcome: acknowledged deliveries leave the outbox; the rest
    are retried with jittered exponential backoff, Kafka results until the broker takes them
-   and webhooks until their deadline.
+   (or refuses them for good: too large, not authorised, or a topic it still does not know
+   after KAFKA_UNKNOWN_TOPIC_MAX_ATTEMPTS) and webhooks until their deadline.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from common_core.enums import DeliveryChannel
 from common_core.events import ComparisonResultData, EventEnvelope, LLMProviderEvent
 from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookSender
 from services.llm_provider_service.errors import EventPublishError, QueueUnavailableError
+from services.llm_provider_service.events import reasons
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Delivery, QueueRecord
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
@@ -140,8 +142,15 @@ class ResultRelay:
         except EventPublishError as exc:
             # While the breaker is open nothing was tried: wait for its probe, and do not
             # count an attempt that was never made.
-            if exc.details.get("reason") != "circuit_open":
+            reason = exc.details.get("reason")
+            if reason != reasons.CIRCUIT_OPEN:
                 self._metrics.events_published.labels(_RESULT, "failed").inc()
+            if reason in reasons.PERMANENT or (
+                reason == reasons.UNKNOWN_TOPIC
+                and delivery.attempts >= self._settings.kafka_unknown_topic_max_attempts
+            ):
+                await self._give_up_kafka(delivery, str(reason), str(exc))
+                return
             delay = max(self.backoff(delivery.attempts), exc.retry_after or 0.0)
             await self._outbox.retry(delivery.delivery_id, delay_seconds=delay, error=str(exc))
             return
@@ -175,6 +184,21 @@ class ResultRelay:
                 delay = max(0.0, min(delay, left))
             error = outcome.error or f"HTTP {outcome.status_code}"
             await self._outbox.retry(delivery.delivery_id, delay_seconds=delay, error=error)
+
+    async def _give_up_kafka(self, delivery: Delivery, reason: str, error: str) -> None:
+        """The broker refused the record for good: the result event is lost to Kafka (the
+        status body still has the result, and a webhook its own delivery)."""
+        logger.error(
+            "result event of request %s lost: Kafka refused it for topic %s for good "
+            "after %d attempt(s) (%s): %s",
+            delivery.request_id,
+            delivery.destination,
+            delivery.attempts,
+            reason,
+            error,
+        )
+        self._metrics.events_lost.labels(_RESULT, reason).inc()
+        await self._outbox.give_up(delivery.delivery_id, error=error)
 
     async def _give_up(self, delivery: Delivery, error: str) -> None:
         logger.warning("webhook %s given up: %s", delivery.delivery_id, error)

@@ -197,6 +197,7 @@ class Settings(BaseSettings):
     kafka_send_timeout_seconds: float = Field(default=5.0, gt=0)
     kafka_breaker_failure_threshold: int = Field(default=3, gt=0)
     kafka_breaker_reset_timeout_seconds: float = Field(default=10.0, gt=0)
+    kafka_unknown_topic_max_attempts: int = Field(default=5, gt=0)
     callback_topic_allowlist: tuple[str, ...] = (f"{DEFAULT_TOPIC_PREFIX}.*",)
 
     # Result delivery: the durable outbox and its relay.

@@ -5,6 +5,10 @@ broker later, so a caller that retries can publish it twice (consumers drop dupl
 `event_id`). After any outage-like failure the producer is discarded and the next attempt
 builds a new one, so a restarted broker (same address) is picked up without stale
 connections or metadata.
+
+Refusals are told apart from outages (`events/reasons.py`): a record or topic the broker
+refuses for good is `rejected`, and a topic that stays missing from the broker's metadata
+answers for half the send timeout is `unknown_topic`. Neither counts toward the breaker.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
     TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
 )
 
 from common_core.api_models import DependencyHealth
@@ -32,6 +37,7 @@ from common_core.enums import CircuitBreakerState, HealthStatus
 from common_core.events import EventEnvelope
 from services.llm_provider_service.breaker import CircuitBreaker, TransitionListener
 from services.llm_provider_service.errors import EventPublishError
+from services.llm_provider_service.events.reasons import CIRCUIT_OPEN, REJECTED, UNKNOWN_TOPIC
 from services.llm_provider_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,7 +55,9 @@ _REJECTED: tuple[type[Exception], ...] = (
     RecordTooLargeError,
     TopicAuthorizationFailedError,
 )
-_REASON_REJECTED = "rejected"
+_REASON_REJECTED = REJECTED
+_NOT_OUTAGES = frozenset({REJECTED, UNKNOWN_TOPIC})
+_METADATA_RETRY_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -81,13 +89,13 @@ class KafkaPublisherConfig:
 
 
 def _counts_as_outage(exc: Exception) -> bool:
-    return isinstance(exc, EventPublishError) and exc.details.get("reason") != _REASON_REJECTED
+    return isinstance(exc, EventPublishError) and exc.details.get("reason") not in _NOT_OUTAGES
 
 
 def _open_error(retry_after: float) -> Exception:
     return EventPublishError(
         "event not published: the Kafka circuit breaker is open",
-        details={"reason": "circuit_open"},
+        details={"reason": CIRCUIT_OPEN},
         retry_after=retry_after,
     )
 
@@ -192,6 +200,7 @@ class KafkaEventPublisher:
                 for _ in range(2):
                     producer = await self._started_producer()
                     try:
+                        await self._check_topic(producer, topic, timeout / 2)
                         await producer.send_and_wait(topic, value, key=key, headers=headers)
                         return
                     except ProducerClosed:
@@ -199,6 +208,11 @@ class KafkaEventPublisher:
                         if self._closed:
                             raise
                 raise ProducerClosed()
+        except UnknownTopicOrPartitionError as exc:
+            raise EventPublishError(
+                f"Kafka does not know the topic {topic}",
+                details={"reason": UNKNOWN_TOPIC, "topic": topic},
+            ) from exc
         except _REJECTED as exc:
             raise EventPublishError(
                 f"Kafka refused the event for {topic} ({type(exc).__name__})",
@@ -218,6 +232,31 @@ class KafkaEventPublisher:
                 f"Kafka is unavailable for {topic} ({type(exc).__name__})",
                 details={"reason": "unavailable", "topic": topic},
             ) from exc
+
+    @staticmethod
+    async def _check_topic(producer: AIOKafkaProducer, topic: str, within: float) -> None:
+        """Return once the producer's metadata has `topic`. Raise UnknownTopicOrPartitionError
+        if the broker kept answering without it for `within` seconds (auto-creation off; an
+        auto-created topic appears within a round or two), TopicAuthorizationFailedError if it
+        says the topic is not ours. If the broker does not answer, return and let the send
+        fail as an outage: only an answer can prove a topic missing."""
+        client = producer.client
+        if client.cluster.partitions_for_topic(topic) is not None:
+            return
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + within
+        await client.add_topic(topic)
+        while True:
+            answered = bool(await client.force_metadata_update())
+            if client.cluster.partitions_for_topic(topic) is not None:
+                return
+            if topic in client.cluster.unauthorized_topics:
+                raise TopicAuthorizationFailedError(topic)
+            if not answered:
+                return
+            if loop.time() >= give_up_at:
+                raise UnknownTopicOrPartitionError(topic)
+            await asyncio.sleep(_METADATA_RETRY_SECONDS)
 
     async def _started_producer(self) -> AIOKafkaProducer:
         """The current producer, created and started on first use; a failed start is
@@ -265,9 +304,9 @@ class KafkaEventPublisher:
     def _note_failure(self, topic: str, exc: EventPublishError) -> None:
         """Warn when publishing starts failing, not for every event that fails after."""
         reason = exc.details.get("reason")
-        if reason == "circuit_open":
+        if reason == CIRCUIT_OPEN:
             return  # the breaker's own transition was logged
-        if reason == _REASON_REJECTED:
+        if reason in _NOT_OUTAGES:
             logger.warning("event to %s not published: %s (%r)", topic, exc.message, exc.__cause__)
         elif not self._failing:
             self._failing = True

@@ -241,3 +241,31 @@ async def test_a_failed_start_on_a_live_broker_is_cleaned_up(make_publisher, bro
 
     assert error.details["reason"] == "unavailable"
     assert elapsed < OUTAGE_BOUND
+
+
+async def test_a_topic_the_broker_does_not_know_is_reported_as_unknown_not_an_outage(
+    make_publisher, broker, topic, transitions, monkeypatch
+):
+    """With auto-creation off, the broker answers every metadata request without the topic.
+    Tansu auto-creates topics, so the client's view is made to lack this one instead."""
+    from aiokafka.cluster import ClusterMetadata
+
+    real = ClusterMetadata.partitions_for_topic
+    missing = f"{topic}.missing"
+
+    def partitions_for_topic(self: ClusterMetadata, name: str) -> set[int] | None:
+        return None if name == missing else real(self, name)
+
+    monkeypatch.setattr(ClusterMetadata, "partitions_for_topic", partitions_for_topic)
+    publisher = make_publisher()
+
+    for _ in range(THRESHOLD + 1):
+        with pytest.raises(EventPublishError) as info:
+            await publisher.publish(missing, envelope())
+        assert info.value.details["reason"] == "unknown_topic"
+        assert info.value.details["topic"] == missing
+
+    assert transitions == []  # the broker is up: no outage, the breaker stays closed
+    event = envelope()
+    await publisher.publish(topic, event)  # other topics still go through
+    assert [e.event_id for e in await read_event(broker, topic, event.event_id)] == [event.event_id]
