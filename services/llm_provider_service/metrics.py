@@ -175,6 +175,12 @@ class ServiceMetrics:
             ["channel"],
             registry=r,
         )
+        self.outbox_unsaved = Gauge(
+            "llm_provider_outbox_unsaved",
+            "Request-path result deliveries this process holds because the outbox could not "
+            "be written; the relay writes them once it can.",
+            registry=r,
+        )
         self.outbox_oldest_age = Gauge(
             "llm_provider_outbox_oldest_age_seconds",
             "Age of the oldest result delivery still waiting in the outbox.",

@@ -1,6 +1,8 @@
 """The result relay: hands ended requests' results to the outbox and delivers the outbox.
 
-Two steps per pass, both safe to run on every replica at once:
+Two steps per pass, both safe to run on every replica at once (after writing to the outbox
+any request-path deliveries this process holds because the outbox was unreachable when they
+were owed, `outbox/unsaved.py`):
 1. announce: every queued request that ended (the queue marked it in the same atomic step
    as its terminal status) gets its result deliveries added to the outbox, then is marked
    announced. A relay that dies in between leaves it to be announced again; the outbox
@@ -29,6 +31,7 @@ from services.llm_provider_service.errors import EventPublishError, QueueUnavail
 from services.llm_provider_service.events import reasons
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Delivery, QueueRecord
+from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
@@ -54,7 +57,9 @@ class ResultRelay:
         settings: Settings,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        unsaved: UnsavedDeliveries | None = None,
     ) -> None:
+        self._unsaved = unsaved
         self._queue = queue
         self._outbox = outbox
         self._publisher = publisher
@@ -78,11 +83,26 @@ class ResultRelay:
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval)
+        await self._last_flush()
+
+    async def _last_flush(self) -> None:
+        """On stopping: one more try to write held deliveries; what stays is lost."""
+        if not self._unsaved:
+            return
+        try:
+            await self._unsaved.flush(self._outbox)
+        except QueueUnavailableError as exc:
+            lost = len(self._unsaved)
+            self._metrics.events_published.labels(_RESULT, "lost").inc(lost)
+            logger.error("%d result deliveries held for the outbox lost at shutdown: %s", lost, exc)
+        finally:
+            self._metrics.outbox_unsaved.set(len(self._unsaved))
 
     async def run_once(self) -> int:
         """One pass; returns how many announcements and sends it made (0: nothing to do)."""
         try:
-            done = await self.announce() + await self.deliver()
+            done = await self.flush_unsaved()
+            done += await self.announce() + await self.deliver()
             self._metrics.observe_outbox(await self._outbox.stats())
         except QueueUnavailableError as exc:
             if self.healthy:
@@ -91,6 +111,15 @@ class ResultRelay:
             return 0
         self.healthy = True
         return done
+
+    async def flush_unsaved(self) -> int:
+        """Write the deliveries this process holds for the outbox; how many went in."""
+        if self._unsaved is None:
+            return 0
+        try:
+            return await self._unsaved.flush(self._outbox)
+        finally:
+            self._metrics.outbox_unsaved.set(len(self._unsaved))
 
     async def announce(self) -> int:
         records = await self._queue.take_unannounced(

@@ -207,6 +207,7 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     outbox_retry_base_seconds: float = Field(default=1.0, gt=0)
     outbox_retry_max_seconds: float = Field(default=60.0, gt=0)
+    outbox_unsaved_max_deliveries: int = Field(default=10_000, gt=0)
 
     # Webhooks (callback_url). No host is allowed until one is listed.
     webhook_allowed_hosts: tuple[str, ...] = ()
