@@ -117,7 +117,12 @@ class CoreDeps(Provider):
     def events(
         self, publisher: EventPublisher, metrics: ServiceMetrics, settings: Settings
     ) -> LifecycleEvents:
-        return LifecycleEvents(publisher, metrics, settings.kafka_topic_prefix)
+        return LifecycleEvents(
+            publisher,
+            metrics,
+            settings.kafka_topic_prefix,
+            buffer_size=settings.lifecycle_events_buffer_size,
+        )
 
     @provide
     def orchestrator(

@@ -165,7 +165,8 @@ class ServiceMetrics:
         self.events_lost = Counter(
             "llm_provider_events_lost_total",
             "Events given up for good, by type and reason: rejected (the broker refused the "
-            "record for good), unknown_topic (the topic stayed unknown).",
+            "record for good), unknown_topic (the topic stayed unknown), buffer_full and "
+            "shutdown (observability events the background buffer dropped or still held).",
             ["event_type", "reason"],
             registry=r,
         )

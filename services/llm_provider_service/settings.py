@@ -198,6 +198,8 @@ class Settings(BaseSettings):
     kafka_breaker_failure_threshold: int = Field(default=3, gt=0)
     kafka_breaker_reset_timeout_seconds: float = Field(default=10.0, gt=0)
     kafka_unknown_topic_max_attempts: int = Field(default=5, gt=0)
+    lifecycle_events_buffer_size: int = Field(default=10_000, gt=0)
+    lifecycle_events_shutdown_drain_seconds: float = Field(default=5.0, ge=0)
     callback_topic_allowlist: tuple[str, ...] = (f"{DEFAULT_TOPIC_PREFIX}.*",)
 
     # Result delivery: the durable outbox and its relay.
