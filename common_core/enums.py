@@ -73,8 +73,8 @@ class DeliveryChannel(StrEnum):
 
 
 class DeliveryState(StrEnum):
-    """A result delivery: waiting in the outbox, acknowledged, or given up (webhooks only:
-    a Kafka result is retried until the broker takes it)."""
+    """A result delivery: waiting in the outbox, acknowledged, or given up (a webhook past
+    its deadline or refused; a Kafka record the broker refused for good)."""
 
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.di import check_dependencies, make_container
+from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.redaction import Redactor, redact_logs
 from services.llm_provider_service.relay import ResultRelay
@@ -75,13 +76,19 @@ async def _work(settings: Settings) -> None:
                 settings.worker_metrics_port, addr=settings.host, registry=metrics.registry
             )
         relay = await container.get(ResultRelay)
+        events = await container.get(LifecycleEvents)
         stop, relay_stop = _stop_event(), asyncio.Event()
-        relay_task = asyncio.create_task(relay.run(relay_stop), name="result-relay")
+        tasks = [asyncio.create_task(relay.run(relay_stop), name="result-relay")]
+        if settings.kafka:  # the log publisher never blocks: without Kafka, events go inline
+            drain = events.run(
+                relay_stop, shutdown_seconds=settings.lifecycle_events_shutdown_drain_seconds
+            )
+            tasks.append(asyncio.create_task(drain, name="lifecycle-events"))
         try:
             await worker.run(stop)
         finally:
-            relay_stop.set()
-            await relay_task
+            relay_stop.set()  # the worker drained; then the relay and the event drain stop
+            await asyncio.gather(*tasks)
     finally:
         if server is not None:
             server.shutdown()

@@ -25,6 +25,7 @@ from services.llm_provider_service.api import (
 from services.llm_provider_service.api.auth import register_authentication
 from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
+from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.redaction import Redactor, redact_logs
 from services.llm_provider_service.relay import ResultRelay
@@ -105,6 +106,7 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
     tasks: list[asyncio.Task[None]] = []
 
     relay_stop = asyncio.Event()
+    background: list[asyncio.Task[None]] = []  # the relay and the lifecycle event drain
     unredact: list[Callable[[], None]] = []
 
     @app.before_serving
@@ -114,19 +116,29 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
 
     @app.before_serving
     async def _start_worker() -> None:
+        if settings.kafka:
+            # Observability events leave requests through this drain (lifecycle_events.py);
+            # the log publisher never blocks, so without Kafka they are written inline.
+            events = await container.get(LifecycleEvents)
+            drain = events.run(
+                relay_stop, shutdown_seconds=settings.lifecycle_events_shutdown_drain_seconds
+            )
+            background.append(asyncio.create_task(drain, name="lifecycle-events"))
         if settings.worker_enabled:
             worker = await container.get(QueueWorker)
             tasks.append(asyncio.create_task(worker.run(stop), name="queue-worker"))
         # Every replica relays: results of immediate requests are in the outbox too.
         relay = await container.get(ResultRelay)
-        tasks.append(asyncio.create_task(relay.run(relay_stop), name="result-relay"))
+        background.append(asyncio.create_task(relay.run(relay_stop), name="result-relay"))
 
     @app.after_serving
     async def _shutdown() -> None:
         stop.set()
-        await asyncio.gather(*tasks[:-1], return_exceptions=True)  # the worker drains first
-        relay_stop.set()  # then the relay ends its pass; what is left waits in the outbox
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)  # the worker drains first
+        # Then the relay ends its pass (what is left waits in the outbox), and the event
+        # drain sends what is buffered, within LIFECYCLE_EVENTS_SHUTDOWN_DRAIN_SECONDS.
+        relay_stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
         await container.close()
         logger.info("llm_provider_service stopped")
         for remove in unredact:

@@ -39,6 +39,7 @@ from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
+from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.position_bias.redis_store import RedisPositionBiasStore
 from services.llm_provider_service.protocols import (
@@ -118,7 +119,12 @@ class CoreDeps(Provider):
     def events(
         self, publisher: EventPublisher, metrics: ServiceMetrics, settings: Settings
     ) -> LifecycleEvents:
-        return LifecycleEvents(publisher, metrics, settings.kafka_topic_prefix)
+        return LifecycleEvents(
+            publisher,
+            metrics,
+            settings.kafka_topic_prefix,
+            buffer_size=settings.lifecycle_events_buffer_size,
+        )
 
     @provide
     def orchestrator(
@@ -135,8 +141,10 @@ class CoreDeps(Provider):
         deliveries: ResultDeliveries,
         counterbalancer: Counterbalancer,
         prices: PriceTable,
+        unsaved: UnsavedDeliveries,
     ) -> ComparisonOrchestrator:
         return ComparisonOrchestrator(
+            unsaved=unsaved,
             counterbalancer=counterbalancer,
             prices=prices,
             providers=registry,
@@ -193,6 +201,12 @@ class CoreDeps(Provider):
         await sender.close()
 
     @provide
+    def unsaved_deliveries(self, settings: Settings) -> UnsavedDeliveries:
+        """Request-path deliveries held while the outbox cannot be written; one per process,
+        shared by the orchestrator (which holds) and the relay (which writes them)."""
+        return UnsavedDeliveries(max_deliveries=settings.outbox_unsaved_max_deliveries)
+
+    @provide
     def relay(
         self,
         queue: RequestQueue,
@@ -202,8 +216,10 @@ class CoreDeps(Provider):
         deliveries: ResultDeliveries,
         metrics: ServiceMetrics,
         settings: Settings,
+        unsaved: UnsavedDeliveries,
     ) -> ResultRelay:
         return ResultRelay(
+            unsaved=unsaved,
             queue=queue,
             outbox=outbox,
             publisher=publisher,

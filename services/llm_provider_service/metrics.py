@@ -162,10 +162,24 @@ class ServiceMetrics:
             ["event_type", "outcome"],
             registry=r,
         )
+        self.events_lost = Counter(
+            "llm_provider_events_lost_total",
+            "Events given up for good, by type and reason: rejected (the broker refused the "
+            "record for good), unknown_topic (the topic stayed unknown), buffer_full and "
+            "shutdown (observability events the background buffer dropped or still held).",
+            ["event_type", "reason"],
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "llm_provider_outbox_pending",
             "Result deliveries waiting in the outbox, by channel (kafka, webhook).",
             ["channel"],
+            registry=r,
+        )
+        self.outbox_unsaved = Gauge(
+            "llm_provider_outbox_unsaved",
+            "Request-path result deliveries this process holds because the outbox could not "
+            "be written; the relay writes them once it can.",
             registry=r,
         )
         self.outbox_oldest_age = Gauge(

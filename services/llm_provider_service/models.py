@@ -268,7 +268,7 @@ class Delivery(BaseModel):
     key: str  # the Kafka key: the correlation id
     payload: str  # the event envelope, as JSON
     created_at: datetime
-    deadline: datetime | None = None  # webhooks are given up after this; Kafka never is
+    deadline: datetime | None = None  # webhooks are given up after this; Kafka has none
     state: DeliveryState = DeliveryState.PENDING
     attempts: int = 0
     last_error: str | None = None

@@ -44,6 +44,7 @@ from services.llm_provider_service.essay_order import Counterbalancer, in_caller
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, ComparisonPrompt, Judgement
+from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.prompt import render_prompt
 from services.llm_provider_service.protocols import (
     LLMProvider,
@@ -100,8 +101,10 @@ class ComparisonOrchestrator:
         deliveries: ResultDeliveries,
         counterbalancer: Counterbalancer,
         prices: PriceTable | None = None,
+        unsaved: UnsavedDeliveries | None = None,
     ) -> None:
         self._counterbalancer = counterbalancer
+        self._unsaved = unsaved
         self._cache = cache
         self._outbox = outbox
         self._deliveries = deliveries
@@ -302,16 +305,23 @@ class ComparisonOrchestrator:
         request = job.request
         if not (request.callback_topic or request.callback_url):
             return
+        deliveries = self._deliveries.for_outcome(job, result=result, error=error, prompt=prompt)
         try:
-            deliveries = self._deliveries.for_outcome(
-                job, result=result, error=error, prompt=prompt
-            )
             for delivery in deliveries:
                 await self._outbox.add(delivery)
         except QueueUnavailableError as exc:
+            # Held in this process until the relay can write it (the outbox ignores the
+            # deliveries already in); lost only if the hold is full or the process dies.
+            if self._unsaved is not None and self._unsaved.keep(deliveries):
+                logger.warning(
+                    "result event of %s held in process until the outbox answers: %s",
+                    job.request_id,
+                    exc,
+                )
+                return
             # The caller has the result in this response; only its copy by event is lost.
             self._metrics.events_published.labels("comparison_result", "lost").inc()
-            logger.warning("result event of %s not kept: %s", job.request_id, exc)
+            logger.error("result event of %s not kept: %s", job.request_id, exc)
 
     async def _from_cache(
         self, job: ComparisonJob, prompt: ComparisonPrompt

@@ -1,6 +1,8 @@
 """The result relay: hands ended requests' results to the outbox and delivers the outbox.
 
-Two steps per pass, both safe to run on every replica at once:
+Two steps per pass, both safe to run on every replica at once (after writing to the outbox
+any request-path deliveries this process holds because the outbox was unreachable when they
+were owed, `outbox/unsaved.py`):
 1. announce: every queued request that ended (the queue marked it in the same atomic step
    as its terminal status) gets its result deliveries added to the outbox, then is marked
    announced. A relay that dies in between leaves it to be announced again; the outbox
@@ -8,7 +10,8 @@ Two steps per pass, both safe to run on every replica at once:
 2. deliver: claim due deliveries (leased, so two relays never send one at the same time),
    send each, and record the outcome: acknowledged deliveries leave the outbox; the rest
    are retried with jittered exponential backoff, Kafka results until the broker takes them
-   and webhooks until their deadline.
+   (or refuses them for good: too large, not authorised, or a topic it still does not know
+   after KAFKA_UNKNOWN_TOPIC_MAX_ATTEMPTS) and webhooks until their deadline.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from common_core.enums import DeliveryChannel
 from common_core.events import ComparisonResultData, EventEnvelope, LLMProviderEvent
 from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookSender
 from services.llm_provider_service.errors import EventPublishError, QueueUnavailableError
+from services.llm_provider_service.events import reasons
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Delivery, QueueRecord
+from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
@@ -52,7 +57,9 @@ class ResultRelay:
         settings: Settings,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        unsaved: UnsavedDeliveries | None = None,
     ) -> None:
+        self._unsaved = unsaved
         self._queue = queue
         self._outbox = outbox
         self._publisher = publisher
@@ -76,11 +83,26 @@ class ResultRelay:
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval)
+        await self._last_flush()
+
+    async def _last_flush(self) -> None:
+        """On stopping: one more try to write held deliveries; what stays is lost."""
+        if not self._unsaved:
+            return
+        try:
+            await self._unsaved.flush(self._outbox)
+        except QueueUnavailableError as exc:
+            lost = len(self._unsaved)
+            self._metrics.events_published.labels(_RESULT, "lost").inc(lost)
+            logger.error("%d result deliveries held for the outbox lost at shutdown: %s", lost, exc)
+        finally:
+            self._metrics.outbox_unsaved.set(len(self._unsaved))
 
     async def run_once(self) -> int:
         """One pass; returns how many announcements and sends it made (0: nothing to do)."""
         try:
-            done = await self.announce() + await self.deliver()
+            done = await self.flush_unsaved()
+            done += await self.announce() + await self.deliver()
             self._metrics.observe_outbox(await self._outbox.stats())
         except QueueUnavailableError as exc:
             if self.healthy:
@@ -89,6 +111,15 @@ class ResultRelay:
             return 0
         self.healthy = True
         return done
+
+    async def flush_unsaved(self) -> int:
+        """Write the deliveries this process holds for the outbox; how many went in."""
+        if self._unsaved is None:
+            return 0
+        try:
+            return await self._unsaved.flush(self._outbox)
+        finally:
+            self._metrics.outbox_unsaved.set(len(self._unsaved))
 
     async def announce(self) -> int:
         records = await self._queue.take_unannounced(
@@ -140,8 +171,15 @@ class ResultRelay:
         except EventPublishError as exc:
             # While the breaker is open nothing was tried: wait for its probe, and do not
             # count an attempt that was never made.
-            if exc.details.get("reason") != "circuit_open":
+            reason = exc.details.get("reason")
+            if reason != reasons.CIRCUIT_OPEN:
                 self._metrics.events_published.labels(_RESULT, "failed").inc()
+            if reason in reasons.PERMANENT or (
+                reason == reasons.UNKNOWN_TOPIC
+                and delivery.attempts >= self._settings.kafka_unknown_topic_max_attempts
+            ):
+                await self._give_up_kafka(delivery, str(reason), str(exc))
+                return
             delay = max(self.backoff(delivery.attempts), exc.retry_after or 0.0)
             await self._outbox.retry(delivery.delivery_id, delay_seconds=delay, error=str(exc))
             return
@@ -175,6 +213,21 @@ class ResultRelay:
                 delay = max(0.0, min(delay, left))
             error = outcome.error or f"HTTP {outcome.status_code}"
             await self._outbox.retry(delivery.delivery_id, delay_seconds=delay, error=error)
+
+    async def _give_up_kafka(self, delivery: Delivery, reason: str, error: str) -> None:
+        """The broker refused the record for good: the result event is lost to Kafka (the
+        status body still has the result, and a webhook its own delivery)."""
+        logger.error(
+            "result event of request %s lost: Kafka refused it for topic %s for good "
+            "after %d attempt(s) (%s): %s",
+            delivery.request_id,
+            delivery.destination,
+            delivery.attempts,
+            reason,
+            error,
+        )
+        self._metrics.events_lost.labels(_RESULT, reason).inc()
+        await self._outbox.give_up(delivery.delivery_id, error=error)
 
     async def _give_up(self, delivery: Delivery, error: str) -> None:
         logger.warning("webhook %s given up: %s", delivery.delivery_id, error)

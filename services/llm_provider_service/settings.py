@@ -197,6 +197,9 @@ class Settings(BaseSettings):
     kafka_send_timeout_seconds: float = Field(default=5.0, gt=0)
     kafka_breaker_failure_threshold: int = Field(default=3, gt=0)
     kafka_breaker_reset_timeout_seconds: float = Field(default=10.0, gt=0)
+    kafka_unknown_topic_max_attempts: int = Field(default=5, gt=0)
+    lifecycle_events_buffer_size: int = Field(default=10_000, gt=0)
+    lifecycle_events_shutdown_drain_seconds: float = Field(default=5.0, ge=0)
     callback_topic_allowlist: tuple[str, ...] = (f"{DEFAULT_TOPIC_PREFIX}.*",)
 
     # Result delivery: the durable outbox and its relay.
@@ -206,6 +209,7 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     outbox_retry_base_seconds: float = Field(default=1.0, gt=0)
     outbox_retry_max_seconds: float = Field(default=60.0, gt=0)
+    outbox_unsaved_max_deliveries: int = Field(default=10_000, gt=0)
 
     # Webhooks (callback_url). No host is allowed until one is listed.
     webhook_allowed_hosts: tuple[str, ...] = ()

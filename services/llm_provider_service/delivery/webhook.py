@@ -2,32 +2,39 @@
 
 `WebhookPolicy.check_url` runs when a request names a `callback_url` (no DNS: a literal IP is
 judged, a name only against the allowed hosts). `WebhookSender.send` checks again at delivery
-time, resolves the host and refuses it when any of its addresses is not public (unless private
-addresses are allowed), then POSTs the body signed as `common_core.webhooks` describes. It
-answers with a `WebhookOutcome` (delivered, retry later, or rejected for good) and never raises
-for a network problem; what to do with a retry is the caller's business.
+time, resolves the host once and refuses it when any of its addresses is not public (unless
+private addresses are allowed), then POSTs the body signed as `common_core.webhooks` describes,
+over a connection to one of the addresses it checked. It answers with a `WebhookOutcome`
+(delivered, retry later, or rejected for good) and never raises for a network problem; what to
+do with a retry is the caller's business.
 
-Known gap: the address is checked before httpx resolves the name again to connect, so a DNS
-server that answers differently within milliseconds (TTL 0 rebinding) can still slip past.
-Closing it needs the connection pinned to the checked address.
+Pinning (against DNS rebinding): a client from `build_client` connects through
+`PinnedNetworkBackend`, which never resolves a name. `send` hands it the checked addresses of
+the one host it is sending to (a context variable, read in the task that opens the connection);
+the backend connects to those, and refuses a name it was not given. The URL is unchanged, so
+the Host header, TLS server name (SNI) and certificate check are still for the name, and the
+connection pool stays keyed by the name. A client passed in that does not come from
+`build_client` resolves names itself and is not pinned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import ipaddress
 import re
 import socket
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 from typing import Final, Self, cast
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from common_core.webhooks import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
@@ -199,21 +206,41 @@ class WebhookPolicy:
     async def resolve_and_check(self, host: str, port: int) -> None:
         """Resolve `host` and raise WebhookRefused if any of its addresses is not allowed
         (one private address among public ones is enough: DNS rebinding). A failed lookup
-        raises OSError (socket.gaierror), which is worth retrying."""
+        raises OSError (socket.gaierror), which is worth retrying. With private addresses
+        allowed, nothing is resolved."""
         if self.allow_private_addresses:
             return
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        if not infos:
-            raise OSError(f"{host} resolved to no address")
-        for info in infos:
-            text = str(info[4][0])
-            try:
-                address: IPAddress = ipaddress.ip_address(text)
-            except ValueError:
-                raise WebhookRefused(f"{host} resolved to {text!r}, not an IP address") from None
-            if not is_public_address(address):
-                raise WebhookRefused(f"{host} resolves to {address}, which is not public")
+        await self.checked_addresses(host, port)
+
+    async def checked_addresses(self, host: str, port: int) -> tuple[IPAddress, ...]:
+        """The addresses of `host` (an IP literal is its own), resolved once, in the
+        resolver's order without repeats, each one allowed: WebhookRefused if any is not
+        (unless private addresses are allowed), OSError if the lookup fails or is empty."""
+        literal = _ip_literal(host)
+        if literal is not None:
+            found: tuple[IPAddress, ...] = (literal,)
+        else:
+            loop = asyncio.get_running_loop()
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            if not infos:
+                raise OSError(f"{host} resolved to no address")
+            addresses: list[IPAddress] = []
+            for info in infos:
+                text = str(info[4][0])
+                try:
+                    address: IPAddress = ipaddress.ip_address(text)
+                except ValueError:
+                    raise WebhookRefused(
+                        f"{host} resolved to {text!r}, not an IP address"
+                    ) from None
+                if address not in addresses:
+                    addresses.append(address)
+            found = tuple(addresses)
+        if not self.allow_private_addresses:
+            for address in found:
+                if not is_public_address(address):
+                    raise WebhookRefused(f"{host} resolves to {address}, which is not public")
+        return found
 
 
 class OutcomeKind(enum.StrEnum):
@@ -239,18 +266,99 @@ class WebhookOutcome:
         return self.kind is OutcomeKind.DELIVERED
 
 
+_PINNED: Final[contextvars.ContextVar[Mapping[tuple[str, int], tuple[IPAddress, ...]] | None]] = (
+    contextvars.ContextVar("webhook_pinned_addresses", default=None)
+)
+"""(host, port) -> the checked addresses `PinnedNetworkBackend` may connect that host to; set
+by `WebhookSender.send` around its request (`pinned_to`)."""
+
+
+def _host_key(host: str) -> str:
+    literal = _ip_literal(host)
+    return str(literal) if literal is not None else host.lower().removesuffix(".")
+
+
+@contextlib.contextmanager
+def pinned_to(host: str, port: int, addresses: Iterable[IPAddress]) -> Iterator[None]:
+    """Within the block (and the current task), connections to `host:port` through a
+    `PinnedNetworkBackend` go to `addresses`, in order, and to nothing else."""
+    token = _PINNED.set({(_host_key(host), port): tuple(addresses)})
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
+class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network layer for webhooks: connects only to addresses pinned with
+    `pinned_to`, trying them in order, and never resolves a name (so a second DNS answer
+    cannot move the connection). A host that was not pinned is an `httpcore.ConnectError`."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._inner = inner if inner is not None else httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = (_PINNED.get() or {}).get((_host_key(host), port))
+        if not addresses:
+            raise httpcore.ConnectError(f"{host}:{port} was not checked before connecting")
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                failure = e
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("webhooks are not sent over Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
 def build_client(*, timeout_seconds: float = 10.0, max_connections: int = 64) -> httpx.AsyncClient:
     """A client fit for webhooks: no redirects, no proxy or other environment settings, no
-    cookies kept, bounded connection pool."""
+    cookies kept, bounded connection pool, connections pinned (`PinnedNetworkBackend`)."""
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max(1, max_connections // 4),
+        keepalive_expiry=30.0,
+    )
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    # httpx has no public hook for the network backend: swap in a pool built like its own
+    # (`AsyncHTTPTransport.__init__` without a proxy) with the pinned one. The rebinding
+    # tests in tests/integration/delivery/test_webhook_sender.py fail if this stops working.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=PinnedNetworkBackend(),
+    )
     return httpx.AsyncClient(
+        transport=transport,
         follow_redirects=False,
         trust_env=False,
         timeout=httpx.Timeout(timeout_seconds),
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max(1, max_connections // 4),
-            keepalive_expiry=30.0,
-        ),
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         headers={"User-Agent": USER_AGENT},
     )
@@ -341,8 +449,9 @@ class WebhookSender:
         headers[SIGNATURE_HEADER] = sign(self._secret, body, timestamp=int(self._clock()))
         try:
             async with asyncio.timeout(self._timeout):
-                await self._policy.resolve_and_check(target.host, target.port)
-                return await self._post(url, body, headers)
+                addresses = await self._policy.checked_addresses(target.host, target.port)
+                with pinned_to(target.host, target.port, addresses):
+                    return await self._post(url, body, headers)
         except WebhookRefused as e:
             return WebhookOutcome(OutcomeKind.REJECTED, error=e.message)
         except (TimeoutError, httpx.TimeoutException):

@@ -311,3 +311,113 @@ async def test_proxy_environment_variables_are_ignored(
 async def test_wait_for_times_out_with_what_arrived(webhook_receiver: WebhookReceiver) -> None:
     with pytest.raises(TimeoutError, match="for 1 requests, got 0"):
         await webhook_receiver.wait_for(1, timeout=0.05)
+
+
+# ---- the connection goes to the address that was checked (DNS rebinding) ------------------
+
+PUBLIC_DECOY = "93.184.216.34"
+"""A public address the checked answer names; the test refuses to connect to it, so no packet
+leaves the machine."""
+
+
+@pytest.fixture
+async def rebinding_dns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[dict[str, list[list[str]]], list[str]]:
+    """A resolver (the running loop's getaddrinfo, which the policy and anyio both use) that
+    gives each name its scripted answers in turn, the last one from then on; IP literals
+    resolve to themselves. Returns the script and the names looked up, in order."""
+    script: dict[str, list[list[str]]] = {}
+    lookups: list[str] = []
+
+    async def getaddrinfo(host: str | bytes, port: int, **_: object) -> list[object]:
+        host = host.decode() if isinstance(host, bytes) else host  # anyio passes IDNA bytes
+        if host in script:
+            lookups.append(host)
+            answers = script[host]
+            addresses = answers.pop(0) if len(answers) > 1 else answers[0]
+        else:
+            addresses = [host]  # an IP literal
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    return script, lookups
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every TCP connect httpcore makes, by the host it was asked to connect to; a connect to
+    PUBLIC_DECOY fails at once (unreachable) instead of leaving the machine."""
+    import anyio
+
+    made: list[tuple[str, int]] = []
+    real = anyio.connect_tcp
+
+    async def connect_tcp(remote_host: str, remote_port: int, **kwargs: object) -> object:
+        made.append((remote_host, remote_port))
+        if remote_host == PUBLIC_DECOY:
+            raise OSError(101, "Network is unreachable (test)")
+        return await real(remote_host, remote_port, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(anyio, "connect_tcp", connect_tcp)
+    return made
+
+
+async def test_a_second_dns_answer_cannot_redirect_the_connection(
+    webhook_receiver: WebhookReceiver,
+    rebinding_dns: tuple[dict[str, list[list[str]]], list[str]],
+    connects: list[tuple[str, int]],
+) -> None:
+    """TTL-0 rebinding: the name answers a public address when checked and loopback after.
+    The sender resolves once and connects to the checked address; loopback is never tried."""
+    script, lookups = rebinding_dns
+    script["hooks.example.com"] = [[PUBLIC_DECOY], ["127.0.0.1"]]
+    strict = WebhookPolicy(allowed_hosts=("hooks.example.com",), allow_http=True)
+    url = f"http://hooks.example.com:{webhook_receiver.port}/hook"
+
+    async with WebhookSender(None, strict, SECRET, timeout_seconds=2.0) as sender:
+        outcome = await send(sender, url)
+
+    assert webhook_receiver.requests == []
+    assert lookups == ["hooks.example.com"]
+    assert connects == [(PUBLIC_DECOY, webhook_receiver.port)]
+    assert outcome.kind is OutcomeKind.RETRY
+    assert outcome.error is not None
+    assert outcome.error.startswith("cannot reach receiver")
+
+
+async def test_a_pinned_connection_keeps_the_host_name(
+    webhook_receiver: WebhookReceiver,
+    rebinding_dns: tuple[dict[str, list[list[str]]], list[str]],
+    connects: list[tuple[str, int]],
+) -> None:
+    """Connected to the checked IP, the request still names the host (Host header; and the
+    TLS server name, which httpcore takes from the same URL host)."""
+    script, lookups = rebinding_dns
+    script["hooks.example.com"] = [["127.0.0.1"], [PUBLIC_DECOY]]
+    lenient = WebhookPolicy(
+        allowed_hosts=("hooks.example.com",), allow_http=True, allow_private_addresses=True
+    )
+    url = f"http://hooks.example.com:{webhook_receiver.port}/hook"
+
+    async with WebhookSender(None, lenient, SECRET, timeout_seconds=2.0) as sender:
+        outcome = await send(sender, url)
+
+    assert outcome.delivered
+    assert lookups == ["hooks.example.com"]
+    assert connects == [("127.0.0.1", webhook_receiver.port)]
+    [request] = webhook_receiver.requests
+    assert request.header("host") == f"hooks.example.com:{webhook_receiver.port}"
+    assert webhook_receiver.verified_bodies(SECRET) == [BODY]
+
+
+async def test_a_client_from_build_client_never_connects_to_an_unchecked_name(
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    """The pinning is in the client's transport: used outside `WebhookSender.send`, it refuses
+    to resolve a name itself."""
+    async with build_client() as client:
+        with pytest.raises(httpx.ConnectError, match="not checked"):
+            await client.post(webhook_receiver.url(host="localhost"), content=b"{}")
+
+    assert webhook_receiver.requests == []

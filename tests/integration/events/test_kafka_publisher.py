@@ -241,3 +241,75 @@ async def test_a_failed_start_on_a_live_broker_is_cleaned_up(make_publisher, bro
 
     assert error.details["reason"] == "unavailable"
     assert elapsed < OUTAGE_BOUND
+
+
+async def test_a_topic_the_broker_does_not_know_is_reported_as_unknown_not_an_outage(
+    make_publisher, broker, topic, transitions, monkeypatch
+):
+    """With auto-creation off, the broker answers every metadata request without the topic.
+    Tansu auto-creates topics, so the client's view is made to lack this one instead."""
+    from aiokafka.cluster import ClusterMetadata
+
+    real = ClusterMetadata.partitions_for_topic
+    missing = f"{topic}.missing"
+
+    def partitions_for_topic(self: ClusterMetadata, name: str) -> set[int] | None:
+        return None if name == missing else real(self, name)
+
+    monkeypatch.setattr(ClusterMetadata, "partitions_for_topic", partitions_for_topic)
+    publisher = make_publisher()
+
+    for _ in range(THRESHOLD + 1):
+        with pytest.raises(EventPublishError) as info:
+            await publisher.publish(missing, envelope())
+        assert info.value.details["reason"] == "unknown_topic"
+        assert info.value.details["topic"] == missing
+
+    assert transitions == []  # the broker is up: no outage, the breaker stays closed
+    event = envelope()
+    await publisher.publish(topic, event)  # other topics still go through
+    assert [e.event_id for e in await read_event(broker, topic, event.event_id)] == [event.event_id]
+
+
+async def test_a_topic_that_times_out_opens_only_its_own_breaker(
+    make_publisher, broker, topic, transitions, monkeypatch
+):
+    """One topic whose sends are never acknowledged (say, its partition leader is gone) must
+    not stop the others: each topic has its own breaker."""
+    from aiokafka import AIOKafkaProducer
+
+    stuck = f"{topic}.stuck"
+    real = AIOKafkaProducer.send_and_wait
+
+    async def send_and_wait(self: AIOKafkaProducer, name: str, *args: object, **kw: object):
+        if name == stuck:
+            await asyncio.Event().wait()  # never acknowledged
+        return await real(self, name, *args, **kw)
+
+    monkeypatch.setattr(AIOKafkaProducer, "send_and_wait", send_and_wait)
+    publisher = make_publisher()
+
+    for _ in range(THRESHOLD):
+        error, _ = await timed_failure(publisher, stuck)
+        assert error.details["reason"] == "timeout"
+    error, _ = await timed_failure(publisher, stuck)
+    assert error.details["reason"] == "circuit_open"
+
+    event = envelope()
+    await publisher.publish(topic, event)  # the healthy topic still goes through
+    assert len(await read_event(broker, topic, event.event_id)) == 1
+
+    assert publisher.state is CircuitBreakerState.OPEN  # the worst topic's state
+    assert transitions == [("kafka", CircuitBreakerState.CLOSED, CircuitBreakerState.OPEN)]
+    health = publisher.health()
+    assert health.status.value == "degraded"
+    assert health.detail is not None
+    assert stuck in health.detail
+
+    # Once its open period is over, an acknowledged event elsewhere forgets the idle topic's
+    # breaker: health does not stay degraded for a topic nobody publishes to any more.
+    await asyncio.sleep(publisher.retry_after_seconds() + 0.05)
+    await publisher.publish(topic, envelope())
+    assert publisher.health().status.value == "healthy"
+    assert publisher.state is CircuitBreakerState.CLOSED
+    assert transitions[-1] == ("kafka", CircuitBreakerState.OPEN, CircuitBreakerState.CLOSED)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from common_core.enums import DeliveryChannel, DeliveryState, QueueStatus
+from common_core.api_models import DependencyHealth
+from common_core.enums import DeliveryChannel, DeliveryState, HealthStatus, QueueStatus
 from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookOutcome
 from services.llm_provider_service.errors import EventPublishError
 from services.llm_provider_service.metrics import ServiceMetrics
@@ -292,3 +294,114 @@ async def test_sends_in_one_pass_are_bounded(make_settings):
         pass
     assert len(publisher.of_type("comparison_result")) == 12
     assert peak == 3
+
+
+# ---- Kafka records refused for good ---------------------------------------------------------
+
+
+@dataclass
+class TopicFailures:
+    """A publisher that refuses events for some topics with a given error and records the
+    rest."""
+
+    failures: dict[str, Callable[[], Exception]] = field(default_factory=dict)
+    published: list[tuple[str, Any]] = field(default_factory=list)
+
+    async def publish(self, topic: str, envelope: Any) -> None:
+        if topic in self.failures:
+            raise self.failures[topic]()
+        self.published.append((topic, envelope))
+
+    def health(self) -> DependencyHealth:
+        return DependencyHealth(status=HealthStatus.HEALTHY)
+
+
+def _refused(reason: str, topic: str) -> Callable[[], Exception]:
+    return lambda: EventPublishError(
+        f"Kafka refused the event for {topic} (X)", details={"reason": reason, "topic": topic}
+    )
+
+
+def _lost(rig: Rig, reason: str) -> float | None:
+    return rig.metrics.registry.get_sample_value(
+        "llm_provider_events_lost_total", {"event_type": "comparison_result", "reason": reason}
+    )
+
+
+async def test_a_kafka_record_refused_for_good_is_given_up_and_does_not_block_others(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+):
+    bad_topic = "huleedu.cj.too_big.v1"
+    publisher = TopicFailures({bad_topic: _refused("rejected", bad_topic)})
+    rig.relay._publisher = publisher
+    refused = await complete(rig, callback_topic=bad_topic)
+    fine = await complete(rig)
+
+    with caplog.at_level("ERROR", logger="services.llm_provider_service.relay"):
+        await rig.relay.run_once()
+
+    kafka = (await rig.deliveries(refused.request_id))[DeliveryChannel.KAFKA]
+    assert kafka.state is DeliveryState.FAILED
+    assert kafka.attempts == 1
+    assert kafka.last_error is not None
+    assert bad_topic in kafka.last_error
+    assert (await rig.deliveries(fine.request_id))[DeliveryChannel.KAFKA].state is (
+        DeliveryState.DELIVERED
+    )
+    assert [topic for topic, _ in publisher.published] == [
+        "huleedu.llm_provider.comparison_result.v1"
+    ]
+    assert _lost(rig, "rejected") == 1.0
+    [line] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert bad_topic in line.getMessage()
+    assert str(refused.request_id) in line.getMessage()
+    assert await rig.relay.run_once() == 0  # nothing left pending
+    assert (await rig.outbox.stats()).pending.get(DeliveryChannel.KAFKA, 0) == 0
+
+
+async def test_an_unknown_topic_is_retried_a_bounded_number_of_times_then_given_up(
+    make_settings,
+):
+    settings = make_settings(
+        outbox_retry_base_seconds=1.0,
+        outbox_retry_max_seconds=1.0,
+        kafka_unknown_topic_max_attempts=3,
+    )
+    clock = FakeClock()
+    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings), clock=clock)
+    outbox = InMemoryResultOutbox(retention_seconds=600, clock=clock)
+    metrics = ServiceMetrics()
+    topic = "huleedu.cj.missing.v1"
+    publisher = TopicFailures({topic: _refused("unknown_topic", topic)})
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock(), tz=UTC)
+
+    relay = ResultRelay(
+        queue=queue,
+        outbox=outbox,
+        publisher=publisher,
+        webhooks=None,
+        deliveries=ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=60, now=now),
+        metrics=metrics,
+        settings=settings,
+        rng=random.Random(7),
+        now=now,
+    )
+    rig = Rig(relay, queue, outbox, RecordingPublisher(), FakeWebhooks(), clock, metrics)
+    job = await complete(rig, callback_topic=topic)
+
+    states = []
+    for _ in range(4):
+        await relay.run_once()
+        kafka = (await rig.deliveries(job.request_id))[DeliveryChannel.KAFKA]
+        states.append((kafka.state, kafka.attempts))
+        clock.advance(1.01)
+
+    assert states == [
+        (DeliveryState.PENDING, 1),
+        (DeliveryState.PENDING, 2),
+        (DeliveryState.FAILED, 3),
+        (DeliveryState.FAILED, 3),
+    ]
+    assert _lost(rig, "unknown_topic") == 1.0

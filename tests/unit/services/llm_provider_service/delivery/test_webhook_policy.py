@@ -267,3 +267,37 @@ async def test_real_resolution_of_loopback_names_is_refused() -> None:
     for host in ("localhost", "127.0.0.1", "2130706433"):
         with pytest.raises(WebhookRefused):
             await STRICT.resolve_and_check(host, 80)
+
+
+# ---- checked_addresses (what the connection is pinned to) -------------------------------
+
+
+async def test_checked_addresses_are_resolved_once_in_order_without_repeats(
+    dns: dict[str, list[str]],
+) -> None:
+    dns["hooks.example.com"] = ["93.184.216.34", "2606:2800:220:1::1", "93.184.216.34"]
+
+    found = await STRICT.checked_addresses("hooks.example.com", 443)
+
+    assert [str(a) for a in found] == ["93.184.216.34", "2606:2800:220:1::1"]
+
+
+async def test_checked_addresses_of_an_ip_literal_need_no_lookup(
+    dns: dict[str, list[str]],
+) -> None:
+    assert [str(a) for a in await POLICY.checked_addresses("8.8.8.8", 443)] == ["8.8.8.8"]
+    with pytest.raises(WebhookRefused):
+        await STRICT.checked_addresses("127.0.0.1", 443)
+
+
+async def test_checked_addresses_with_private_allowed_still_resolve_and_pin(
+    dns: dict[str, list[str]],
+) -> None:
+    lenient = WebhookPolicy(allowed_hosts=("*",), allow_private_addresses=True)
+    dns["internal.example.com"] = ["10.0.0.7"]
+
+    assert [str(a) for a in await lenient.checked_addresses("internal.example.com", 80)] == [
+        "10.0.0.7"
+    ]
+    with pytest.raises(OSError, match="not known"):
+        await lenient.checked_addresses("nowhere.example.com", 80)

@@ -110,3 +110,18 @@ async def test_close_before_any_publish_then_publish_is_refused(unreachable):
         await unreachable.publish(TOPIC, envelope())
     assert info.value.details == {"reason": "closed"}
     assert unreachable.state is CircuitBreakerState.CLOSED
+
+
+async def test_topics_get_breakers_of_their_own_up_to_a_bound(unreachable):
+    from services.llm_provider_service.events.kafka import MAX_TOPIC_BREAKERS
+
+    first = unreachable.breaker_for("huleedu.a")
+    assert unreachable.breaker_for("huleedu.a") is first
+    assert unreachable.breaker_for("huleedu.b") is not first
+    names = [f"huleedu.t{i}" for i in range(MAX_TOPIC_BREAKERS + 10)]
+    breakers = {unreachable.breaker_for(name).name for name in names}
+
+    assert len(breakers) <= MAX_TOPIC_BREAKERS + 1
+    assert unreachable.breaker_for(names[-1]).name == "kafka:*"
+    assert unreachable.breaker_for(names[-1]) is unreachable.breaker_for(names[-2])
+    assert unreachable.breaker_for("huleedu.a") is first  # the early ones keep their own
