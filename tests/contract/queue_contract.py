@@ -933,6 +933,7 @@ async def test_a_result_not_yet_announced_is_never_trimmed(
     }
 
     await queue.mark_announced(jobs[0].request_id)
+    await queue.mark_announced(jobs[1].request_id)
 
     assert await queue.get(jobs[0].request_id) is None
     for job in jobs[1:]:

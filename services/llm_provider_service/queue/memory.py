@@ -97,8 +97,9 @@ class InMemoryRequestQueue:
         self._work = asyncio.Event()
         # Ended requests whose result is not yet in the outbox: id -> when next visible.
         self._unannounced: dict[UUID, float] = {}
-        # Ended requests in the order they ended -> the bytes of their record, and the sum:
-        # what QUEUE_RESULT_MAX_BYTES and QUEUE_RESULT_MAX_COUNT bound.
+        # Announced ended requests, in the order announced -> the bytes of their record, and
+        # the sum: what QUEUE_RESULT_MAX_BYTES and QUEUE_RESULT_MAX_COUNT bound. A result still
+        # owed to the outbox is kept whole, outside the bounds, until announced.
         self._ended: dict[UUID, int] = {}
         self._ended_bytes = 0
 
@@ -269,6 +270,10 @@ class InMemoryRequestQueue:
             oldest_age_seconds=None if oldest is None else self._clock() - oldest.timestamp(),
         )
 
+    async def memory(self) -> None:
+        """Nothing to report: this queue lives in the process's own memory."""
+        return None
+
     async def wait_for_work(self, max_wait: float) -> None:
         # The event stays set until a waiter consumes it, so work that arrives between a
         # worker's empty claim and its wait is not missed.
@@ -325,8 +330,6 @@ class InMemoryRequestQueue:
             drop_at = now + self._config.result_retention_seconds
             heapq.heappush(self._retention, (drop_at, record.queue_id))
             self._unannounced[record.queue_id] = now
-            self._measure_ended(record)
-            self._trim_ended()
 
     def _measure_ended(self, record: QueueRecord) -> None:
         size = len(record.model_dump_json().encode())
@@ -344,8 +347,8 @@ class InMemoryRequestQueue:
         )
 
     def _trim_ended(self) -> None:
-        """Delete the oldest ended records while over either bound; never a waiting or
-        running one (they are not in `_ended`), never one whose result is still owed."""
+        """Delete the oldest announced records while over either bound; waiting, running and
+        unannounced ones are not in `_ended` (the check is a safeguard)."""
         if not self._over_budget():
             return
         for queue_id in list(self._ended):

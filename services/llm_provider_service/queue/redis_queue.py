@@ -29,6 +29,7 @@ from services.llm_provider_service.models import (
     QueueRecord,
     QueueStats,
     ReapReport,
+    StoreMemory,
 )
 from services.llm_provider_service.queue.config import (
     QueueConfig,
@@ -92,7 +93,8 @@ async def translated_redis_errors() -> AsyncIterator[None]:
         # Redis is there but will not keep our writes now, which is the same to a caller.
         reply = str(exc).split(" ", 1)[0]
         refusal = reply if reply.isupper() else type(exc).__name__
-        if refusal == "OOM":
+        # redis-py raises OutOfMemoryError for an OOM reply, its message without the "OOM".
+        if isinstance(exc, redis_errors.OutOfMemoryError) or refusal == "OOM":
             raise QueueMemoryFullError(
                 "the request queue (Redis) is out of memory and refuses new writes (OOM)",
                 retry_after=MEMORY_FULL_RETRY_AFTER_SECONDS,
@@ -306,6 +308,23 @@ class RedisRequestQueue:
             processing=int(processing),
             oldest_queued_at=None if oldest_ms is None else _utc(oldest_ms),
             oldest_age_seconds=None if oldest_ms is None else max(0, now_ms - oldest_ms) / 1000,
+        )
+
+    async def memory(self) -> StoreMemory:
+        """`INFO memory`, then one small write (`SET` with a 60 s expiry): an OOM refusal of
+        it means Redis is at its maxmemory and refuses every request that would be kept."""
+        async with translated_redis_errors():
+            info = await self._redis.info("memory")
+        refused = False
+        try:
+            async with translated_redis_errors():
+                await self._redis.set(self._keys.memory_probe, "1", px=60_000)
+        except QueueMemoryFullError:
+            refused = True
+        return StoreMemory(
+            used_bytes=int(info["used_memory"]),
+            max_bytes=int(info.get("maxmemory", 0)),
+            writes_refused=refused,
         )
 
     async def wait_for_work(self, max_wait: float) -> None:

@@ -73,11 +73,13 @@ local function caller_at_limit(caller, limit)
   return redis.call('ZCARD', active) >= limit
 end
 
--- Ended records, bounded: `ended` holds every ended id in the order it ended (a sequence
--- number as score), `ended:size` each one's bytes as stored (field names and values), and
--- `ended:bytes` their sum. While over RESULT_MAX_COUNT ids or RESULT_MAX_BYTES bytes, the
--- oldest are deleted, skipping any still in `unannounced` (its result is owed to the outbox);
--- waiting and running requests are never in `ended`. One pass looks at most REAP_LIMIT ids.
+-- Ended records, bounded. Once its result is announced (announced.lua), an ended id joins
+-- `ended` (score: a sequence number, so the order of announcement), `ended:size` keeps its
+-- bytes as stored (field names and values) and `ended:bytes` their sum. While over
+-- RESULT_MAX_COUNT ids or RESULT_MAX_BYTES bytes, the oldest are deleted. Waiting, running
+-- and unannounced requests are never in `ended` (the check below is a safeguard): a result
+-- still owed to the outbox is kept whole, outside the bounds, until the relay hands it over.
+-- One pass looks at most REAP_LIMIT ids.
 local function record_bytes(id)
   local n = 0
   for _, field in ipairs(redis.call('HKEYS', req(id))) do
@@ -135,8 +137,6 @@ local function finish(id, status, now, error_json)
   if error_json then redis.call('HSET', req(id), 'error', error_json) end
   redis.call('ZADD', key('retention'), s(now + RETENTION_MS), id)
   redis.call('ZADD', key('unannounced'), s(now), id)
-  measure_ended(id)
-  trim_ended()
 end
 
 -- The holder of `token` still owns `id`'s lease; a stale worker's call changes nothing.

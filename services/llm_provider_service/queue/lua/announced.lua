@@ -1,8 +1,8 @@
 -- Mark announced: the ended request's result event is in the outbox. In the same step its
 -- record drops the copy of the request it no longer needs (`job` becomes `job_announced`, the
 -- form without essays and prompt that enqueue stored beside it; records enqueued by a
--- version that stored none keep their job), is measured again, and the bounds on ended
--- records are applied, since a record owed until now may be the one to trim.
+-- version that stored none keep their job), joins `ended` with its size, and the bounds on
+-- ended records are applied (see trim_ended in _lib.lua).
 -- ARGV[7] id. Returns 1.
 local id = ARGV[7]
 redis.call('ZREM', key('unannounced'), id)
