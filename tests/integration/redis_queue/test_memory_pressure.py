@@ -17,6 +17,10 @@ import pytest
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from tests.factories import make_job, make_request, make_result
 from tests.integration.conftest import StartApp
 from tests.integration.redis_queue.support import wait_until
 from tests.support.redis_server import RedisServer
@@ -198,3 +202,37 @@ async def test_a_flood_of_large_requests_keeps_redis_within_the_result_budget(
     oldest = await client.get(f"/api/v1/status/{ids[0]}")
     assert oldest.status_code == 404
     assert (await oldest.get_json())["error"]["code"] == "NOT_FOUND"
+
+
+async def test_announcing_results_still_works_and_frees_memory_when_redis_is_full(
+    own_redis: RedisServer, raw: Redis, prefix: str
+):
+    # Redis lets a script write on at maxmemory once its first write removed something:
+    # announced.lua begins with a ZREM, so the relay keeps freeing memory when Redis is full.
+    config = QueueConfig(
+        max_size=100,
+        max_attempts=3,
+        lease_seconds=30.0,
+        priority_boost_seconds=1.0,
+        result_retention_seconds=3600.0,
+    )
+    queue = RedisRequestQueue(raw, QueueKeys(prefix), config)
+    essay = "e" * ESSAY_CHARS
+    job = make_job(request=make_request(essay_a=essay, essay_b=essay))
+    await queue.enqueue(job, priority=5, ttl_seconds=3600)
+    [lease] = await queue.claim(job.provider, limit=1, owner="w")
+    assert await queue.complete(lease, make_result(job))
+    record_key = QueueKeys(prefix).request(str(job.request_id))
+    await fill_to_oom(raw)
+    full = await raw.memory_usage(record_key, samples=0)
+    assert full is not None
+
+    await queue.mark_announced(job.request_id)  # the relay's step, at maxmemory
+
+    assert await raw.zcard(f"{{{prefix}}}:unannounced") == 0
+    record = await queue.get(job.request_id)
+    assert record is not None
+    assert record.job.request.essay_a is None
+    after = await raw.memory_usage(record_key, samples=0)
+    assert after is not None
+    assert after < full - 2 * ESSAY_CHARS

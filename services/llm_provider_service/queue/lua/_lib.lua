@@ -113,16 +113,20 @@ local function over_budget()
 end
 
 local function trim_ended()
-  if not over_budget() then return end
-  for _, id in ipairs(redis.call('ZRANGE', key('ended'), 0, REAP_LIMIT - 1)) do
-    if not redis.call('ZSCORE', key('unannounced'), id) then
+  local skipped, looked = 0, 0
+  while looked < REAP_LIMIT and over_budget() do
+    local id = redis.call('ZRANGE', key('ended'), skipped, skipped)[1]
+    if not id then return end
+    looked = looked + 1
+    if redis.call('ZSCORE', key('unannounced'), id) then
+      skipped = skipped + 1
+    else
       local status = redis.call('HGET', req(id), 'status')
       forget_ended(id)
       if status ~= 'queued' and status ~= 'processing' then
         redis.call('ZREM', key('retention'), id)
         redis.call('DEL', req(id))
       end
-      if not over_budget() then return end
     end
   end
 end
