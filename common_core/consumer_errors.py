@@ -38,6 +38,7 @@ CONSUMER_ERROR_CODES: dict[ErrorCode, str] = {
     ErrorCode.PROVIDER_TIMEOUT: "LLM_PROVIDER_TIMEOUT",
     ErrorCode.QUEUE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
     ErrorCode.QUEUE_FULL: "LLM_QUEUE_FULL",
+    ErrorCode.QUEUE_MEMORY_FULL: "SERVICE_UNAVAILABLE",
     # Waited in the queue past its TTL, the provider being down all that time.
     ErrorCode.REQUEST_EXPIRED: "TIMEOUT",
     ErrorCode.REQUEST_CANCELLED: "PROCESSING_ERROR",

@@ -162,6 +162,7 @@ ERROR_CLASSES: Mapping[str, type[LLMProviderServiceError]] = MappingProxyType(
         ErrorCode.PROVIDER_DISABLED: ServiceUnavailableError,
         ErrorCode.QUEUE_UNAVAILABLE: ServiceUnavailableError,
         ErrorCode.QUEUE_FULL: ServiceUnavailableError,
+        ErrorCode.QUEUE_MEMORY_FULL: ServiceUnavailableError,
         # 429: this caller's quota; retried after its Retry-After, like any 429.
         ErrorCode.QUOTA_EXCEEDED: ServiceUnavailableError,
         # These three only ever describe how a queued request ended (status `error`).

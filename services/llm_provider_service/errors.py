@@ -26,6 +26,8 @@
     │   └── ProviderNotConfiguredError  PROVIDER_NOT_CONFIGURED / PROVIDER_DISABLED 503
     ├── QueueError
     │   ├── QueueUnavailableError     QUEUE_UNAVAILABLE 503, retryable
+    │   │   └── QueueMemoryFullError  QUEUE_MEMORY_FULL 503, retryable: Redis refused a
+    │   │                             write at its maxmemory (OOM)
     │   └── QueueFullError            QUEUE_FULL 503, retryable
     └── EventPublishError             an event could not be handed to the broker
 
@@ -274,6 +276,14 @@ class QueueError(ServiceError):
 
 class QueueUnavailableError(QueueError):
     code = ErrorCode.QUEUE_UNAVAILABLE
+
+
+class QueueMemoryFullError(QueueUnavailableError):
+    """Redis is reachable but refuses writes at its `maxmemory` (an OOM reply). A subclass
+    of `QueueUnavailableError`, so every path that survives an unreachable Redis survives
+    this too; only its code tells the caller why."""
+
+    code = ErrorCode.QUEUE_MEMORY_FULL
 
 
 class QueueFullError(QueueError):

@@ -5,7 +5,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from common_core.enums import CircuitBreakerState, DeliveryChannel, LLMProviderType, QueueStatus
-from services.llm_provider_service.models import POSITION_BIAS_MAX_MODELS, OutboxStats, QueueStats
+from services.llm_provider_service.models import (
+    POSITION_BIAS_MAX_MODELS,
+    OutboxStats,
+    QueueStats,
+    StoreMemory,
+)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1)
@@ -194,6 +199,12 @@ class ServiceMetrics:
             ["outcome"],
             registry=r,
         )
+        self.redis_memory_used_ratio = Gauge(
+            "llm_provider_redis_memory_used_ratio",
+            "Redis used_memory / maxmemory of the queue's Redis (0 without a maxmemory), read "
+            "at /healthz and at scrape time; at 1 Redis refuses writes (QUEUE_MEMORY_FULL).",
+            registry=r,
+        )
         self.kafka_breaker_state = Gauge(
             "llm_provider_kafka_breaker_state",
             "The Kafka publisher's circuit breaker: 0 closed, 1 half-open, 2 open.",
@@ -256,6 +267,9 @@ class ServiceMetrics:
         for channel in DeliveryChannel:
             self.outbox_pending.labels(channel.value).set(stats.pending.get(channel, 0))
         self.outbox_oldest_age.set(max(0.0, stats.oldest_age_seconds or 0.0))
+
+    def observe_store_memory(self, memory: StoreMemory) -> None:
+        self.redis_memory_used_ratio.set(memory.used_ratio or 0.0)
 
     def set_kafka_breaker_state(self, state: CircuitBreakerState) -> None:
         self.kafka_breaker_state.set(_BREAKER_VALUE[state])

@@ -252,6 +252,21 @@ class QueueStats:
         return sum(self.depth.values())
 
 
+@dataclass(frozen=True, slots=True)
+class StoreMemory:
+    """The queue's store's memory (Redis `INFO memory`): `used_bytes` of `max_bytes` (0: no
+    `maxmemory` set), and whether a write was just refused for memory (OOM)."""
+
+    used_bytes: int
+    max_bytes: int
+    writes_refused: bool = False
+
+    @property
+    def used_ratio(self) -> float | None:
+        """`used_bytes / max_bytes`, None without a `maxmemory`."""
+        return self.used_bytes / self.max_bytes if self.max_bytes > 0 else None
+
+
 class Delivery(BaseModel):
     """One result event owed to one destination, as the outbox keeps it.
 

@@ -29,6 +29,7 @@ from services.llm_provider_service.models import (
     QueueRecord,
     QueueStats,
     ReapReport,
+    StoreMemory,
 )
 from services.llm_provider_service.settings import MockErrorKind
 
@@ -150,6 +151,11 @@ class RequestQueue(Protocol):
 
     async def stats(self) -> QueueStats:
         """Depths and the oldest queued request, for health, metrics and wait estimates."""
+        ...
+
+    async def memory(self) -> StoreMemory | None:
+        """The memory of the store behind the queue and whether it refuses writes for it,
+        for health and metrics; None when the queue lives in process memory."""
         ...
 
     async def wait_for_work(self, max_wait: float) -> None:

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     queue_priority_boost_seconds: float = Field(default=60.0, ge=0)
     queue_result_retention_seconds: int = Field(default=24 * 3600, gt=0)
     queue_max_request_bytes: int = Field(default=256 * 1024, gt=0)
+    # Bounds on the records of ended requests kept for the status route (besides the
+    # retention time): beyond either, the oldest already announced are deleted first.
+    queue_result_max_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
+    queue_result_max_count: int = Field(default=50_000, gt=0)
+    # /healthz reports the queue degraded once Redis uses this share of its maxmemory.
+    redis_memory_degraded_ratio: float = Field(default=0.9, gt=0, le=1)
     idempotency_retention_seconds: int = Field(default=24 * 3600, gt=0)
     idempotency_wait_seconds: float = Field(default=30.0, ge=0)
 

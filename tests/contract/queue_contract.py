@@ -38,7 +38,7 @@ from services.llm_provider_service.errors import (
 from services.llm_provider_service.models import ComparisonJob, Lease, QueueRecord
 from services.llm_provider_service.protocols import RequestQueue
 from services.llm_provider_service.queue.config import QueueConfig
-from tests.factories import make_job, make_result
+from tests.factories import make_job, make_request, make_result
 
 MOCK = LLMProviderType.MOCK
 OPENAI = LLMProviderType.OPENAI
@@ -857,6 +857,115 @@ async def test_an_unannounced_result_outlives_its_retention(
     await queue.reap()
 
     assert await queue.get(job.request_id) is None
+
+
+# -- bounded memory for ended records --------------------------------------------------------
+
+
+async def _end_announced(queue: RequestQueue, **result_fields: Any) -> ComparisonJob:
+    """One request completed and its result announced: a record the bounds may trim."""
+    job = await _enqueue(queue)
+    await queue.complete(await _claim_one(queue), make_result(job, **result_fields))
+    await queue.mark_announced(job.request_id)
+    return job
+
+
+async def test_ended_records_beyond_the_count_are_trimmed_oldest_first(
+    make_queue: MakeQueue, queue_config: QueueConfig
+):
+    queue = await make_queue(replace(queue_config, result_max_count=3))
+
+    jobs = [await _end_announced(queue) for _ in range(5)]
+
+    assert [await queue.get(job.request_id) for job in jobs[:2]] == [None, None]
+    for job in jobs[2:]:
+        assert (await _record(queue, job)).status is QueueStatus.COMPLETED
+
+
+async def test_ended_records_beyond_the_byte_budget_are_trimmed_oldest_first(
+    make_queue: MakeQueue, queue_config: QueueConfig
+):
+    # Each result carries 20 000 characters, so two records fit in 50 000 bytes, three not.
+    queue = await make_queue(replace(queue_config, result_max_bytes=50_000))
+    bulky = {"metadata": {"notes": "x" * 20_000}}
+
+    jobs = [await _end_announced(queue, **bulky) for _ in range(5)]
+
+    assert [await queue.get(job.request_id) for job in jobs[:3]] == [None, None, None]
+    for job in jobs[3:]:
+        record = await _record(queue, job)
+        assert record.result is not None
+        assert record.result.metadata == bulky["metadata"]
+
+
+async def test_waiting_retrying_and_processing_records_are_never_trimmed(
+    make_queue: MakeQueue, queue_config: QueueConfig
+):
+    queue = await make_queue(replace(queue_config, result_max_count=1, result_max_bytes=1))
+    retrying = await _enqueue(queue, OPENAI)
+    await queue.fail(await _claim_one(queue, OPENAI), ERROR, retry_in=30)
+    processing = await _enqueue(queue, OPENAI)
+    await _claim_one(queue, OPENAI)
+    waiting = [await _enqueue(queue, OPENAI) for _ in range(3)]
+
+    ended = [await _end_announced(queue) for _ in range(3)]  # MOCK's: over both bounds
+
+    assert (await _record(queue, retrying)).status is QueueStatus.QUEUED
+    assert (await _record(queue, processing)).status is QueueStatus.PROCESSING
+    for job in waiting:
+        assert (await _record(queue, job)).status is QueueStatus.QUEUED
+    assert [await queue.get(job.request_id) for job in ended] == [None, None, None]
+    assert (await queue.stats()).total_depth == 4
+
+
+async def test_a_result_not_yet_announced_is_never_trimmed(
+    make_queue: MakeQueue, queue_config: QueueConfig
+):
+    queue = await make_queue(replace(queue_config, result_max_count=1))
+    jobs = [await _enqueue(queue) for _ in range(3)]
+    for job in jobs:
+        await queue.complete(await _claim_one(queue), make_result(job))
+
+    for job in jobs:  # over the count, but every result is still owed to the outbox
+        assert (await _record(queue, job)).status is QueueStatus.COMPLETED
+    assert {r.queue_id for r in await queue.take_unannounced(limit=10, hide_seconds=60)} == {
+        job.request_id for job in jobs
+    }
+
+    await queue.mark_announced(jobs[0].request_id)
+    await queue.mark_announced(jobs[1].request_id)
+
+    assert await queue.get(jobs[0].request_id) is None
+    for job in jobs[1:]:
+        assert (await _record(queue, job)).status is QueueStatus.COMPLETED
+
+
+async def test_an_announced_record_keeps_no_copy_of_the_essays(queue: RequestQueue):
+    essay = "An essay long enough to matter. " * 200
+    job = make_job(
+        request=make_request(
+            user_prompt=f"Compare these. {essay}", essay_a=essay, essay_b=essay[::-1]
+        ),
+        caller="cj-assessment",
+    )
+    await queue.enqueue(job, priority=5, ttl_seconds=TTL)
+    result = make_result(job)
+    await queue.complete(await _claim_one(queue), result)
+    [owed] = await queue.take_unannounced(limit=10, hide_seconds=60)
+    assert owed.job == job  # the relay builds the result event from the whole request
+
+    await queue.mark_announced(job.request_id)
+
+    record = await _record(queue, job)
+    assert record.status is QueueStatus.COMPLETED
+    assert record.result == result
+    assert record.job.request_id == job.request_id
+    assert record.job.correlation_id == job.correlation_id
+    assert record.job.caller == "cj-assessment"
+    assert record.job.provider is job.provider
+    assert record.job.request.essay_a is None
+    assert record.job.request.essay_b is None
+    assert essay not in record.job.model_dump_json()
 
 
 # -- waiting for work ------------------------------------------------------------------------

@@ -37,13 +37,14 @@ async def healthz(
     publisher: FromDishka[EventPublisher],
     breakers: FromDishka[CircuitBreakers],
     registry: FromDishka[ProviderRegistry],
+    service_metrics: FromDishka[ServiceMetrics],
 ) -> Response:
     """200 healthy or degraded (still serving), 503 unhealthy (nothing can be served)."""
     deps: dict[str, DependencyHealth] = {}
     depth: int | None = None
     try:
         depth = (await queue.stats()).total_depth
-        deps["queue"] = DependencyHealth(status=HealthStatus.HEALTHY)
+        deps["queue"] = await _queue_memory_health(queue, settings, service_metrics)
     except QueueUnavailableError as exc:
         deps["queue"] = DependencyHealth(status=HealthStatus.DEGRADED, detail=exc.message)
     deps["events"] = publisher.health()
@@ -75,6 +76,28 @@ async def healthz(
     return json_response(body, code)
 
 
+async def _queue_memory_health(
+    queue: RequestQueue, settings: Settings, service_metrics: ServiceMetrics
+) -> DependencyHealth:
+    """Healthy; degraded once Redis uses `REDIS_MEMORY_DEGRADED_RATIO` of its maxmemory;
+    unhealthy while it refuses writes for memory (nothing new can be queued or kept)."""
+    memory = await queue.memory()
+    if memory is None:
+        return DependencyHealth(status=HealthStatus.HEALTHY)
+    service_metrics.observe_store_memory(memory)
+    ratio = memory.used_ratio
+    used = f"{memory.used_bytes} bytes used of maxmemory {memory.max_bytes}"
+    if memory.writes_refused:
+        detail = f"Redis refuses writes: out of memory ({used})"
+        return DependencyHealth(status=HealthStatus.UNHEALTHY, detail=detail)
+    if ratio is None:
+        return DependencyHealth(status=HealthStatus.HEALTHY, detail="Redis has no maxmemory")
+    status = HealthStatus.HEALTHY
+    if ratio >= settings.redis_memory_degraded_ratio:
+        status = HealthStatus.DEGRADED
+    return DependencyHealth(status=status, detail=f"Redis memory at {ratio:.0%} ({used})")
+
+
 async def _outbox_health(outbox: ResultOutbox, settings: Settings) -> DependencyHealth:
     """Degraded once the oldest undelivered result has waited through several retry rounds:
     results are not reaching their consumers (see documentation/events.md)."""
@@ -104,4 +127,7 @@ async def metrics(
         service_metrics.observe_queue(await queue.stats())
     with contextlib.suppress(QueueUnavailableError):
         service_metrics.observe_outbox(await outbox.stats())
+    with contextlib.suppress(QueueUnavailableError):
+        if (memory := await queue.memory()) is not None:
+            service_metrics.observe_store_memory(memory)
     return Response(generate_latest(service_metrics.registry), content_type=CONTENT_TYPE_LATEST)

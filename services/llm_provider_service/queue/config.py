@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.llm_provider_service.errors import QueueFullError, QuotaExceededError
+from services.llm_provider_service.models import ComparisonJob
 from services.llm_provider_service.settings import Settings
 
 # How long a caller refused for a full queue (or a full share of it) is told to wait.
@@ -20,6 +21,9 @@ class QueueConfig:
     lease_seconds: float
     priority_boost_seconds: float
     result_retention_seconds: float
+    # Ended records kept at most (bytes as stored, and how many); the oldest announced go.
+    result_max_bytes: int = 128 * 1024 * 1024
+    result_max_count: int = 50_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QueueConfig:
@@ -29,6 +33,8 @@ class QueueConfig:
             lease_seconds=settings.queue_lease_seconds,
             priority_boost_seconds=settings.queue_priority_boost_seconds,
             result_retention_seconds=float(settings.queue_result_retention_seconds),
+            result_max_bytes=settings.queue_result_max_bytes,
+            result_max_count=settings.queue_result_max_count,
         )
 
     @property
@@ -49,6 +55,30 @@ def order_score(enqueued_at_ms: int, priority: int, boost_ms: int) -> int:
     score (a double) holds them exactly; ties must be broken by enqueue order.
     """
     return enqueued_at_ms - priority * boost_ms
+
+
+# What an announced record's job says instead of the prompt it no longer keeps.
+DROPPED_PROMPT = "(dropped once the result was announced)"
+
+
+def announced_form(job: ComparisonJob) -> ComparisonJob:
+    """The job as an ended record keeps it once its result event is in the outbox.
+
+    Nothing reads the request's text after that (the status route needs the ids and the
+    caller; the result event is already built), so the essays, the prompt, its blocks and the
+    request's metadata are dropped: they are most of a record's bytes. Still a valid
+    `ComparisonJob`, so a replica of the previous version reads it as before.
+    """
+    request = job.request.model_copy(
+        update={
+            "user_prompt": DROPPED_PROMPT,
+            "essay_a": None,
+            "essay_b": None,
+            "prompt_blocks": None,
+            "metadata": {},
+        }
+    )
+    return job.model_copy(update={"request": request})
 
 
 def queue_full(max_size: int) -> QueueFullError:

@@ -83,6 +83,12 @@ class QueueKeys:
         return f"{self.tag}:seq"
 
     @property
+    def memory_probe(self) -> str:
+        """String: written (with a short expiry) by each memory check, to learn whether
+        Redis still accepts writes or refuses them at its maxmemory."""
+        return f"{self.tag}:memprobe"
+
+    @property
     def wake(self) -> str:
         """List: a short signal pushed on new work, so idle workers BLPOP instead of polling."""
         return f"{self.tag}:wake"

@@ -26,6 +26,7 @@ from services.llm_provider_service.models import (
 )
 from services.llm_provider_service.queue.config import (
     QueueConfig,
+    announced_form,
     caller_queue_full,
     order_score,
     queue_full,
@@ -96,6 +97,11 @@ class InMemoryRequestQueue:
         self._work = asyncio.Event()
         # Ended requests whose result is not yet in the outbox: id -> when next visible.
         self._unannounced: dict[UUID, float] = {}
+        # Announced ended requests, in the order announced -> the bytes of their record, and
+        # the sum: what QUEUE_RESULT_MAX_BYTES and QUEUE_RESULT_MAX_COUNT bound. A result still
+        # owed to the outbox is kept whole, outside the bounds, until announced.
+        self._ended: dict[UUID, int] = {}
+        self._ended_bytes = 0
 
     async def enqueue(
         self,
@@ -227,6 +233,12 @@ class InMemoryRequestQueue:
 
     async def mark_announced(self, queue_id: UUID) -> None:
         self._unannounced.pop(queue_id, None)
+        entry = self._entries.get(queue_id)
+        if entry is None or not entry.record.status.is_terminal:
+            return
+        entry.record.job = announced_form(entry.record.job)
+        self._measure_ended(entry.record)
+        self._trim_ended()
 
     async def reap(self) -> ReapReport:
         self._reap(self._clock(), self._unreported)
@@ -257,6 +269,10 @@ class InMemoryRequestQueue:
             oldest_queued_at=oldest,
             oldest_age_seconds=None if oldest is None else self._clock() - oldest.timestamp(),
         )
+
+    async def memory(self) -> None:
+        """Nothing to report: this queue lives in the process's own memory."""
+        return None
 
     async def wait_for_work(self, max_wait: float) -> None:
         # The event stays set until a waiter consumes it, so work that arrives between a
@@ -315,6 +331,33 @@ class InMemoryRequestQueue:
             heapq.heappush(self._retention, (drop_at, record.queue_id))
             self._unannounced[record.queue_id] = now
 
+    def _measure_ended(self, record: QueueRecord) -> None:
+        size = len(record.model_dump_json().encode())
+        self._ended_bytes += size - self._ended.pop(record.queue_id, 0)
+        self._ended[record.queue_id] = size
+
+    def _forget_ended(self, queue_id: UUID) -> None:
+        self._ended_bytes -= self._ended.pop(queue_id, 0)
+        del self._entries[queue_id]
+
+    def _over_budget(self) -> bool:
+        return (
+            len(self._ended) > self._config.result_max_count
+            or self._ended_bytes > self._config.result_max_bytes
+        )
+
+    def _trim_ended(self) -> None:
+        """Delete the oldest announced records while over either bound; waiting, running and
+        unannounced ones are not in `_ended` (the check is a safeguard)."""
+        if not self._over_budget():
+            return
+        for queue_id in list(self._ended):
+            if queue_id in self._unannounced:
+                continue
+            self._forget_ended(queue_id)
+            if not self._over_budget():
+                return
+
     def _make_ready(self, entry: _Entry, now: float) -> None:
         """Put a new, released, reclaimed or due request in line, at its original place."""
         insort(self._ready[entry.record.provider], entry.key)
@@ -348,7 +391,7 @@ class InMemoryRequestQueue:
                 drop_at = now + self._config.result_retention_seconds
                 heapq.heappush(self._retention, (drop_at, queue_id))
                 continue
-            del self._entries[queue_id]
+            self._forget_ended(queue_id)
 
     def _reap_leases(self, now: float, found: _Findings) -> None:
         while self._leases and self._leases[0][0] <= now:

@@ -20,6 +20,7 @@ from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import (
     ConflictError,
     NotFoundError,
+    QueueMemoryFullError,
     QueueUnavailableError,
 )
 from services.llm_provider_service.models import (
@@ -28,8 +29,14 @@ from services.llm_provider_service.models import (
     QueueRecord,
     QueueStats,
     ReapReport,
+    StoreMemory,
 )
-from services.llm_provider_service.queue.config import QueueConfig, caller_queue_full, queue_full
+from services.llm_provider_service.queue.config import (
+    QueueConfig,
+    announced_form,
+    caller_queue_full,
+    queue_full,
+)
 from services.llm_provider_service.queue.keys import QueueKeys
 
 logger = logging.getLogger(__name__)
@@ -44,6 +51,7 @@ _SCRIPTS = (
     "cancel",
     "reap",
     "take_unannounced",
+    "announced",
 )
 _EXPIRED = ErrorInfo(
     code=ErrorCode.REQUEST_EXPIRED.value,
@@ -60,9 +68,16 @@ def _utc(ms: str | int) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
 
 
+# How long a caller refused because Redis is at its maxmemory is told to wait: memory comes
+# back as ended records are trimmed or expire and as the queue drains, not within seconds.
+MEMORY_FULL_RETRY_AFTER_SECONDS = 30.0
+
+
 @asynccontextmanager
 async def translated_redis_errors() -> AsyncIterator[None]:
     """Redis failures become `QueueUnavailableError`; nothing else leaks from the adapter.
+    An OOM refusal (Redis at its `maxmemory` under `noeviction`) becomes its subclass
+    `QueueMemoryFullError` (503 `QUEUE_MEMORY_FULL`), so a caller learns why.
 
     The message a caller sees names no host, port or Redis reply; the Redis error stays
     the `__cause__`, which the log shows.
@@ -78,6 +93,12 @@ async def translated_redis_errors() -> AsyncIterator[None]:
         # Redis is there but will not keep our writes now, which is the same to a caller.
         reply = str(exc).split(" ", 1)[0]
         refusal = reply if reply.isupper() else type(exc).__name__
+        # redis-py raises OutOfMemoryError for an OOM reply, its message without the "OOM".
+        if isinstance(exc, redis_errors.OutOfMemoryError) or refusal == "OOM":
+            raise QueueMemoryFullError(
+                "the request queue (Redis) is out of memory and refuses new writes (OOM)",
+                retry_after=MEMORY_FULL_RETRY_AFTER_SECONDS,
+            ) from exc
         raise QueueUnavailableError(
             f"the request queue (Redis) refused the operation ({refusal})", retry_after=5.0
         ) from exc
@@ -124,8 +145,11 @@ class RedisRequestQueue:
             ).model_dump_json(),
             self._reap_limit,
         )
+        bounds = (self._config.result_max_bytes, self._config.result_max_count)
         async with translated_redis_errors():
-            return await self._scripts[name](keys=[self._keys.fence], args=[*common, *args])
+            return await self._scripts[name](
+                keys=[self._keys.fence], args=[*common, *args, *bounds]
+            )
 
     async def enqueue(
         self,
@@ -150,6 +174,7 @@ class RedisRequestQueue:
             round(delay_seconds * 1000),
             job.caller or "",
             caller_limit or 0,
+            announced_form(job).model_dump_json(),
         )
         if int(outcome[0]) == -1:
             raise queue_full(self._config.max_size)
@@ -234,8 +259,7 @@ class RedisRequestQueue:
         return await self._records(ids)
 
     async def mark_announced(self, queue_id: UUID) -> None:
-        async with translated_redis_errors():
-            await self._redis.zrem(self._keys.unannounced, str(queue_id))
+        await self._run("announced", str(queue_id))
 
     async def reap(self) -> ReapReport:
         self._remember(await self._run("reap"))
@@ -284,6 +308,23 @@ class RedisRequestQueue:
             processing=int(processing),
             oldest_queued_at=None if oldest_ms is None else _utc(oldest_ms),
             oldest_age_seconds=None if oldest_ms is None else max(0, now_ms - oldest_ms) / 1000,
+        )
+
+    async def memory(self) -> StoreMemory:
+        """`INFO memory`, then one small write (`SET` with a 60 s expiry): an OOM refusal of
+        it means Redis is at its maxmemory and refuses every request that would be kept."""
+        async with translated_redis_errors():
+            info = await self._redis.info("memory")
+        refused = False
+        try:
+            async with translated_redis_errors():
+                await self._redis.set(self._keys.memory_probe, "1", px=60_000)
+        except QueueMemoryFullError:
+            refused = True
+        return StoreMemory(
+            used_bytes=int(info["used_memory"]),
+            max_bytes=int(info.get("maxmemory", 0)),
+            writes_refused=refused,
         )
 
     async def wait_for_work(self, max_wait: float) -> None:

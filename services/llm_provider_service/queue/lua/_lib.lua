@@ -5,7 +5,8 @@
 -- ARGV[2] milliseconds added to server TIME: 0 in production; tests move time with it.
 -- ARGV[3] result retention in ms; ARGV[4] / ARGV[5] the error JSON recorded on expiry and on
 --         a lease that expired with every attempt spent; ARGV[6] how many ids one reap may touch.
--- Script-specific arguments start at ARGV[7].
+-- Script-specific arguments start at ARGV[7]. The last two arguments of every call are the
+-- bounds on ended records: ARGV[#ARGV - 1] bytes, ARGV[#ARGV] count (see trim_ended).
 --
 -- Server TIME is the only clock: replicas and workers with skewed clocks agree on deadlines.
 
@@ -15,6 +16,8 @@ local RETENTION_MS = tonumber(ARGV[3])
 local EXPIRED_ERROR = ARGV[4]
 local LEASE_ERROR = ARGV[5]
 local REAP_LIMIT = tonumber(ARGV[6])
+local RESULT_MAX_BYTES = tonumber(ARGV[#ARGV - 1])
+local RESULT_MAX_COUNT = tonumber(ARGV[#ARGV])
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -68,6 +71,64 @@ local function caller_at_limit(caller, limit)
     if status ~= 'queued' and status ~= 'processing' then redis.call('ZREM', active, id) end
   end
   return redis.call('ZCARD', active) >= limit
+end
+
+-- Ended records, bounded. Once its result is announced (announced.lua), an ended id joins
+-- `ended` (score: a sequence number, so the order of announcement), `ended:size` keeps its
+-- bytes as stored (field names and values) and `ended:bytes` their sum. While over
+-- RESULT_MAX_COUNT ids or RESULT_MAX_BYTES bytes, the oldest are deleted. Waiting, running
+-- and unannounced requests are never in `ended` (the check below is a safeguard): a result
+-- still owed to the outbox is kept whole, outside the bounds, until the relay hands it over.
+-- One pass looks at most REAP_LIMIT ids.
+local function record_bytes(id)
+  local n = 0
+  for _, field in ipairs(redis.call('HKEYS', req(id))) do
+    n = n + #field + redis.call('HSTRLEN', req(id), field)
+  end
+  return n
+end
+
+local function measure_ended(id)
+  local size = record_bytes(id)
+  local before = tonumber(redis.call('HGET', key('ended:size'), id) or '0')
+  redis.call('HSET', key('ended:size'), id, s(size))
+  redis.call('INCRBY', key('ended:bytes'), s(size - before))
+  if not redis.call('ZSCORE', key('ended'), id) then
+    redis.call('ZADD', key('ended'), s(redis.call('INCR', key('ended:seq'))), id)
+  end
+end
+
+local function forget_ended(id)
+  local size = redis.call('HGET', key('ended:size'), id)
+  if size then
+    redis.call('HDEL', key('ended:size'), id)
+    redis.call('DECRBY', key('ended:bytes'), size)
+  end
+  redis.call('ZREM', key('ended'), id)
+end
+
+local function over_budget()
+  return redis.call('ZCARD', key('ended')) > RESULT_MAX_COUNT
+      or tonumber(redis.call('GET', key('ended:bytes')) or '0') > RESULT_MAX_BYTES
+end
+
+local function trim_ended()
+  local skipped, looked = 0, 0
+  while looked < REAP_LIMIT and over_budget() do
+    local id = redis.call('ZRANGE', key('ended'), skipped, skipped)[1]
+    if not id then return end
+    looked = looked + 1
+    if redis.call('ZSCORE', key('unannounced'), id) then
+      skipped = skipped + 1
+    else
+      local status = redis.call('HGET', req(id), 'status')
+      forget_ended(id)
+      if status ~= 'queued' and status ~= 'processing' then
+        redis.call('ZREM', key('retention'), id)
+        redis.call('DEL', req(id))
+      end
+    end
+  end
 end
 
 -- A terminal status never changes again; the record stays readable for the retention.
@@ -144,6 +205,7 @@ local function reap(now)
     else
       redis.call('ZREM', key('retention'), id)
       redis.call('DEL', req(id))
+      forget_ended(id)
     end
   end
   return {expired, failed, lease_expiries, promoted}

@@ -3,7 +3,8 @@
 -- ARGV[7] id, [8] provider, [9] priority, [10] ttl ms, [11] boost ms per priority level,
 -- [12] max size, [13] max attempts, [14] job JSON, [15] correlation id, [16] delay ms,
 -- [17] the caller's name ('' for none), [18] how many requests the caller may have waiting
--- or running at once (0: no limit).
+-- or running at once (0: no limit), [19] the job as kept once its result is announced
+-- ('' for none; see announced.lua).
 -- Returns {0, record} if the id existed, {-1} if the queue is full, {-2} if the caller is at
 -- its limit, else {1, record}, where record is the hash as HGETALL returns it (no second
 -- round trip that could fail after the enqueue succeeded).
@@ -31,6 +32,7 @@ redis.call('HSET', req(id),
   'status', 'queued', 'provider', provider, 'priority', s(priority), 'score', s(score),
   'attempts', '0', 'max_attempts', ARGV[13], 'queued_at', s(now), 'updated_at', s(now),
   'expires_at', s(expires_at), 'token', '0', 'job', ARGV[14], 'correlation_id', ARGV[15])
+if ARGV[19] ~= '' then redis.call('HSET', req(id), 'job_announced', ARGV[19]) end
 if caller ~= '' then
   redis.call('HSET', req(id), 'caller', caller)
   redis.call('ZADD', key('active:' .. caller), s(expires_at), id)
