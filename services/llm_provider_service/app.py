@@ -90,11 +90,13 @@ def _register_request_hooks(app: Quart, container: AsyncContainer) -> None:
         started = g.get("started")
         if metrics_holder and started is not None:
             elapsed = time.perf_counter() - started
-            route = request.url_rule.rule if request.url_rule else "unmatched"
-            m = metrics_holder[0]
-            m.http_requests.labels(request.method, route, str(response.status_code)).inc()
-            m.http_latency.labels(request.method, route).observe(elapsed)
-            m.service_overhead.labels(route).observe(max(0.0, elapsed - g.provider_seconds))
+            metrics_holder[0].record_http_request(
+                request.method,
+                request.url_rule.rule if request.url_rule else None,
+                response.status_code,
+                elapsed,
+                max(0.0, elapsed - g.provider_seconds),
+            )
         return response
 
 
