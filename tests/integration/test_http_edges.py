@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -15,7 +16,9 @@ import httpx
 import pytest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from quart.typing import TestClientProtocol as Client
 
+from services.llm_provider_service.api.parsing import MAX_JSON_DEPTH
 from services.llm_provider_service.metrics import ServiceMetrics
 from tests.conftest import SettingsFactory
 from tests.support.served_app import HOST, ServedApp, served_app
@@ -157,3 +160,94 @@ async def test_metrics_text_is_built_outside_the_event_loop(
     assert "llm_provider_test_probe 1.0" in response.text
     assert recorder.threads
     assert threading.get_ident() not in recorder.threads  # the loop's thread never builds it
+
+
+# ---- 2. deeply nested JSON is a 400, refused before parsing, without a traceback ----------
+
+
+def nested_metadata(depth: int) -> bytes:
+    """A valid comparison body whose deepest container is `depth` levels down (the body
+    itself is level 1, `metadata` level 2)."""
+    inner: Any = {}
+    for _ in range(depth - 2):
+        inner = {"a": inner}
+    return json.dumps({**VALID, "metadata": inner}).encode()
+
+
+DEEP_BODIES = {
+    "1000_brackets": b"[" * 1000,
+    "100000_brackets": b"[" * 100_000,
+    "1000_objects": b'{"a":' * 1000,
+    "1000_brackets_closed": b"[" * 1000 + b"]" * 1000,
+    "one_level_too_deep": nested_metadata(MAX_JSON_DEPTH + 1),
+}
+
+
+@pytest.mark.parametrize("raw", list(DEEP_BODIES.values()), ids=list(DEEP_BODIES))
+async def test_deeply_nested_json_is_a_400_without_a_traceback(
+    client: Client, caplog: pytest.LogCaptureFixture, raw: bytes
+):
+    correlation_id = str(uuid.uuid4())
+    with caplog.at_level(logging.DEBUG):
+        response = await client.post(
+            COMPARISON, data=raw, headers={**JSON_HEADERS, "X-Correlation-ID": correlation_id}
+        )
+
+    assert response.status_code == 400, await response.get_data(as_text=True)
+    error = (await response.get_json())["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert error["correlation_id"] == correlation_id
+    assert error["details"] == {"reason": "too_deeply_nested", "max_depth": MAX_JSON_DEPTH}
+    assert str(MAX_JSON_DEPTH) in error["message"]
+    assert [r for r in caplog.records if r.exc_info] == []
+
+
+async def test_body_nested_exactly_to_the_limit_is_served(client: Client):
+    response = await client.post(
+        COMPARISON, data=nested_metadata(MAX_JSON_DEPTH), headers=JSON_HEADERS
+    )
+
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    metadata = (await response.get_json())["metadata"]
+    depth = 2
+    while metadata:
+        metadata = metadata["a"]
+        depth += 1
+    assert depth == MAX_JSON_DEPTH
+
+
+async def test_brackets_inside_strings_do_not_count_as_nesting(client: Client):
+    prompt = "[" * 5000 + '{"\\"[' * 100
+    raw = json.dumps({**VALID, "user_prompt": prompt}).encode()
+
+    response = await client.post(COMPARISON, data=raw, headers=JSON_HEADERS)
+
+    assert response.status_code == 200, await response.get_data(as_text=True)
+
+
+# ---- 3. every status of the service and its server layer has the one error shape ----------
+
+
+async def test_unsupported_content_type_is_415(http: httpx.AsyncClient):
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        response = await http.post(
+            COMPARISON, content=json.dumps(VALID), headers={"Content-Type": content_type}
+        )
+        error = assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+        assert error["details"]["content_type"] == content_type
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/json", "application/json; charset=utf-8", "application/vnd.api+json"],
+)
+async def test_json_content_types_and_a_missing_one_are_accepted(
+    http: httpx.AsyncClient, content_type: str | None
+):
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = http.build_request("POST", COMPARISON, content=json.dumps(VALID), headers=headers)
+    assert request.headers.get("content-type") == content_type
+
+    response = await http.send(request)
+
+    assert response.status_code == 200, response.text
