@@ -17,10 +17,13 @@ import pytest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from quart.typing import TestClientProtocol as Client
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from services.llm_provider_service.api.parsing import MAX_JSON_DEPTH
 from services.llm_provider_service.metrics import ServiceMetrics
 from tests.conftest import SettingsFactory
+from tests.support.callers import policy
 from tests.support.served_app import HOST, ServedApp, served_app
 
 COMPARISON = "/api/v1/comparison"
@@ -251,3 +254,109 @@ async def test_json_content_types_and_a_missing_one_are_accepted(
     response = await http.send(request)
 
     assert response.status_code == 200, response.text
+
+
+async def test_wrong_method_is_405_with_allow(http: httpx.AsyncClient):
+    for method, path, allowed in (
+        ("DELETE", COMPARISON, {"POST", "OPTIONS"}),
+        ("PATCH", "/healthz", {"GET", "HEAD", "OPTIONS"}),
+        ("BREW", COMPARISON, {"POST", "OPTIONS"}),
+    ):
+        response = await http.request(method, path)
+        assert_error(response, 405, "METHOD_NOT_ALLOWED")
+        allow = {m.strip() for m in response.headers["Allow"].split(",")}
+        assert allow == allowed
+
+
+async def test_unknown_route_is_404_over_http(http: httpx.AsyncClient):
+    assert_error(await http.get("/api/v1/nothing-here"), 404, "NOT_FOUND")
+
+
+async def test_body_over_the_limit_is_413_over_http(make_settings: SettingsFactory):
+    settings = make_settings(worker_enabled=False, max_request_body_bytes=1024)
+    raw = json.dumps({**VALID, "user_prompt": "x" * 4096})
+    async with served_app(settings) as served, httpx.AsyncClient(base_url=served.base_url) as http:
+        response = await http.post(COMPARISON, content=raw, headers=JSON_HEADERS)
+
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_body_that_does_not_arrive_in_time_is_408(served: ServedApp):
+    served.app.config["BODY_TIMEOUT"] = 0.2  # Quart's body timeout, normally 60 s
+    head = (
+        f"POST {COMPARISON} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    )
+
+    status, headers, body = await raw_exchange(served.port, head.encode() + b'{"user_')
+
+    assert_error_body(status, headers, body, 408, "REQUEST_TIMEOUT")
+
+
+SERVER_LAYER_CASES: dict[str, tuple[bytes, int, str]] = {
+    "headers_too_large": (
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"x" * (20 * 1024),
+        431,
+        "HEADERS_TOO_LARGE",
+    ),
+    "malformed_header_line": (
+        b"GET /healthz HTTP/1.1\r\nHost test\r\n\r\n",
+        400,
+        "BAD_REQUEST",
+    ),
+    "not_http": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, "BAD_REQUEST"),
+    "unsupported_transfer_encoding": (
+        b"POST /api/v1/comparison HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+        "NOT_IMPLEMENTED",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"), list(SERVER_LAYER_CASES.values()), ids=list(SERVER_LAYER_CASES)
+)
+async def test_server_layer_errors_have_the_error_shape(
+    served: ServedApp, raw: bytes, status: int, code: str
+):
+    got_status, headers, body = await raw_exchange(served.port, raw)
+
+    assert_error_body(got_status, headers, body, status, code)
+    assert headers["connection"] == "close"
+
+
+async def test_websocket_error_carries_a_correlation_id(served: ServedApp):
+    async with connect(f"{served.ws_url}/api/v1/ws/status/not-a-uuid") as socket:
+        fresh = json.loads(await socket.recv())["error"]
+    correlation_id = str(uuid.uuid4())
+    async with connect(
+        f"{served.ws_url}/api/v1/ws/status/{uuid.uuid4()}",
+        additional_headers={"X-Correlation-ID": correlation_id},
+    ) as socket:
+        echoed = json.loads(await socket.recv())["error"]
+
+    assert fresh["code"] == "VALIDATION_ERROR"
+    uuid.UUID(fresh["correlation_id"])
+    assert echoed["code"] == "NOT_FOUND"
+    assert echoed["correlation_id"] == correlation_id
+
+
+async def test_refused_websocket_handshake_carries_a_correlation_id(
+    make_settings: SettingsFactory,
+):
+    settings = make_settings(worker_enabled=False, callers={"cj": policy("cj-key")})
+    correlation_id = str(uuid.uuid4())
+    async with served_app(settings) as served:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(
+                f"{served.ws_url}/api/v1/ws/status/{uuid.uuid4()}",
+                additional_headers={"X-Correlation-ID": correlation_id},
+            ):
+                pass
+
+    response = refused.value.response
+    headers = {k.lower(): v for k, v in response.headers.raw_items()}
+    error = assert_error_body(
+        response.status_code, headers, bytes(response.body), 401, "UNAUTHORIZED"
+    )
+    assert error["correlation_id"] == correlation_id
