@@ -74,23 +74,26 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 async def raw_exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send `data` on a fresh connection and read one response until the server closes."""
+    """Send `data` on a fresh connection and read one response: its head, then as many
+    body bytes as its Content-Length says (all until the server closes, without one)."""
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
         writer.write(data)
         await writer.drain()
         async with asyncio.timeout(20):
-            raw = await reader.read()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *header_lines = head.decode("latin-1").strip().split("\r\n")
+            headers = {}
+            for line in header_lines:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if "content-length" in headers:
+                body = await reader.readexactly(int(headers["content-length"]))
+            else:
+                body = await reader.read()
     finally:
         writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", len(body)))
-    return int(status_line.split()[1]), headers, body[:length]
+    return int(status_line.split()[1]), headers, body
 
 
 # ---- 1. metric labels come from closed sets ------------------------------------------------
@@ -305,6 +308,12 @@ SERVER_LAYER_CASES: dict[str, tuple[bytes, int, str]] = {
         "BAD_REQUEST",
     ),
     "not_http": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, "BAD_REQUEST"),
+    "websocket_handshake_without_key": (
+        b"GET /api/v1/ws/status/x HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\n\r\n",
+        400,
+        "BAD_REQUEST",
+    ),
     "unsupported_transfer_encoding": (
         b"POST /api/v1/comparison HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n",
         501,
