@@ -50,7 +50,7 @@ async def _serve(settings: Settings) -> None:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None
     config.graceful_timeout = settings.worker_shutdown_grace_seconds + 5.0
-    use_json_protocol_errors()  # Hypercorn's own 400, 431 and 501 in the error shape
+    use_json_protocol_errors()  # Hypercorn's own error answers in the error shape too
     stop = _stop_event()
     logger.info(
         "serving on http://%s:%d (environment=%s, provider=%s, queue=%s)",

@@ -30,11 +30,11 @@
 
 Adapters translate SDK, Redis and Kafka exceptions into these with `raise ... from e`;
 `api/errors.py` turns them into HTTP responses, and nothing else does. It also gives Quart's
-own refusals a code: `BAD_REQUEST` 400 (or `VALIDATION_ERROR`), `NOT_FOUND` 404,
-`METHOD_NOT_ALLOWED` 405, `REQUEST_TIMEOUT` 408 (the body did not arrive in time),
-`PAYLOAD_TOO_LARGE` 413. The errors Hypercorn answers before a request reaches the app are
-shaped by `server_errors.py`: `BAD_REQUEST` 400, `HEADERS_TOO_LARGE` 431, `NOT_IMPLEMENTED`
-501.
+own refusals a code: `VALIDATION_ERROR` 400, `NOT_FOUND` 404, `METHOD_NOT_ALLOWED` 405 (with
+`Allow`), `REQUEST_TIMEOUT` 408 (the body did not arrive in time), `PAYLOAD_TOO_LARGE` 413,
+any other 4xx `BAD_REQUEST`. The answers Hypercorn makes itself, without the app, are shaped
+by `server_errors.py`: `BAD_REQUEST` 400 (not parseable, or an invalid WebSocket handshake),
+`HEADERS_TOO_LARGE` 431, `NOT_IMPLEMENTED` 501.
 """
 
 from __future__ import annotations
