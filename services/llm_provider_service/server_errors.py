@@ -12,11 +12,15 @@ method, to send the error shape, a new correlation id (the request's own header 
 readable) and `Connection: close`. `__main__` calls it before serving; so do the tests'
 served app. Pinned by `tests/integration/test_http_edges.py` and
 `tests/e2e/test_server_errors.py` against the locked Hypercorn version.
+
+The HTTP/1.1 subclass also marks `Connection: close` on an answer the app gives before the
+request's body has arrived: Hypercorn closes such a connection afterwards without saying so.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from itertools import chain
 from time import time
 
@@ -25,6 +29,7 @@ import hypercorn.protocol
 import hypercorn.protocol.h2
 import hypercorn.protocol.h11
 from hypercorn.protocol.events import Body, EndBody, Response
+from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.protocol.ws_stream import WSStream
@@ -62,7 +67,21 @@ def protocol_error(status: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 
 
 class JsonErrorH11Protocol(H11Protocol):
-    """HTTP/1.1 whose protocol errors (h11 could not parse the request) have a JSON body."""
+    """HTTP/1.1 whose protocol errors (h11 could not parse the request) have a JSON body,
+    and whose answers say `Connection: close` when Hypercorn is going to close it."""
+
+    async def stream_send(self, event: StreamEvent) -> None:
+        if (
+            isinstance(event, Response)
+            and event.status_code >= 200
+            and self.connection.their_state is h11.SEND_BODY
+        ):
+            # Answered before the request's body arrived (a 401 or 415 decided on the
+            # headers): Hypercorn closes the connection rather than read the rest
+            # (`_maybe_recycle`), so the answer says so, or a keep-alive client sends its
+            # next request into a closed connection.
+            event = replace(event, headers=[*event.headers, (b"connection", b"close")])
+        await super().stream_send(event)
 
     async def _send_error_response(self, status_code: int) -> None:
         body, headers = protocol_error(status_code)

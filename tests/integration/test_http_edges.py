@@ -369,3 +369,25 @@ async def test_refused_websocket_handshake_carries_a_correlation_id(
         response.status_code, headers, bytes(response.body), 401, "UNAUTHORIZED"
     )
     assert error["correlation_id"] == correlation_id
+
+
+async def test_answer_before_the_body_arrived_says_the_connection_closes(served: ServedApp):
+    # Refused before its body is read (415 is decided on the headers), the request's body
+    # is still on its way: Hypercorn then closes the connection, so the answer must say so,
+    # or a keep-alive client sends its next request into a closed connection.
+    reader, writer = await asyncio.open_connection(HOST, served.port)
+    try:
+        writer.write(
+            f"POST {COMPARISON} HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 10\r\n\r\n".encode()
+        )
+        await writer.drain()
+        async with asyncio.timeout(20):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+            assert head.startswith("http/1.1 415"), head
+            assert "\r\nconnection: close\r\n" in head, head
+            length = int(head.split("content-length:")[1].split("\r\n")[0])
+            await reader.readexactly(length)
+            assert await reader.read() == b""  # closed, as announced
+    finally:
+        writer.close()
