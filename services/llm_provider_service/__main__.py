@@ -19,6 +19,7 @@ from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.redaction import Redactor, redact_logs
 from services.llm_provider_service.relay import ResultRelay
+from services.llm_provider_service.server_errors import use_json_protocol_errors
 from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
 from services.llm_provider_service.worker import QueueWorker
 
@@ -51,6 +52,7 @@ async def _serve(settings: Settings) -> None:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None
     config.graceful_timeout = settings.worker_shutdown_grace_seconds + 5.0
+    use_json_protocol_errors()  # Hypercorn's own error answers in the error shape too
     stop = _stop_event()
     logger.info(
         "serving on http://%s:%d (environment=%s, provider=%s, queue=%s)",

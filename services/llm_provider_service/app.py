@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Callable
 
 from dishka import AsyncContainer
-from quart import Quart, Response, g, request
+from quart import Quart, Response, g, request, websocket
+from quart.typing import ResponseTypes
 from quart_dishka import QuartDishka
 from quart_schema import Info, QuartSchema
 
@@ -79,12 +80,18 @@ def _register_request_hooks(app: Quart, container: AsyncContainer) -> None:
     async def _start() -> None:
         g.started = time.perf_counter()
         g.provider_seconds = 0.0
-        # Every response and error carries a correlation id: the caller's, or a new one.
-        header = request.headers.get(CORRELATION_HEADER)
-        try:
-            g.correlation_id = uuid.UUID(header) if header else uuid.uuid4()
-        except ValueError:
-            g.correlation_id = uuid.uuid4()
+        g.correlation_id = _correlation_id(request.headers.get(CORRELATION_HEADER))
+
+    @app.before_websocket
+    async def _start_websocket() -> None:
+        g.correlation_id = _correlation_id(websocket.headers.get(CORRELATION_HEADER))
+
+    @app.after_websocket
+    async def _finish_websocket(response: ResponseTypes | None) -> ResponseTypes | None:
+        # A refused handshake (e.g. 401) is an HTTP response: it names its id like any other.
+        if response is not None and g.get("correlation_id") is not None:
+            response.headers[CORRELATION_HEADER] = str(g.correlation_id)
+        return response
 
     @app.after_request
     async def _finish(response: Response) -> Response:
@@ -93,12 +100,23 @@ def _register_request_hooks(app: Quart, container: AsyncContainer) -> None:
         started = g.get("started")
         if metrics_holder and started is not None:
             elapsed = time.perf_counter() - started
-            route = request.url_rule.rule if request.url_rule else "unmatched"
-            m = metrics_holder[0]
-            m.http_requests.labels(request.method, route, str(response.status_code)).inc()
-            m.http_latency.labels(request.method, route).observe(elapsed)
-            m.service_overhead.labels(route).observe(max(0.0, elapsed - g.provider_seconds))
+            metrics_holder[0].record_http_request(
+                request.method,
+                request.url_rule.rule if request.url_rule else None,
+                response.status_code,
+                elapsed,
+                max(0.0, elapsed - g.provider_seconds),
+            )
         return response
+
+
+def _correlation_id(header: str | None) -> uuid.UUID:
+    """Every response, error and WebSocket message carries a correlation id: the caller's
+    (a valid `X-Correlation-ID`), or a new one."""
+    try:
+        return uuid.UUID(header) if header else uuid.uuid4()
+    except ValueError:
+        return uuid.uuid4()
 
 
 def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Settings) -> None:

@@ -4,6 +4,7 @@
     ├── RequestError                  the caller's request cannot be served as sent (4xx)
     │   ├── RequestValidationError    VALIDATION_ERROR 400
     │   ├── PayloadTooLargeError      PAYLOAD_TOO_LARGE 413
+    │   ├── UnsupportedMediaTypeError UNSUPPORTED_MEDIA_TYPE 415: a body that is not JSON
     │   ├── UnknownProviderError      UNKNOWN_PROVIDER 400
     │   ├── CacheNotAllowedError      CACHE_NOT_ALLOWED 400
     │   ├── CallbackNotAllowedError   CALLBACK_NOT_ALLOWED 400
@@ -32,7 +33,12 @@
     └── EventPublishError             an event could not be handed to the broker
 
 Adapters translate SDK, Redis and Kafka exceptions into these with `raise ... from e`;
-`api/errors.py` turns them into HTTP responses, and nothing else does.
+`api/errors.py` turns them into HTTP responses, and nothing else does. It also gives Quart's
+own refusals a code: `VALIDATION_ERROR` 400, `NOT_FOUND` 404, `METHOD_NOT_ALLOWED` 405 (with
+`Allow`), `REQUEST_TIMEOUT` 408 (the body did not arrive in time), `PAYLOAD_TOO_LARGE` 413,
+any other 4xx `BAD_REQUEST`. The answers Hypercorn makes itself, without the app, are shaped
+by `server_errors.py`: `BAD_REQUEST` 400 (not parseable, or an invalid WebSocket handshake),
+`HEADERS_TOO_LARGE` 431, `NOT_IMPLEMENTED` 501.
 """
 
 from __future__ import annotations
@@ -81,6 +87,11 @@ class RequestValidationError(RequestError):
 class PayloadTooLargeError(RequestError):
     code = ErrorCode.PAYLOAD_TOO_LARGE
     http_status = 413
+
+
+class UnsupportedMediaTypeError(RequestError):
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+    http_status = 415
 
 
 class UnknownProviderError(RequestError):

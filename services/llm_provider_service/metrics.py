@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from common_core.enums import CircuitBreakerState, DeliveryChannel, LLMProviderType, QueueStatus
@@ -18,6 +20,14 @@ _WAIT_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 864
 # The `model` label of a model first seen after this many is "other": label values must come
 # from a bounded set, and model names come from vendors' answers.
 _OTHER_MODEL = "other"
+# The request-derived labels of the HTTP metrics come from closed sets too: a client chooses
+# the method (h11 accepts any token) and the path, and every new value would be a new series
+# kept for the life of the process. The route is the URL rule that matched, else this.
+UNMATCHED_ROUTE = "unmatched"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
+_HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
+OTHER_STATUS = "other"
 _BREAKER_VALUE = {
     CircuitBreakerState.CLOSED: 0,
     CircuitBreakerState.HALF_OPEN: 1,
@@ -247,6 +257,18 @@ class ServiceMetrics:
                 self._winner_models.add(entry)
         position = "first" if first_won else "second"
         self.winner_position.labels(*entry, position).inc()
+
+    def record_http_request(
+        self, method: str, route: str | None, status: int, seconds: float, overhead: float
+    ) -> None:
+        """Count one HTTP request. `route` is the URL rule that matched (None: none did);
+        an unknown method is `OTHER` and a status outside `http.HTTPStatus` is `other`."""
+        method_label = method if method in HTTP_METHODS else OTHER_METHOD
+        route_label = route or UNMATCHED_ROUTE
+        status_label = str(status) if status in _HTTP_STATUSES else OTHER_STATUS
+        self.http_requests.labels(method_label, route_label, status_label).inc()
+        self.http_latency.labels(method_label, route_label).observe(seconds)
+        self.service_overhead.labels(route_label).observe(overhead)
 
     def set_breaker_state(self, provider: LLMProviderType, state: CircuitBreakerState) -> None:
         self.breaker_state.labels(provider.value).set(_BREAKER_VALUE[state])

@@ -5,10 +5,11 @@
 
 builds the app exactly as the service does (`make_container(settings, *overrides)`, then
 `create_app(settings, container)`), serves it with Hypercorn (`hypercorn.asyncio.serve`,
-as `__main__` does) on 127.0.0.1 on a free port, and yields once `/healthz` answers. On
-exit it triggers Hypercorn's graceful shutdown and waits for it: the app's `after_serving`
-runs (the worker drains, the container closes). `overrides` are dishka providers that
-replace bindings, as in `tests/integration/conftest.py`'s `start_app`.
+after `use_json_protocol_errors()`, as `__main__` does) on 127.0.0.1 on a free port, and
+yields once `/healthz` answers. On exit it triggers Hypercorn's graceful shutdown and waits
+for it: the app's `after_serving` runs (the worker drains, the container closes).
+`overrides` are dishka providers that replace bindings, as in
+`tests/integration/conftest.py`'s `start_app`.
 
 The listening socket is bound before Hypercorn starts and handed over as `fd://`, so the
 port is known and never raced for. Close your clients' WebSockets before the block ends:
@@ -34,6 +35,7 @@ from quart import Quart
 
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.di import make_container
+from services.llm_provider_service.server_errors import use_json_protocol_errors
 from services.llm_provider_service.settings import Settings
 
 HOST = "127.0.0.1"
@@ -75,6 +77,7 @@ async def served_app(settings: Settings, *overrides: Provider) -> AsyncIterator[
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = settings.worker_shutdown_grace_seconds + 5.0
+    use_json_protocol_errors()
     stop = asyncio.Event()
     server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait), name="hypercorn")
     base_url = f"http://{HOST}:{port}"

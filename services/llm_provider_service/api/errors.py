@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from quart import Quart, Response, g
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from common_core.api_models import ErrorDetail, ErrorResponse
 from common_core.enums import ErrorCode
@@ -19,13 +19,19 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
 
+# The codes of Quart's and Werkzeug's own refusals; any other 4xx is BAD_REQUEST, any 5xx
+# INTERNAL_ERROR.
 _HTTP_CODES = {
     400: ErrorCode.VALIDATION_ERROR,
     401: ErrorCode.UNAUTHORIZED,
     404: ErrorCode.NOT_FOUND,
     405: ErrorCode.METHOD_NOT_ALLOWED,
+    408: ErrorCode.REQUEST_TIMEOUT,
     409: ErrorCode.CONFLICT,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    431: ErrorCode.HEADERS_TOO_LARGE,
+    501: ErrorCode.NOT_IMPLEMENTED,
 }
 
 
@@ -78,12 +84,18 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(HTTPException)
     async def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        code = _HTTP_CODES.get(status, ErrorCode.INTERNAL_ERROR)
+        fallback = ErrorCode.BAD_REQUEST if 400 <= status < 500 else ErrorCode.INTERNAL_ERROR
+        code = _HTTP_CODES.get(status, fallback)
         message = exc.description or exc.name
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body is larger than the limit of {limit} bytes"
-        return error_response(status, code.value, message)
+        elif status == 408:
+            message = "the request body did not arrive in time"
+        response = error_response(status, code.value, message)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> Response:

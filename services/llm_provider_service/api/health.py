@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from dishka import FromDishka
@@ -130,4 +131,7 @@ async def metrics(
     with contextlib.suppress(QueueUnavailableError):
         if (memory := await queue.memory()) is not None:
             service_metrics.observe_store_memory(memory)
-    return Response(generate_latest(service_metrics.registry), content_type=CONTENT_TYPE_LATEST)
+    # Built in a worker thread: the text of a large registry takes a while, and the event
+    # loop keeps serving meanwhile (prometheus-client's metrics are thread-safe).
+    text = await asyncio.to_thread(generate_latest, service_metrics.registry)
+    return Response(text, content_type=CONTENT_TYPE_LATEST)

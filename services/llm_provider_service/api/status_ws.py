@@ -6,7 +6,7 @@ import asyncio
 from uuid import UUID
 
 from dishka import FromDishka
-from quart import Blueprint, websocket
+from quart import Blueprint, g, websocket
 from quart_dishka import inject
 
 from common_core.api_models import ErrorDetail, ErrorResponse
@@ -21,7 +21,9 @@ bp = Blueprint("status_ws", __name__, url_prefix="/api/v1")
 
 
 def _error(code: ErrorCode, message: str) -> str:
-    return ErrorResponse(error=ErrorDetail(code=code.value, message=message)).model_dump_json()
+    """A message in the API's error shape, with the socket's correlation id (app.py)."""
+    detail = ErrorDetail(code=code.value, message=message, correlation_id=g.get("correlation_id"))
+    return ErrorResponse(error=detail).model_dump_json()
 
 
 @bp.websocket("/ws/status/<queue_id>")
