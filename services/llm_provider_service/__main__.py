@@ -46,12 +46,21 @@ async def _checked_container(settings: Settings) -> AsyncContainer:
     return container
 
 
-async def _serve(settings: Settings) -> None:
-    app = create_app(settings, await _checked_container(settings))
+def hypercorn_config(settings: Settings) -> Config:
+    """Hypercorn's configuration for `serve`."""
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None
+    # Hypercorn's error log goes through the root handlers like every other line: one format,
+    # the broker-noise filter and the secret redaction (`redact_logs`) apply to it too.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = settings.worker_shutdown_grace_seconds + 5.0
+    return config
+
+
+async def _serve(settings: Settings) -> None:
+    app = create_app(settings, await _checked_container(settings))
+    config = hypercorn_config(settings)
     use_json_protocol_errors()  # Hypercorn's own error answers in the error shape too
     stop = _stop_event()
     logger.info(
