@@ -235,7 +235,17 @@ class IdempotencyStore(Protocol):
 
         Returns None when the caller now holds the key and must `save` or `forget` it, or
         the entry already stored under the key (reserved by someone else, or finished).
-        Raises `QueueUnavailableError` when the store cannot be reached.
+        Raises `QueueUnavailableError` when the store cannot be reached (the reservation may
+        still land later: `release` it), or when this reservation was already released.
+        """
+        ...
+
+    async def release(self, key: str, entry: IdempotencyEntry, *, fence_seconds: float) -> None:
+        """Withdraw a reservation of `entry` whose outcome is unknown (`reserve` raised).
+
+        Deletes the key only while it holds this very reservation, and fences the
+        reservation for `fence_seconds`, so a `reserve` of it that reaches the store later
+        writes nothing. Raises `QueueUnavailableError` when the store cannot be reached.
         """
         ...
 

@@ -10,6 +10,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from services.llm_provider_service.errors import QueueUnavailableError
+from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
+from services.llm_provider_service.idempotency.models import IdempotencyEntry
+from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
+from services.llm_provider_service.queue.keys import QueueKeys
 from tests.integration.conftest import StartApp
 from tests.support.redis_server import RedisServer
 from tests.support.served_app import served_app
@@ -166,3 +171,58 @@ async def test_a_caller_that_hangs_up_does_not_cancel_its_judgement(make_setting
         if line.startswith("llm_provider_provider_calls_total{") and 'provider="mock"' in line
     ]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in attempts) == 1.0  # any outcome
+
+
+# -- A reservation withdrawn after its 503 (Redis stalled while the SET NX was in flight) ----
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def store(request: pytest.FixtureRequest, redis_server: RedisServer, prefix: str):
+    if request.param == "memory":
+        yield InMemoryIdempotencyStore()
+        return
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        yield RedisIdempotencyStore(redis, QueueKeys(prefix))
+    finally:
+        await redis.aclose()
+
+
+def pending(fingerprint: str = "body-1") -> IdempotencyEntry:
+    return IdempotencyEntry(fingerprint=fingerprint, request_id=uuid.uuid4())
+
+
+async def test_a_reservation_that_lands_after_its_release_writes_nothing(store):
+    late = pending()
+    await store.release("caller/k", late, fence_seconds=60.0)
+
+    with pytest.raises(QueueUnavailableError):
+        await store.reserve("caller/k", late, hold_seconds=60.0)
+
+    assert await store.get("caller/k") is None
+    retry = pending()
+    assert await store.reserve("caller/k", retry, hold_seconds=60.0) is None
+    assert await store.get("caller/k") == retry
+
+
+async def test_a_release_withdraws_only_its_own_reservation(store):
+    landed, other = pending(), pending()
+    assert await store.reserve("caller/k", landed, hold_seconds=60.0) is None
+
+    await store.release("caller/k", other, fence_seconds=60.0)
+    kept = await store.get("caller/k")
+    await store.release("caller/k", landed, fence_seconds=60.0)
+
+    assert kept == landed
+    assert await store.get("caller/k") is None
+
+
+async def test_a_release_leaves_a_finished_entry_alone(store):
+    mine = pending()
+    assert await store.reserve("caller/k", mine, hold_seconds=60.0) is None
+    finished = mine.model_copy(update={"outcome": "queued"})
+    await store.save("caller/k", finished, keep_seconds=60.0)
+
+    await store.release("caller/k", mine, fence_seconds=60.0)
+
+    assert await store.get("caller/k") == finished

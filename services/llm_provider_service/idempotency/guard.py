@@ -8,7 +8,9 @@ are always two fresh judgements, however identical their content.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from common_core.api_models import ComparisonRequest, QueuedResponse
 from common_core.enums import ErrorCode
 from services.llm_provider_service.callers import Caller
-from services.llm_provider_service.errors import ConflictError
+from services.llm_provider_service.errors import ConflictError, QueueUnavailableError
 from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.models import ADDED_REQUEST_FIELDS, QueueRecord
 from services.llm_provider_service.orchestrator import (
@@ -30,6 +32,10 @@ from services.llm_provider_service.protocols import IdempotencyStore, RequestQue
 from services.llm_provider_service.settings import Settings
 
 _POLL_SECONDS = 0.05
+_RELEASE_FIRST_PAUSE_SECONDS = 0.05
+_RELEASE_MAX_PAUSE_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class IdempotencyGuard:
         self._queue = queue
         self._settings = settings
         self._detached: set[asyncio.Future[Completed | Queued]] = set()
+        self._releasing: dict[str, _Release] = {}
 
     async def submit(
         self,
@@ -97,7 +104,15 @@ class IdempotencyGuard:
         mine = IdempotencyEntry(fingerprint=fingerprint(request), request_id=uuid.uuid4())
         # Held only for as long as one submission can take; a crashed holder frees the key.
         hold = self._settings.idempotency_wait_seconds + 60.0
-        existing = await self._store.reserve(key, mine, hold_seconds=hold)
+        await self._released(key)
+        try:
+            existing = await self._store.reserve(key, mine, hold_seconds=hold)
+        except BaseException:
+            # The reservation may still land (a stalled Redis runs the command after the
+            # caller's 503): withdraw it, so the retry is not kept waiting for a request that
+            # was never made.
+            self._release_later(key, mine, hold)
+            raise
         if existing is not None:
             return await self._replay(key, existing, mine.fingerprint)
         # With a key the submission runs to its end even when the caller hangs up (a client
@@ -109,6 +124,52 @@ class IdempotencyGuard:
         self._detached.add(work)
         work.add_done_callback(_forget_detached(self._detached))
         return await asyncio.shield(work)
+
+    def _release_later(self, key: str, mine: IdempotencyEntry, hold: float) -> None:
+        """Withdraw the reservation of `mine` in the background, retrying until the store
+        answers or the reservation would have lapsed anyway."""
+        release = _Release(asyncio.Event())
+        release.task = asyncio.ensure_future(self._release(key, mine, hold, release.wake))
+        self._releasing[key] = release
+
+        def done(task: asyncio.Future[None]) -> None:
+            if self._releasing.get(key) is release:
+                del self._releasing[key]
+            if not task.cancelled():
+                task.exception()
+
+        release.task.add_done_callback(done)
+
+    async def _release(
+        self, key: str, mine: IdempotencyEntry, hold: float, wake: asyncio.Event
+    ) -> None:
+        deadline = time.monotonic() + hold
+        pause = _RELEASE_FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                await self._store.release(key, mine, fence_seconds=hold)
+                return
+            except QueueUnavailableError:
+                if time.monotonic() + pause >= deadline:
+                    logger.warning(
+                        "could not withdraw an idempotency reservation (request %s); it "
+                        "lapses by itself",
+                        mine.request_id,
+                    )
+                    return
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), pause)
+            pause = min(pause * 2, _RELEASE_MAX_PAUSE_SECONDS)
+
+    async def _released(self, key: str) -> None:
+        """A retry first lets this process's withdrawal of an earlier reservation of the same
+        key finish (at once, not at its next backoff), for up to IDEMPOTENCY_WAIT_SECONDS."""
+        release = self._releasing.get(key)
+        if release is None or release.task is None:
+            return
+        release.wake.set()
+        await asyncio.wait({release.task}, timeout=self._settings.idempotency_wait_seconds)
 
     async def _first_submission(
         self,
@@ -172,6 +233,14 @@ class IdempotencyGuard:
                 retry_after=1.0,
             )
         return Replayed(_outcome_of(current))
+
+
+@dataclass(slots=True)
+class _Release:
+    """A withdrawal in progress: its task, and the event that cuts its backoff short."""
+
+    wake: asyncio.Event
+    task: asyncio.Future[None] | None = None
 
 
 def _forget_detached(

@@ -148,12 +148,6 @@ async def test_r1_paused_redis_is_a_503_then_202_again_after_resume(
     assert (await health(client))["dependencies"]["queue"]["status"] == "healthy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the Idempotency-Key reservation (SET NX, held IDEMPOTENCY_WAIT_SECONDS + 60 s) "
-    "sent as Redis stalled lands after the 503, so every retry with that key waits "
-    "IDEMPOTENCY_WAIT_SECONDS and gets 409 CONFLICT until the hold lapses; nothing was queued",
-)
 async def test_r1_a_retry_with_the_same_idempotency_key_is_accepted_after_a_pause(
     start_app: StartApp, redis_server: RedisServer
 ):
