@@ -257,8 +257,10 @@ class InMemoryQueueDeps(Provider):
     scope = Scope.APP
 
     @provide
-    def queue(self, settings: Settings) -> RequestQueue:
-        return InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    async def queue(self, settings: Settings) -> AsyncIterator[RequestQueue]:
+        queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+        yield queue
+        await queue.close()  # warns about the accepted requests lost with the process
 
     @provide
     def idempotency(self) -> IdempotencyStore:
