@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.di import check_dependencies, make_container
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
 from services.llm_provider_service.worker import QueueWorker
@@ -75,11 +76,14 @@ async def _work(settings: Settings) -> None:
         relay = await container.get(ResultRelay)
         stop, relay_stop = _stop_event(), asyncio.Event()
         relay_task = asyncio.create_task(relay.run(relay_stop), name="result-relay")
+        watch = await container.get(DurabilityWatch)
+        watch_task = asyncio.create_task(watch.run(relay_stop), name="durability-watch")
         try:
             await worker.run(stop)
         finally:
             relay_stop.set()
             await relay_task
+            await watch_task
     finally:
         if server is not None:
             server.shutdown()

@@ -25,6 +25,7 @@ from services.llm_provider_service.api.auth import register_authentication
 from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings, load_settings
 from services.llm_provider_service.worker import QueueWorker
@@ -103,9 +104,13 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
     tasks: list[asyncio.Task[None]] = []
 
     relay_stop = asyncio.Event()
+    watch_stop = asyncio.Event()
+    watches: list[asyncio.Task[None]] = []
 
     @app.before_serving
     async def _start_worker() -> None:
+        watch = await container.get(DurabilityWatch)
+        watches.append(asyncio.create_task(watch.run(watch_stop), name="durability-watch"))
         if settings.worker_enabled:
             worker = await container.get(QueueWorker)
             tasks.append(asyncio.create_task(worker.run(stop), name="queue-worker"))
@@ -119,5 +124,7 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
         await asyncio.gather(*tasks[:-1], return_exceptions=True)  # the worker drains first
         relay_stop.set()  # then the relay ends its pass; what is left waits in the outbox
         await asyncio.gather(*tasks, return_exceptions=True)
+        watch_stop.set()
+        await asyncio.gather(*watches, return_exceptions=True)
         await container.close()
         logger.info("llm_provider_service stopped")

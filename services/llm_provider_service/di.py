@@ -65,7 +65,7 @@ from services.llm_provider_service.providers.openrouter_provider import (
 )
 from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.durability import check_durability
+from services.llm_provider_service.queue.durability import DurabilityWatch, check_durability
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
@@ -267,6 +267,10 @@ class InMemoryQueueDeps(Provider):
         return InMemoryIdempotencyStore()
 
     @provide
+    def durability_watch(self, settings: Settings) -> DurabilityWatch:
+        return DurabilityWatch(None, settings)  # no Redis: nothing to watch
+
+    @provide
     def response_cache(self) -> ResponseCache:
         return InMemoryResponseCache()
 
@@ -317,6 +321,10 @@ class RedisQueueDeps(Provider):
     @provide
     def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
         return RedisIdempotencyStore(redis, QueueKeys(settings.queue_key_prefix))
+
+    @provide
+    def durability_watch(self, redis: Redis, settings: Settings) -> DurabilityWatch:
+        return DurabilityWatch(redis, settings)
 
     @provide
     def response_cache(self, redis: Redis, settings: Settings) -> ResponseCache:
@@ -518,4 +526,5 @@ def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
 async def check_dependencies(container: AsyncContainer, settings: Settings) -> None:
     """Start-up checks before serving or working; raises `ConfigurationError` to refuse."""
     if settings.queue_persistence:
-        await check_durability(await container.get(Redis), settings)
+        problems = await check_durability(await container.get(Redis), settings)
+        (await container.get(DurabilityWatch)).known(problems)

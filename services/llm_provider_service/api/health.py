@@ -18,6 +18,7 @@ from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.settings import Settings
 
 bp = Blueprint("health", __name__)
@@ -37,6 +38,7 @@ async def healthz(
     publisher: FromDishka[EventPublisher],
     breakers: FromDishka[CircuitBreakers],
     registry: FromDishka[ProviderRegistry],
+    watch: FromDishka[DurabilityWatch],
 ) -> Response:
     """200 healthy or degraded (still serving), 503 unhealthy (nothing can be served)."""
     deps: dict[str, DependencyHealth] = {}
@@ -46,6 +48,8 @@ async def healthz(
         deps["queue"] = DependencyHealth(status=HealthStatus.HEALTHY)
     except QueueUnavailableError as exc:
         deps["queue"] = DependencyHealth(status=HealthStatus.DEGRADED, detail=exc.message)
+    if (durability := watch.health()) is not None:
+        deps["queue_durability"] = durability
     deps["events"] = publisher.health()
     deps["outbox"] = await _outbox_health(outbox, settings)
     for breaker in breakers:

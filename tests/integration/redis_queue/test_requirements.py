@@ -32,7 +32,11 @@ from common_core.enums import QueueStatus
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
 from services.llm_provider_service.models import ComparisonJob, Lease
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.durability import check_durability, durability_problems
+from services.llm_provider_service.queue.durability import (
+    DurabilityWatch,
+    check_durability,
+    durability_problems,
+)
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
 from services.llm_provider_service.settings import ConfigurationError
@@ -57,6 +61,7 @@ TTL = 3600
 ERROR = ErrorInfo(code="PROVIDER_UNAVAILABLE", message="the vendor answered 503")
 TWENTY_YEARS = 20 * 365 * 86400.0
 REPO = Path(__file__).resolve().parents[3]
+DURABILITY_LOGGER = "services.llm_provider_service.queue.durability"
 
 
 def body(**fields: Any) -> dict[str, Any]:
@@ -768,6 +773,104 @@ async def test_r16_a_durable_redis_has_no_problem(
 
     assert problems == []
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.fixture
+async def scratch_client(scratch_redis: RedisServer) -> AsyncIterator[Redis]:
+    """A client of `scratch_redis` whose durability settings are restored afterwards."""
+    client = Redis.from_url(scratch_redis.url, decode_responses=True)
+    names = ("appendonly", "appendfsync", "maxmemory-policy")
+    saved = {name: str((await client.config_get(name))[name]) for name in names}
+    try:
+        yield client
+    finally:
+        for name, value in saved.items():
+            await client.config_set(name, value)
+        await client.aclose()
+
+
+async def test_r16_appendfsync_no_is_a_problem(scratch_client: Redis, make_settings):
+    await scratch_client.config_set("appendonly", "yes")
+    await scratch_client.config_set("appendfsync", "no")
+
+    problems = await durability_problems(scratch_client)
+    with pytest.raises(ConfigurationError) as refused:
+        await check_durability(scratch_client, make_settings(environment="production"))
+
+    assert len(problems) == 1
+    assert "appendfsync no" in problems[0]
+    assert "appendfsync no" in str(refused.value)
+
+
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+async def test_r16_appendfsync_always_and_everysec_are_fine(scratch_client: Redis, fsync: str):
+    await scratch_client.config_set("appendonly", "yes")
+    await scratch_client.config_set("appendfsync", fsync)
+
+    assert await durability_problems(scratch_client) == []
+
+
+@pytest.mark.parametrize("environment", ["production", "testing"])
+async def test_r16_the_watch_reports_a_change_made_while_running(
+    scratch_client: Redis,
+    make_settings,
+    caplog: pytest.LogCaptureFixture,
+    environment: str,
+):
+    watch = DurabilityWatch(scratch_client, make_settings(environment=environment))
+    with caplog.at_level(logging.INFO, logger=DURABILITY_LOGGER):
+        await watch.check()
+        durable = watch.health()
+        await scratch_client.config_set("appendonly", "no")
+        await watch.check()
+        await watch.check()  # the same problem again: no second line
+        lost = watch.health()
+        await scratch_client.config_set("appendonly", "yes")
+        await watch.check()
+        again = watch.health()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert durable is not None
+    assert durable.status == "healthy"
+    assert lost is not None
+    assert lost.status == "degraded"
+    assert "appendonly no" in (lost.detail or "")
+    assert again is not None
+    assert again.status == "healthy"
+    assert len(warnings) == 1
+    assert "appendonly no" in warnings[0]
+    assert any("durable again" in line for line in infos)
+
+
+async def test_r16_healthz_shows_appendonly_turned_off_at_runtime_as_degraded(
+    start_app: StartApp,
+    scratch_redis: RedisServer,
+    scratch_client: Redis,
+    caplog: pytest.LogCaptureFixture,
+):
+    client = await start_app(
+        **persistent(scratch_redis.url),
+        worker_enabled=False,
+        redis_durability_check_interval_seconds=0.05,
+    )
+
+    async def durability(status: str) -> dict[str, Any] | None:
+        report = await health(client)
+        found = report["dependencies"].get("queue_durability")
+        return report if found is not None and found["status"] == status else None
+
+    await wait_until(lambda: durability("healthy"), 5.0, "durability checked")
+    with caplog.at_level(logging.WARNING, logger=DURABILITY_LOGGER):
+        await scratch_client.config_set("appendonly", "no")
+        report = await wait_until(lambda: durability("degraded"), 5.0, "appendonly no noticed")
+
+    assert report["status"] == "degraded"
+    assert "appendonly no" in report["dependencies"]["queue_durability"]["detail"]
+    assert report["dependencies"]["queue"]["status"] == "healthy"
+    assert any("appendonly no" in r.getMessage() for r in caplog.records)
+    await scratch_client.config_set("appendonly", "yes")
+    await wait_until(lambda: durability("healthy"), 5.0, "appendonly yes noticed")
 
 
 @pytest.mark.parametrize("command", ["worker", "serve"])
