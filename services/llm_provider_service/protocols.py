@@ -233,7 +233,7 @@ class IdempotencyStore(Protocol):
     ) -> IdempotencyEntry | None:
         """Atomically reserve `key` for `entry` (outcome pending) for `hold_seconds`.
 
-        Returns None when the caller now holds the key and must `save` or `forget` it, or
+        Returns None when the caller now holds the key and must `save` or `release` it, or
         the entry already stored under the key (reserved by someone else, or finished).
         Raises `QueueUnavailableError` when the store cannot be reached (the reservation may
         still land later: `release` it), or when this reservation was already released.
@@ -241,7 +241,8 @@ class IdempotencyStore(Protocol):
         ...
 
     async def release(self, key: str, entry: IdempotencyEntry, *, fence_seconds: float) -> None:
-        """Withdraw a reservation of `entry` whose outcome is unknown (`reserve` raised).
+        """Withdraw a reservation of `entry`: its request created nothing, or `reserve` raised
+        and it is unknown whether the reservation was written.
 
         Deletes the key only while it holds this very reservation, and fences the
         reservation for `fence_seconds`, so a `reserve` of it that reaches the store later
@@ -251,10 +252,6 @@ class IdempotencyStore(Protocol):
 
     async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
         """Store the finished entry (its outcome set) for `keep_seconds`."""
-        ...
-
-    async def forget(self, key: str) -> None:
-        """Drop a reservation whose request created nothing, so a retry may try again."""
         ...
 
     async def get(self, key: str) -> IdempotencyEntry | None:

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from common_core.api_models import ComparisonRequest, QueuedResponse
@@ -32,8 +32,8 @@ from services.llm_provider_service.protocols import IdempotencyStore, RequestQue
 from services.llm_provider_service.settings import Settings
 
 _POLL_SECONDS = 0.05
-_RELEASE_FIRST_PAUSE_SECONDS = 0.05
-_RELEASE_MAX_PAUSE_SECONDS = 1.0
+_RETRY_FIRST_PAUSE_SECONDS = 0.05
+_RETRY_MAX_PAUSE_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class IdempotencyGuard:
         self._queue = queue
         self._settings = settings
         self._detached: set[asyncio.Future[Completed | Queued]] = set()
-        self._releasing: dict[str, _Release] = {}
+        self._pending: dict[str, _Pending] = {}
 
     async def submit(
         self,
@@ -104,7 +104,7 @@ class IdempotencyGuard:
         mine = IdempotencyEntry(fingerprint=fingerprint(request), request_id=uuid.uuid4())
         # Held only for as long as one submission can take; a crashed holder frees the key.
         hold = self._settings.idempotency_wait_seconds + 60.0
-        await self._released(key)
+        await self._settled(key)
         try:
             existing = await self._store.reserve(key, mine, hold_seconds=hold)
         except BaseException:
@@ -119,57 +119,76 @@ class IdempotencyGuard:
         # timeout): the retry with the key then gets this very judgement, where cancelling
         # would have paid for a call half made and then for a second one.
         work = asyncio.ensure_future(
-            self._first_submission(key, mine, request, trace_id, correlation_id, caller)
+            self._first_submission(key, mine, request, trace_id, correlation_id, caller, hold)
         )
         self._detached.add(work)
         work.add_done_callback(_forget_detached(self._detached))
         return await asyncio.shield(work)
 
     def _release_later(self, key: str, mine: IdempotencyEntry, hold: float) -> None:
-        """Withdraw the reservation of `mine` in the background, retrying until the store
-        answers or the reservation would have lapsed anyway."""
-        release = _Release(asyncio.Event())
-        release.task = asyncio.ensure_future(self._release(key, mine, hold, release.wake))
-        self._releasing[key] = release
+        """Withdraw the reservation of `mine` in the background (see `_later`)."""
+
+        async def release() -> None:
+            await self._store.release(key, mine, fence_seconds=hold)
+
+        self._later(key, mine, hold, release)
+
+    def _later(
+        self,
+        key: str,
+        mine: IdempotencyEntry,
+        hold: float,
+        step: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Run `step` (settling the key of `mine`) in the background, retrying while the store
+        cannot be reached, until it succeeds or the reservation would have lapsed anyway. A
+        retry with the same key in this process waits for it (`_settled`)."""
+        pending = _Pending(asyncio.Event())
+        pending.task = asyncio.ensure_future(self._retry(mine, hold, step, pending.wake))
+        self._pending[key] = pending
 
         def done(task: asyncio.Future[None]) -> None:
-            if self._releasing.get(key) is release:
-                del self._releasing[key]
+            if self._pending.get(key) is pending:
+                del self._pending[key]
             if not task.cancelled():
                 task.exception()
 
-        release.task.add_done_callback(done)
+        pending.task.add_done_callback(done)
 
-    async def _release(
-        self, key: str, mine: IdempotencyEntry, hold: float, wake: asyncio.Event
+    async def _retry(
+        self,
+        mine: IdempotencyEntry,
+        hold: float,
+        step: Callable[[], Awaitable[None]],
+        wake: asyncio.Event,
     ) -> None:
         deadline = time.monotonic() + hold
-        pause = _RELEASE_FIRST_PAUSE_SECONDS
+        pause = _RETRY_FIRST_PAUSE_SECONDS
         while True:
             try:
-                await self._store.release(key, mine, fence_seconds=hold)
+                await step()
                 return
             except QueueUnavailableError:
                 if time.monotonic() + pause >= deadline:
                     logger.warning(
-                        "could not withdraw an idempotency reservation (request %s); it "
-                        "lapses by itself",
+                        "could not settle the idempotency key of request %s while Redis was "
+                        "away; its reservation lapses by itself",
                         mine.request_id,
                     )
                     return
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), pause)
-            pause = min(pause * 2, _RELEASE_MAX_PAUSE_SECONDS)
+            pause = min(pause * 2, _RETRY_MAX_PAUSE_SECONDS)
 
-    async def _released(self, key: str) -> None:
-        """A retry first lets this process's withdrawal of an earlier reservation of the same
-        key finish (at once, not at its next backoff), for up to IDEMPOTENCY_WAIT_SECONDS."""
-        release = self._releasing.get(key)
-        if release is None or release.task is None:
+    async def _settled(self, key: str) -> None:
+        """A retry first lets this process's settling of an earlier request with the same key
+        finish (tried at once, not at its next backoff), for up to IDEMPOTENCY_WAIT_SECONDS."""
+        pending = self._pending.get(key)
+        if pending is None or pending.task is None:
             return
-        release.wake.set()
-        await asyncio.wait({release.task}, timeout=self._settings.idempotency_wait_seconds)
+        pending.wake.set()
+        await asyncio.wait({pending.task}, timeout=self._settings.idempotency_wait_seconds)
 
     async def _first_submission(
         self,
@@ -179,6 +198,7 @@ class IdempotencyGuard:
         trace_id: str | None,
         correlation_id: uuid.UUID | None,
         caller: Caller | None,
+        hold: float,
     ) -> Completed | Queued:
         try:
             outcome = await self._orchestrator.submit(
@@ -189,23 +209,41 @@ class IdempotencyGuard:
                 caller=caller,
             )
         except BaseException:
-            await asyncio.shield(self._settle_failure(key, mine))
+            await asyncio.shield(self._settle_failure(key, mine, hold))
             raise
-        await self._store.save(
-            key, _finished(mine, outcome), keep_seconds=self._settings.idempotency_retention_seconds
-        )
+        finished = _finished(mine, outcome)
+        keep = self._settings.idempotency_retention_seconds
+
+        async def save() -> None:
+            await self._store.save(key, finished, keep_seconds=keep)
+
+        try:
+            await save()
+        except QueueUnavailableError:
+            # The request was served (or queued and read back): answer it, and record the key
+            # once Redis answers, so a retry replays it instead of waiting for a lapse.
+            self._later(key, mine, hold, save)
         return outcome
 
-    async def _settle_failure(self, key: str, mine: IdempotencyEntry) -> None:
+    async def _settle_failure(self, key: str, mine: IdempotencyEntry, hold: float) -> None:
         """After a failed or cancelled submission: if it got as far as the queue, the key
-        now names that queued request; otherwise nothing was created and a retry may go."""
-        record = await self._queue.get(mine.request_id)
-        if record is None:
-            await self._store.forget(key)
-            return
-        queued = _queued_from_record(record)
-        keep = self._settings.idempotency_retention_seconds
-        await self._store.save(key, _finished(mine, queued), keep_seconds=keep)
+        now names that queued request; otherwise nothing was created and a retry may go.
+        While Redis cannot be reached this is retried in the background, so the key is not
+        held for a request that does not exist until its reservation lapses."""
+
+        async def settle() -> None:
+            record = await self._queue.get(mine.request_id)
+            if record is None:
+                await self._store.release(key, mine, fence_seconds=hold)
+                return
+            queued = _queued_from_record(record)
+            keep = self._settings.idempotency_retention_seconds
+            await self._store.save(key, _finished(mine, queued), keep_seconds=keep)
+
+        try:
+            await settle()
+        except QueueUnavailableError:
+            self._later(key, mine, hold, settle)
 
     async def _replay(self, key: str, entry: IdempotencyEntry, expected: str) -> Replayed:
         if entry.fingerprint != expected:
@@ -236,8 +274,9 @@ class IdempotencyGuard:
 
 
 @dataclass(slots=True)
-class _Release:
-    """A withdrawal in progress: its task, and the event that cuts its backoff short."""
+class _Pending:
+    """A key being settled in the background: its task, and the event that cuts its backoff
+    short."""
 
     wake: asyncio.Event
     task: asyncio.Future[None] | None = None

@@ -41,9 +41,6 @@ class InMemoryIdempotencyStore:
     async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
         self._entries[key] = (self._clock() + keep_seconds, entry)
 
-    async def forget(self, key: str) -> None:
-        self._entries.pop(key, None)
-
     async def get(self, key: str) -> IdempotencyEntry | None:
         found = self._entries.get(key)
         if found is None:

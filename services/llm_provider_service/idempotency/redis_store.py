@@ -89,10 +89,6 @@ class RedisIdempotencyStore:
         async with translated_redis_errors():
             await self._redis.set(self._key(key), entry.model_dump_json(), px=_ms(keep_seconds))
 
-    async def forget(self, key: str) -> None:
-        async with translated_redis_errors():
-            await self._redis.delete(self._key(key))
-
     async def get(self, key: str) -> IdempotencyEntry | None:
         async with translated_redis_errors():
             raw = await self._redis.get(self._key(key))

@@ -19,18 +19,26 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
+from dishka import Provider, Scope, provide
 from quart.typing import TestClientProtocol as Client
 from redis.asyncio import Redis
 
 import services.llm_provider_service
 from common_core.api_models import ErrorInfo
 from common_core.enums import QueueStatus
-from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
+from services.llm_provider_service.errors import (
+    ProviderAuthError,
+    ProviderUnavailableError,
+    QueueUnavailableError,
+)
+from services.llm_provider_service.idempotency.models import IdempotencyEntry
+from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
 from services.llm_provider_service.models import ComparisonJob, Lease
+from services.llm_provider_service.protocols import IdempotencyStore, RequestQueue
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.durability import (
     DurabilityWatch,
@@ -39,7 +47,7 @@ from services.llm_provider_service.queue.durability import (
 )
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
-from services.llm_provider_service.settings import ConfigurationError
+from services.llm_provider_service.settings import ConfigurationError, Settings
 from tests.factories import make_job, make_request, make_result
 from tests.fakes import judgement
 from tests.integration.conftest import StartApp
@@ -171,6 +179,114 @@ async def test_r1_a_retry_with_the_same_idempotency_key_is_accepted_after_a_paus
 
     await assert_queue_unavailable(refused)
     assert retried.status_code == 202
+
+
+class StallingEnqueue:
+    """A `RedisRequestQueue` whose enqueue stalls Redis and is lost on the way (it never runs):
+    the first request's own clean-up then cannot reach Redis either."""
+
+    def __init__(self, queue: RedisRequestQueue, server: RedisServer) -> None:
+        self._queue = queue
+        self._server = server
+        self.stalls = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+    async def enqueue(self, job: ComparisonJob, **kwargs: Any) -> Any:
+        if self.stalls:
+            self.stalls -= 1
+            self._server.pause()
+            raise QueueUnavailableError("the request queue (Redis) is unreachable (stalled)")
+        return await self._queue.enqueue(job, **kwargs)
+
+
+class StallingEnqueueDeps(Provider):
+    scope = Scope.APP
+
+    def __init__(self, server: RedisServer) -> None:
+        super().__init__()
+        self._server = server
+
+    @provide
+    def queue(self, redis: Redis, settings: Settings) -> RequestQueue:
+        queue = RedisRequestQueue(
+            redis, QueueKeys(settings.queue_key_prefix), QueueConfig.from_settings(settings)
+        )
+        return cast(RequestQueue, StallingEnqueue(queue, self._server))
+
+
+async def test_r1_a_key_whose_enqueue_was_lost_in_a_stall_is_free_again_after_it(
+    start_app: StartApp, redis_server: RedisServer
+):
+    client = await start_app(
+        StallingEnqueueDeps(redis_server),
+        **persistent(redis_server.url),
+        worker_enabled=False,
+        idempotency_wait_seconds=1.0,
+    )
+    request = {"json": body(processing_mode="async"), "headers": {"Idempotency-Key": "pair-5-8"}}
+
+    try:
+        refused = await client.post(COMPARISON, **request)
+    finally:
+        redis_server.resume()
+    retried = await client.post(COMPARISON, **request)
+
+    await assert_queue_unavailable(refused)
+    assert retried.status_code == 202
+    assert "Idempotent-Replayed" not in retried.headers
+
+
+class StallingSave(RedisIdempotencyStore):
+    """Redis stalls just as the first request's outcome is being recorded under its key."""
+
+    def __init__(self, redis: Redis, keys: QueueKeys, server: RedisServer) -> None:
+        super().__init__(redis, keys)
+        self._server = server
+        self.stalls = 1
+
+    async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
+        if self.stalls:
+            self.stalls -= 1
+            self._server.pause()
+        await super().save(key, entry, keep_seconds=keep_seconds)
+
+
+class StallingSaveDeps(Provider):
+    scope = Scope.APP
+
+    def __init__(self, server: RedisServer) -> None:
+        super().__init__()
+        self._server = server
+
+    @provide
+    def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
+        return StallingSave(redis, QueueKeys(settings.queue_key_prefix), self._server)
+
+
+async def test_r1_a_request_queued_just_before_a_stall_is_answered_202_and_replayed(
+    start_app: StartApp, redis_server: RedisServer
+):
+    client = await start_app(
+        StallingSaveDeps(redis_server),
+        **persistent(redis_server.url),
+        worker_enabled=False,
+        idempotency_wait_seconds=1.0,
+    )
+    request = {"json": body(processing_mode="async"), "headers": {"Idempotency-Key": "pair-6-9"}}
+
+    try:
+        accepted = await client.post(COMPARISON, **request)
+    finally:
+        redis_server.resume()
+    retried = await client.post(COMPARISON, **request)
+
+    assert accepted.status_code == 202
+    assert retried.status_code == 202
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    first, again = await accepted.get_json(), await retried.get_json()
+    assert again["queue_id"] == first["queue_id"]
 
 
 async def test_r1_killed_redis_is_a_503_then_202_again_after_restart(
