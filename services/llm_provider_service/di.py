@@ -27,7 +27,7 @@ from services.llm_provider_service.cache.memory import InMemoryResponseCache, No
 from services.llm_provider_service.cache.redis_cache import RedisResponseCache
 from services.llm_provider_service.callers import Callers
 from services.llm_provider_service.delivery.webhook import WebhookPolicy, WebhookSender
-from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.drain_rate import InMemoryDrainRate, RedisDrainRate
 from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
 from services.llm_provider_service.events.log import LogEventPublisher
@@ -42,6 +42,7 @@ from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.position_bias.redis_store import RedisPositionBiasStore
 from services.llm_provider_service.protocols import (
+    DrainRate,
     EventPublisher,
     FaultInjection,
     IdempotencyStore,
@@ -107,10 +108,6 @@ class CoreDeps(Provider):
                 for provider in LLMProviderType
             }
         )
-
-    @provide
-    def drain_rate(self) -> DrainRate:
-        return DrainRate()
 
     @provide
     def events(
@@ -271,6 +268,10 @@ class InMemoryQueueDeps(Provider):
         return DurabilityWatch(None, settings)  # no Redis: nothing to watch
 
     @provide
+    def drain_rate(self) -> DrainRate:
+        return InMemoryDrainRate()
+
+    @provide
     def response_cache(self) -> ResponseCache:
         return InMemoryResponseCache()
 
@@ -325,6 +326,10 @@ class RedisQueueDeps(Provider):
     @provide
     def durability_watch(self, redis: Redis, settings: Settings) -> DurabilityWatch:
         return DurabilityWatch(redis, settings)
+
+    @provide
+    def drain_rate(self, redis: Redis, settings: Settings) -> DrainRate:
+        return RedisDrainRate(redis, QueueKeys(settings.queue_key_prefix))
 
     @provide
     def response_cache(self, redis: Redis, settings: Settings) -> ResponseCache:

@@ -259,6 +259,21 @@ class IdempotencyStore(Protocol):
         ...
 
 
+class DrainRate(Protocol):
+    """How fast each provider's queue drains, for the wait estimate of a 202; shared by every
+    replica when durable."""
+
+    async def record(self, provider: LLMProviderType, queue_id: UUID) -> None:
+        """Count one completion of the queued request `queue_id`. Never raises."""
+        ...
+
+    async def estimate_wait(self, provider: LLMProviderType, position: int | None) -> float | None:
+        """Seconds until a request at `position` is likely served, rounded to 0.1: position /
+        the rate over the last 300 s; None without a position, with fewer than two completions
+        in the window, or when the store cannot be reached. Never raises."""
+        ...
+
+
 class ResponseCache(Protocol):
     """Development-only judgements kept for reuse; staging and production bind one that never
     stores, and `Settings` refuses ENABLE_RESPONSE_CACHE there."""
