@@ -217,14 +217,16 @@ class CoreDeps(Provider):
         return RequestRateQuota(limiter, metrics)
 
     @provide
-    def idempotency_guard(
+    async def idempotency_guard(
         self,
         orchestrator: ComparisonOrchestrator,
         store: IdempotencyStore,
         queue: RequestQueue,
         settings: Settings,
-    ) -> IdempotencyGuard:
-        return IdempotencyGuard(orchestrator, store, queue, settings)
+    ) -> AsyncIterator[IdempotencyGuard]:
+        guard = IdempotencyGuard(orchestrator, store, queue, settings)
+        yield guard
+        await guard.close()  # before the Redis client it settles keys through is closed
 
     @provide
     def worker(

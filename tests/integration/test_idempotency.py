@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from services.llm_provider_service.errors import QueueUnavailableError
+from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
 from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
+from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from tests.factories import make_request
 from tests.integration.conftest import StartApp
 from tests.support.redis_server import RedisServer
 from tests.support.served_app import served_app
@@ -226,3 +231,30 @@ async def test_a_release_leaves_a_finished_entry_alone(store):
     await store.release("caller/k", mine, fence_seconds=60.0)
 
     assert await store.get("caller/k") == finished
+
+
+class UnreachableStore(InMemoryIdempotencyStore):
+    async def reserve(
+        self, key: str, entry: IdempotencyEntry, *, hold_seconds: float
+    ) -> IdempotencyEntry | None:
+        raise QueueUnavailableError("the idempotency store is unreachable")
+
+    async def release(self, key: str, entry: IdempotencyEntry, *, fence_seconds: float) -> None:
+        raise QueueUnavailableError("the idempotency store is unreachable")
+
+
+async def test_closing_the_guard_stops_settling_keys_and_says_how_many_were_left(
+    make_settings: Any, caplog: pytest.LogCaptureFixture
+):
+    settings = make_settings()
+    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    guard = IdempotencyGuard(cast(Any, None), UnreachableStore(), queue, settings)
+    with pytest.raises(QueueUnavailableError):
+        await guard.submit(make_request(), key="cj-1")
+
+    with caplog.at_level(logging.WARNING, logger="services.llm_provider_service.idempotency"):
+        await guard.close()
+
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1 idempotency keys left unsettled" in warning.getMessage()
+    assert not asyncio.all_tasks() - {asyncio.current_task()}

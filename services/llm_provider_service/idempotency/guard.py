@@ -125,6 +125,19 @@ class IdempotencyGuard:
         work.add_done_callback(_forget_detached(self._detached))
         return await asyncio.shield(work)
 
+    async def close(self) -> None:
+        """At shutdown: stop settling keys in the background (one WARNING with how many were
+        left; each lapses by itself within IDEMPOTENCY_WAIT_SECONDS + 60 s)."""
+        tasks = [pending.task for pending in self._pending.values() if pending.task is not None]
+        if not tasks:
+            return
+        logger.warning(
+            "%d idempotency keys left unsettled at shutdown; they lapse by themselves", len(tasks)
+        )
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _release_later(self, key: str, mine: IdempotencyEntry, hold: float) -> None:
         """Withdraw the reservation of `mine` in the background (see `_later`)."""
 
