@@ -11,15 +11,17 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.llm_provider_service.errors import QueueUnavailableError
+from common_core.enums import LLMProviderType
+from services.llm_provider_service.errors import ProviderAuthError, QueueUnavailableError
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
 from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
+from services.llm_provider_service.orchestrator import Completed
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
-from tests.factories import make_request
+from tests.factories import make_job, make_request, make_result
 from tests.integration.conftest import StartApp
 from tests.support.redis_server import RedisServer
 from tests.support.served_app import served_app
@@ -258,3 +260,67 @@ async def test_closing_the_guard_stops_settling_keys_and_says_how_many_were_left
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "1 idempotency keys left unsettled" in warning.getMessage()
     assert not asyncio.all_tasks() - {asyncio.current_task()}
+
+
+class PolledStore(InMemoryIdempotencyStore):
+    """Tells when a waiting retry has polled the key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polled = asyncio.Event()
+
+    async def get(self, key: str) -> IdempotencyEntry | None:
+        self.polled.set()
+        return await super().get(key)
+
+
+class FirstFailsLater:
+    """A replica's orchestrator whose one request fails, without queueing, once let go."""
+
+    def __init__(self) -> None:
+        self.started, self.go = asyncio.Event(), asyncio.Event()
+
+    async def submit(self, request: Any, **ids: Any) -> Any:
+        self.started.set()
+        await self.go.wait()
+        raise ProviderAuthError(LLMProviderType.MOCK, "bad key", status=401)
+
+
+class Answers:
+    """Another replica's orchestrator, which answers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def submit(self, request: Any, **ids: Any) -> Completed:
+        self.calls += 1
+        return Completed(make_result(make_job(request_id=ids["request_id"])), provider_seconds=0.0)
+
+
+async def test_a_retry_waiting_for_a_first_request_that_fails_goes_ahead_itself(
+    make_settings: Any,
+):
+    # Two replicas share the keys; the retry on the second waits for the first request on the
+    # first replica, which then fails having created nothing.
+    settings = make_settings(idempotency_wait_seconds=10.0)
+    store = PolledStore()
+    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    failing, answering = FirstFailsLater(), Answers()
+    first = IdempotencyGuard(cast(Any, failing), store, queue, settings)
+    second = IdempotencyGuard(cast(Any, answering), store, queue, settings)
+    request = make_request()
+
+    first_try = asyncio.create_task(first.submit(request, key="cj-2"))
+    await failing.started.wait()
+    store.polled.clear()
+    retry = asyncio.create_task(second.submit(request, key="cj-2"))
+    await store.polled.wait()  # the retry is waiting for the first request
+    failing.go.set()
+
+    with pytest.raises(ProviderAuthError):
+        await first_try
+    answered = await retry
+
+    assert isinstance(answered, Completed)
+    assert answering.calls == 1
+    assert (await store.get("cj-2")) is not None

@@ -76,7 +76,8 @@ class IdempotencyGuard:
         self._queue = queue
         self._settings = settings
         self._detached: set[asyncio.Future[Completed | Queued]] = set()
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, _Pending] = {}  # the newest settling of each key
+        self._settling: set[asyncio.Future[None]] = set()  # every settling still running
 
     async def submit(
         self,
@@ -105,16 +106,21 @@ class IdempotencyGuard:
         # Held only for as long as one submission can take; a crashed holder frees the key.
         hold = self._settings.idempotency_wait_seconds + 60.0
         await self._settled(key)
-        try:
-            existing = await self._store.reserve(key, mine, hold_seconds=hold)
-        except BaseException:
-            # The reservation may still land (a stalled Redis runs the command after the
-            # caller's 503): withdraw it, so the retry is not kept waiting for a request that
-            # was never made.
-            self._release_later(key, mine, hold)
-            raise
-        if existing is not None:
-            return await self._replay(key, existing, mine.fingerprint)
+        for last_try in (False, True):
+            try:
+                existing = await self._store.reserve(key, mine, hold_seconds=hold)
+            except BaseException:
+                # The reservation may still land (a stalled Redis runs the command after the
+                # caller's 503): withdraw it, so the retry is not kept waiting for a request
+                # that was never made.
+                self._release_later(key, mine, hold)
+                raise
+            if existing is None:
+                break
+            replayed = await self._replay(key, existing, mine.fingerprint, last_try=last_try)
+            if replayed is not None:
+                return replayed
+            # The request it waited for failed and freed the key: this one goes ahead.
         # With a key the submission runs to its end even when the caller hangs up (a client
         # timeout): the retry with the key then gets this very judgement, where cancelling
         # would have paid for a call half made and then for a second one.
@@ -128,7 +134,7 @@ class IdempotencyGuard:
     async def close(self) -> None:
         """At shutdown: stop settling keys in the background (one WARNING with how many were
         left; each lapses by itself within IDEMPOTENCY_WAIT_SECONDS + 60 s)."""
-        tasks = [pending.task for pending in self._pending.values() if pending.task is not None]
+        tasks = list(self._settling)
         if not tasks:
             return
         logger.warning(
@@ -159,8 +165,10 @@ class IdempotencyGuard:
         pending = _Pending(asyncio.Event())
         pending.task = asyncio.ensure_future(self._retry(mine, hold, step, pending.wake))
         self._pending[key] = pending
+        self._settling.add(pending.task)
 
         def done(task: asyncio.Future[None]) -> None:
+            self._settling.discard(task)
             if self._pending.get(key) is pending:
                 del self._pending[key]
             if not task.cancelled():
@@ -258,7 +266,11 @@ class IdempotencyGuard:
         except QueueUnavailableError:
             self._later(key, mine, hold, settle)
 
-    async def _replay(self, key: str, entry: IdempotencyEntry, expected: str) -> Replayed:
+    async def _replay(
+        self, key: str, entry: IdempotencyEntry, expected: str, *, last_try: bool
+    ) -> Replayed | None:
+        """The answer of the request that holds the key, waiting while it is being served;
+        None when it failed and freed the key meanwhile (unless `last_try`: then 409)."""
         if entry.fingerprint != expected:
             raise ConflictError(
                 "this Idempotency-Key was used with a different request body",
@@ -278,7 +290,9 @@ class IdempotencyGuard:
                 )
             await asyncio.sleep(_POLL_SECONDS)
             current = await self._store.get(key)
-        if current is None:  # the holder failed and forgot the key: this retry may go ahead
+        if current is None:  # the holder failed and freed the key: this retry may go ahead
+            if not last_try:
+                return None
             raise ConflictError(
                 "the first request with this Idempotency-Key failed; retry it",
                 retry_after=1.0,
