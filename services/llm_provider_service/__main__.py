@@ -17,6 +17,7 @@ from services.llm_provider_service.app import create_app
 from services.llm_provider_service.di import check_dependencies, make_container
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.redaction import Redactor, redact_logs
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.server_errors import use_json_protocol_errors
@@ -90,6 +91,8 @@ async def _work(settings: Settings) -> None:
         events = await container.get(LifecycleEvents)
         stop, relay_stop = _stop_event(), asyncio.Event()
         tasks = [asyncio.create_task(relay.run(relay_stop), name="result-relay")]
+        watch = await container.get(DurabilityWatch)
+        tasks.append(asyncio.create_task(watch.run(relay_stop), name="durability-watch"))
         if settings.kafka:  # the log publisher never blocks: without Kafka, events go inline
             drain = events.run(
                 relay_stop, shutdown_seconds=settings.lifecycle_events_shutdown_drain_seconds
@@ -98,7 +101,8 @@ async def _work(settings: Settings) -> None:
         try:
             await worker.run(stop)
         finally:
-            relay_stop.set()  # the worker drained; then the relay and the event drain stop
+            # The worker drained; then the relay, the durability watch and the event drain stop.
+            relay_stop.set()
             await asyncio.gather(*tasks)
     finally:
         if server is not None:

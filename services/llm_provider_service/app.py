@@ -28,6 +28,7 @@ from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.redaction import Redactor, redact_logs
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings, load_settings
@@ -124,7 +125,7 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
     tasks: list[asyncio.Task[None]] = []
 
     relay_stop = asyncio.Event()
-    background: list[asyncio.Task[None]] = []  # the relay and the lifecycle event drain
+    background: list[asyncio.Task[None]] = []  # relay, durability watch, event drain
     unredact: list[Callable[[], None]] = []
 
     @app.before_serving
@@ -134,6 +135,8 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
 
     @app.before_serving
     async def _start_worker() -> None:
+        watch = await container.get(DurabilityWatch)
+        background.append(asyncio.create_task(watch.run(relay_stop), name="durability-watch"))
         if settings.kafka:
             # Observability events leave requests through this drain (lifecycle_events.py);
             # the log publisher never blocks, so without Kafka they are written inline.

@@ -27,7 +27,7 @@ from services.llm_provider_service.cache.memory import InMemoryResponseCache, No
 from services.llm_provider_service.cache.redis_cache import RedisResponseCache
 from services.llm_provider_service.callers import Callers
 from services.llm_provider_service.delivery.webhook import WebhookPolicy, WebhookSender
-from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.drain_rate import InMemoryDrainRate, RedisDrainRate
 from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
 from services.llm_provider_service.events.log import LogEventPublisher
@@ -43,6 +43,7 @@ from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.position_bias.redis_store import RedisPositionBiasStore
 from services.llm_provider_service.protocols import (
+    DrainRate,
     EventPublisher,
     FaultInjection,
     IdempotencyStore,
@@ -67,7 +68,7 @@ from services.llm_provider_service.providers.openrouter_provider import (
 from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.providers.redacting import RedactingProvider
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.durability import check_durability
+from services.llm_provider_service.queue.durability import DurabilityWatch, check_durability
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
@@ -110,10 +111,6 @@ class CoreDeps(Provider):
                 for provider in LLMProviderType
             }
         )
-
-    @provide
-    def drain_rate(self) -> DrainRate:
-        return DrainRate()
 
     @provide
     def events(
@@ -242,14 +239,16 @@ class CoreDeps(Provider):
         return RequestRateQuota(limiter, metrics)
 
     @provide
-    def idempotency_guard(
+    async def idempotency_guard(
         self,
         orchestrator: ComparisonOrchestrator,
         store: IdempotencyStore,
         queue: RequestQueue,
         settings: Settings,
-    ) -> IdempotencyGuard:
-        return IdempotencyGuard(orchestrator, store, queue, settings)
+    ) -> AsyncIterator[IdempotencyGuard]:
+        guard = IdempotencyGuard(orchestrator, store, queue, settings)
+        yield guard
+        await guard.close()  # before the Redis client it settles keys through is closed
 
     @provide
     def worker(
@@ -279,12 +278,22 @@ class InMemoryQueueDeps(Provider):
     scope = Scope.APP
 
     @provide
-    def queue(self, settings: Settings) -> RequestQueue:
-        return InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    async def queue(self, settings: Settings) -> AsyncIterator[RequestQueue]:
+        queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+        yield queue
+        await queue.close()  # warns about the accepted requests lost with the process
 
     @provide
     def idempotency(self) -> IdempotencyStore:
         return InMemoryIdempotencyStore()
+
+    @provide
+    def durability_watch(self, settings: Settings) -> DurabilityWatch:
+        return DurabilityWatch(None, settings)  # no Redis: nothing to watch
+
+    @provide
+    def drain_rate(self) -> DrainRate:
+        return InMemoryDrainRate()
 
     @provide
     def response_cache(self) -> ResponseCache:
@@ -337,6 +346,14 @@ class RedisQueueDeps(Provider):
     @provide
     def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
         return RedisIdempotencyStore(redis, QueueKeys(settings.queue_key_prefix))
+
+    @provide
+    def durability_watch(self, redis: Redis, settings: Settings) -> DurabilityWatch:
+        return DurabilityWatch(redis, settings)
+
+    @provide
+    def drain_rate(self, redis: Redis, settings: Settings) -> DrainRate:
+        return RedisDrainRate(redis, QueueKeys(settings.queue_key_prefix))
 
     @provide
     def response_cache(self, redis: Redis, settings: Settings) -> ResponseCache:
@@ -543,4 +560,5 @@ def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
 async def check_dependencies(container: AsyncContainer, settings: Settings) -> None:
     """Start-up checks before serving or working; raises `ConfigurationError` to refuse."""
     if settings.queue_persistence:
-        await check_durability(await container.get(Redis), settings)
+        problems = await check_durability(await container.get(Redis), settings)
+        (await container.get(DurabilityWatch)).known(problems)

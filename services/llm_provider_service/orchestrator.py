@@ -29,7 +29,6 @@ from services.llm_provider_service.cache.in_flight import InFlightCalls
 from services.llm_provider_service.cache.keys import call_key
 from services.llm_provider_service.callers import Caller
 from services.llm_provider_service.delivery.webhook import WebhookPolicy
-from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CallbackNotAllowedError,
@@ -47,6 +46,7 @@ from services.llm_provider_service.models import ComparisonJob, ComparisonPrompt
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.prompt import render_prompt
 from services.llm_provider_service.protocols import (
+    DrainRate,
     LLMProvider,
     RequestQueue,
     ResponseCache,
@@ -431,7 +431,7 @@ class ComparisonOrchestrator:
             position = await self._queue.position(record.queue_id)
         except QueueUnavailableError:
             position = None  # the request is queued; only its place is unknown right now
-        wait = self._drain_rate.estimate_wait(job.provider, position)
+        wait = await self._drain_rate.estimate_wait(job.provider, position)
         breaker_wait = self._breakers[job.provider].retry_after_seconds()
         retry_after = max(1, math.ceil(wait if wait is not None else breaker_wait or 5.0))
         # Never tell a caller to come back after its request will have expired.

@@ -245,9 +245,20 @@ class IdempotencyStore(Protocol):
     ) -> IdempotencyEntry | None:
         """Atomically reserve `key` for `entry` (outcome pending) for `hold_seconds`.
 
-        Returns None when the caller now holds the key and must `save` or `forget` it, or
+        Returns None when the caller now holds the key and must `save` or `release` it, or
         the entry already stored under the key (reserved by someone else, or finished).
-        Raises `QueueUnavailableError` when the store cannot be reached.
+        Raises `QueueUnavailableError` when the store cannot be reached (the reservation may
+        still land later: `release` it), or when this reservation was already released.
+        """
+        ...
+
+    async def release(self, key: str, entry: IdempotencyEntry, *, fence_seconds: float) -> None:
+        """Withdraw a reservation of `entry`: its request created nothing, or `reserve` raised
+        and it is unknown whether the reservation was written.
+
+        Deletes the key only while it holds this very reservation, and fences the
+        reservation for `fence_seconds`, so a `reserve` of it that reaches the store later
+        writes nothing. Raises `QueueUnavailableError` when the store cannot be reached.
         """
         ...
 
@@ -255,12 +266,23 @@ class IdempotencyStore(Protocol):
         """Store the finished entry (its outcome set) for `keep_seconds`."""
         ...
 
-    async def forget(self, key: str) -> None:
-        """Drop a reservation whose request created nothing, so a retry may try again."""
-        ...
-
     async def get(self, key: str) -> IdempotencyEntry | None:
         """The entry stored under `key`, if any."""
+        ...
+
+
+class DrainRate(Protocol):
+    """How fast each provider's queue drains, for the wait estimate of a 202; shared by every
+    replica when durable."""
+
+    async def record(self, provider: LLMProviderType, queue_id: UUID) -> None:
+        """Count one completion of the queued request `queue_id`. Never raises."""
+        ...
+
+    async def estimate_wait(self, provider: LLMProviderType, position: int | None) -> float | None:
+        """Seconds until a request at `position` is likely served, rounded to 0.1: position /
+        the rate over the last 300 s; None without a position, with fewer than two completions
+        in the window, or when the store cannot be reached. Never raises."""
         ...
 
 

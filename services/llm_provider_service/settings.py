@@ -163,6 +163,7 @@ class Settings(BaseSettings):
     redis_socket_timeout_seconds: float = Field(default=1.0, gt=0)
     redis_max_connections: int = Field(default=64, gt=0)
     allow_non_durable_redis: bool = False
+    redis_durability_check_interval_seconds: float = Field(default=60.0, gt=0)
     queue_key_prefix: str = Field(default="llmq", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     queue_request_ttl_seconds: int = Field(default=4 * 3600, gt=0)
     queue_max_ttl_seconds: int = Field(default=24 * 3600, gt=0)

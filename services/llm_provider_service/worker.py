@@ -17,7 +17,6 @@ from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import CircuitBreakerState, ErrorCode, LLMProviderType, QueueStatus
 from common_core.events import LLMProviderEvent, QueueStatusChangedData, RequestExpiredData
 from services.llm_provider_service.breaker import CircuitBreakers
-from services.llm_provider_service.drain_rate import DrainRate
 from services.llm_provider_service.errors import (
     CircuitOpenError,
     MaxTokensTooLowError,
@@ -28,7 +27,7 @@ from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Lease, QueueRecord, ReapReport
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
-from services.llm_provider_service.protocols import RequestQueue
+from services.llm_provider_service.protocols import DrainRate, RequestQueue
 from services.llm_provider_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -202,7 +201,7 @@ class QueueWorker:
         if not stored:
             logger.warning("late result for %s dropped: lease no longer held", lease.queue_id)
             return
-        self._drain_rate.record(lease.job.provider)
+        await self._drain_rate.record(lease.job.provider, lease.queue_id)
         self._metrics.queue_wait.labels(lease.job.provider.value).observe(max(0.0, wait))
         self._metrics.record_transition(QueueStatus.COMPLETED)
         await self._status_changed(lease, QueueStatus.COMPLETED, None)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from common_core.enums import LLMProviderType
+from services.llm_provider_service.errors import ProviderAuthError, QueueUnavailableError
+from services.llm_provider_service.idempotency.guard import IdempotencyGuard
+from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
+from services.llm_provider_service.idempotency.models import IdempotencyEntry
+from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
+from services.llm_provider_service.orchestrator import Completed
+from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from tests.factories import make_job, make_request, make_result
 from tests.integration.conftest import StartApp
 from tests.support.redis_server import RedisServer
 from tests.support.served_app import served_app
@@ -166,3 +178,149 @@ async def test_a_caller_that_hangs_up_does_not_cancel_its_judgement(make_setting
         if line.startswith("llm_provider_provider_calls_total{") and 'provider="mock"' in line
     ]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in attempts) == 1.0  # any outcome
+
+
+# -- A reservation withdrawn after its 503 (Redis stalled while the SET NX was in flight) ----
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def store(request: pytest.FixtureRequest, redis_server: RedisServer, prefix: str):
+    if request.param == "memory":
+        yield InMemoryIdempotencyStore()
+        return
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        yield RedisIdempotencyStore(redis, QueueKeys(prefix))
+    finally:
+        await redis.aclose()
+
+
+def pending(fingerprint: str = "body-1") -> IdempotencyEntry:
+    return IdempotencyEntry(fingerprint=fingerprint, request_id=uuid.uuid4())
+
+
+async def test_a_reservation_that_lands_after_its_release_writes_nothing(store):
+    late = pending()
+    await store.release("caller/k", late, fence_seconds=60.0)
+
+    with pytest.raises(QueueUnavailableError):
+        await store.reserve("caller/k", late, hold_seconds=60.0)
+
+    assert await store.get("caller/k") is None
+    retry = pending()
+    assert await store.reserve("caller/k", retry, hold_seconds=60.0) is None
+    assert await store.get("caller/k") == retry
+
+
+async def test_a_release_withdraws_only_its_own_reservation(store):
+    landed, other = pending(), pending()
+    assert await store.reserve("caller/k", landed, hold_seconds=60.0) is None
+
+    await store.release("caller/k", other, fence_seconds=60.0)
+    kept = await store.get("caller/k")
+    await store.release("caller/k", landed, fence_seconds=60.0)
+
+    assert kept == landed
+    assert await store.get("caller/k") is None
+
+
+async def test_a_release_leaves_a_finished_entry_alone(store):
+    mine = pending()
+    assert await store.reserve("caller/k", mine, hold_seconds=60.0) is None
+    finished = mine.model_copy(update={"outcome": "queued"})
+    await store.save("caller/k", finished, keep_seconds=60.0)
+
+    await store.release("caller/k", mine, fence_seconds=60.0)
+
+    assert await store.get("caller/k") == finished
+
+
+class UnreachableStore(InMemoryIdempotencyStore):
+    async def reserve(
+        self, key: str, entry: IdempotencyEntry, *, hold_seconds: float
+    ) -> IdempotencyEntry | None:
+        raise QueueUnavailableError("the idempotency store is unreachable")
+
+    async def release(self, key: str, entry: IdempotencyEntry, *, fence_seconds: float) -> None:
+        raise QueueUnavailableError("the idempotency store is unreachable")
+
+
+async def test_closing_the_guard_stops_settling_keys_and_says_how_many_were_left(
+    make_settings: Any, caplog: pytest.LogCaptureFixture
+):
+    settings = make_settings()
+    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    guard = IdempotencyGuard(cast(Any, None), UnreachableStore(), queue, settings)
+    with pytest.raises(QueueUnavailableError):
+        await guard.submit(make_request(), key="cj-1")
+
+    with caplog.at_level(logging.WARNING, logger="services.llm_provider_service.idempotency"):
+        await guard.close()
+
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1 idempotency keys left unsettled" in warning.getMessage()
+    assert not asyncio.all_tasks() - {asyncio.current_task()}
+
+
+class PolledStore(InMemoryIdempotencyStore):
+    """Tells when a waiting retry has polled the key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polled = asyncio.Event()
+
+    async def get(self, key: str) -> IdempotencyEntry | None:
+        self.polled.set()
+        return await super().get(key)
+
+
+class FirstFailsLater:
+    """A replica's orchestrator whose one request fails, without queueing, once let go."""
+
+    def __init__(self) -> None:
+        self.started, self.go = asyncio.Event(), asyncio.Event()
+
+    async def submit(self, request: Any, **ids: Any) -> Any:
+        self.started.set()
+        await self.go.wait()
+        raise ProviderAuthError(LLMProviderType.MOCK, "bad key", status=401)
+
+
+class Answers:
+    """Another replica's orchestrator, which answers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def submit(self, request: Any, **ids: Any) -> Completed:
+        self.calls += 1
+        return Completed(make_result(make_job(request_id=ids["request_id"])), provider_seconds=0.0)
+
+
+async def test_a_retry_waiting_for_a_first_request_that_fails_goes_ahead_itself(
+    make_settings: Any,
+):
+    # Two replicas share the keys; the retry on the second waits for the first request on the
+    # first replica, which then fails having created nothing.
+    settings = make_settings(idempotency_wait_seconds=10.0)
+    store = PolledStore()
+    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    failing, answering = FirstFailsLater(), Answers()
+    first = IdempotencyGuard(cast(Any, failing), store, queue, settings)
+    second = IdempotencyGuard(cast(Any, answering), store, queue, settings)
+    request = make_request()
+
+    first_try = asyncio.create_task(first.submit(request, key="cj-2"))
+    await failing.started.wait()
+    store.polled.clear()
+    retry = asyncio.create_task(second.submit(request, key="cj-2"))
+    await store.polled.wait()  # the retry is waiting for the first request
+    failing.go.set()
+
+    with pytest.raises(ProviderAuthError):
+        await first_try
+    answered = await retry
+
+    assert isinstance(answered, Completed)
+    assert answering.calls == 1
+    assert (await store.get("cj-2")) is not None

@@ -19,6 +19,7 @@ from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.settings import Settings
 
 bp = Blueprint("health", __name__)
@@ -39,6 +40,7 @@ async def healthz(
     breakers: FromDishka[CircuitBreakers],
     registry: FromDishka[ProviderRegistry],
     service_metrics: FromDishka[ServiceMetrics],
+    watch: FromDishka[DurabilityWatch],
 ) -> Response:
     """200 healthy or degraded (still serving), 503 unhealthy (nothing can be served)."""
     deps: dict[str, DependencyHealth] = {}
@@ -48,6 +50,8 @@ async def healthz(
         deps["queue"] = await _queue_memory_health(queue, settings, service_metrics)
     except QueueUnavailableError as exc:
         deps["queue"] = DependencyHealth(status=HealthStatus.DEGRADED, detail=exc.message)
+    if (durability := watch.health()) is not None:
+        deps["queue_durability"] = durability
     deps["events"] = publisher.health()
     deps["outbox"] = await _outbox_health(outbox, settings)
     for breaker in breakers:

@@ -8,16 +8,18 @@ are always two fresh judgements, however identical their content.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from common_core.api_models import ComparisonRequest, QueuedResponse
 from common_core.enums import ErrorCode
 from services.llm_provider_service.callers import Caller
-from services.llm_provider_service.errors import ConflictError
+from services.llm_provider_service.errors import ConflictError, QueueUnavailableError
 from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.models import ADDED_REQUEST_FIELDS, QueueRecord
 from services.llm_provider_service.orchestrator import (
@@ -30,6 +32,10 @@ from services.llm_provider_service.protocols import IdempotencyStore, RequestQue
 from services.llm_provider_service.settings import Settings
 
 _POLL_SECONDS = 0.05
+_RETRY_FIRST_PAUSE_SECONDS = 0.05
+_RETRY_MAX_PAUSE_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,8 @@ class IdempotencyGuard:
         self._queue = queue
         self._settings = settings
         self._detached: set[asyncio.Future[Completed | Queued]] = set()
+        self._pending: dict[str, _Pending] = {}  # the newest settling of each key
+        self._settling: set[asyncio.Future[None]] = set()  # every settling still running
 
     async def submit(
         self,
@@ -97,18 +105,111 @@ class IdempotencyGuard:
         mine = IdempotencyEntry(fingerprint=fingerprint(request), request_id=uuid.uuid4())
         # Held only for as long as one submission can take; a crashed holder frees the key.
         hold = self._settings.idempotency_wait_seconds + 60.0
-        existing = await self._store.reserve(key, mine, hold_seconds=hold)
-        if existing is not None:
-            return await self._replay(key, existing, mine.fingerprint)
+        await self._settled(key)
+        for last_try in (False, True):
+            try:
+                existing = await self._store.reserve(key, mine, hold_seconds=hold)
+            except BaseException:
+                # The reservation may still land (a stalled Redis runs the command after the
+                # caller's 503): withdraw it, so the retry is not kept waiting for a request
+                # that was never made.
+                self._release_later(key, mine, hold)
+                raise
+            if existing is None:
+                break
+            replayed = await self._replay(key, existing, mine.fingerprint, last_try=last_try)
+            if replayed is not None:
+                return replayed
+            # The request it waited for failed and freed the key: this one goes ahead.
         # With a key the submission runs to its end even when the caller hangs up (a client
         # timeout): the retry with the key then gets this very judgement, where cancelling
         # would have paid for a call half made and then for a second one.
         work = asyncio.ensure_future(
-            self._first_submission(key, mine, request, trace_id, correlation_id, caller)
+            self._first_submission(key, mine, request, trace_id, correlation_id, caller, hold)
         )
         self._detached.add(work)
         work.add_done_callback(_forget_detached(self._detached))
         return await asyncio.shield(work)
+
+    async def close(self) -> None:
+        """At shutdown: stop settling keys in the background (one WARNING with how many were
+        left; each lapses by itself within IDEMPOTENCY_WAIT_SECONDS + 60 s)."""
+        tasks = list(self._settling)
+        if not tasks:
+            return
+        logger.warning(
+            "%d idempotency keys left unsettled at shutdown; they lapse by themselves", len(tasks)
+        )
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _release_later(self, key: str, mine: IdempotencyEntry, hold: float) -> None:
+        """Withdraw the reservation of `mine` in the background (see `_later`)."""
+
+        async def release() -> None:
+            await self._store.release(key, mine, fence_seconds=hold)
+
+        self._later(key, mine, hold, release)
+
+    def _later(
+        self,
+        key: str,
+        mine: IdempotencyEntry,
+        hold: float,
+        step: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Run `step` (settling the key of `mine`) in the background, retrying while the store
+        cannot be reached, until it succeeds or the reservation would have lapsed anyway. A
+        retry with the same key in this process waits for it (`_settled`)."""
+        pending = _Pending(asyncio.Event())
+        pending.task = asyncio.ensure_future(self._retry(mine, hold, step, pending.wake))
+        self._pending[key] = pending
+        self._settling.add(pending.task)
+
+        def done(task: asyncio.Future[None]) -> None:
+            self._settling.discard(task)
+            if self._pending.get(key) is pending:
+                del self._pending[key]
+            if not task.cancelled():
+                task.exception()
+
+        pending.task.add_done_callback(done)
+
+    async def _retry(
+        self,
+        mine: IdempotencyEntry,
+        hold: float,
+        step: Callable[[], Awaitable[None]],
+        wake: asyncio.Event,
+    ) -> None:
+        deadline = time.monotonic() + hold
+        pause = _RETRY_FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                await step()
+                return
+            except QueueUnavailableError:
+                if time.monotonic() + pause >= deadline:
+                    logger.warning(
+                        "could not settle the idempotency key of request %s while Redis was "
+                        "away; its reservation lapses by itself",
+                        mine.request_id,
+                    )
+                    return
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), pause)
+            pause = min(pause * 2, _RETRY_MAX_PAUSE_SECONDS)
+
+    async def _settled(self, key: str) -> None:
+        """A retry first lets this process's settling of an earlier request with the same key
+        finish (tried at once, not at its next backoff), for up to IDEMPOTENCY_WAIT_SECONDS."""
+        pending = self._pending.get(key)
+        if pending is None or pending.task is None:
+            return
+        pending.wake.set()
+        await asyncio.wait({pending.task}, timeout=self._settings.idempotency_wait_seconds)
 
     async def _first_submission(
         self,
@@ -118,6 +219,7 @@ class IdempotencyGuard:
         trace_id: str | None,
         correlation_id: uuid.UUID | None,
         caller: Caller | None,
+        hold: float,
     ) -> Completed | Queued:
         try:
             outcome = await self._orchestrator.submit(
@@ -128,25 +230,47 @@ class IdempotencyGuard:
                 caller=caller,
             )
         except BaseException:
-            await asyncio.shield(self._settle_failure(key, mine))
+            await asyncio.shield(self._settle_failure(key, mine, hold))
             raise
-        await self._store.save(
-            key, _finished(mine, outcome), keep_seconds=self._settings.idempotency_retention_seconds
-        )
+        finished = _finished(mine, outcome)
+        keep = self._settings.idempotency_retention_seconds
+
+        async def save() -> None:
+            await self._store.save(key, finished, keep_seconds=keep)
+
+        try:
+            await save()
+        except QueueUnavailableError:
+            # The request was served (or queued and read back): answer it, and record the key
+            # once Redis answers, so a retry replays it instead of waiting for a lapse.
+            self._later(key, mine, hold, save)
         return outcome
 
-    async def _settle_failure(self, key: str, mine: IdempotencyEntry) -> None:
+    async def _settle_failure(self, key: str, mine: IdempotencyEntry, hold: float) -> None:
         """After a failed or cancelled submission: if it got as far as the queue, the key
-        now names that queued request; otherwise nothing was created and a retry may go."""
-        record = await self._queue.get(mine.request_id)
-        if record is None:
-            await self._store.forget(key)
-            return
-        queued = _queued_from_record(record)
-        keep = self._settings.idempotency_retention_seconds
-        await self._store.save(key, _finished(mine, queued), keep_seconds=keep)
+        now names that queued request; otherwise nothing was created and a retry may go.
+        While Redis cannot be reached this is retried in the background, so the key is not
+        held for a request that does not exist until its reservation lapses."""
 
-    async def _replay(self, key: str, entry: IdempotencyEntry, expected: str) -> Replayed:
+        async def settle() -> None:
+            record = await self._queue.get(mine.request_id)
+            if record is None:
+                await self._store.release(key, mine, fence_seconds=hold)
+                return
+            queued = _queued_from_record(record)
+            keep = self._settings.idempotency_retention_seconds
+            await self._store.save(key, _finished(mine, queued), keep_seconds=keep)
+
+        try:
+            await settle()
+        except QueueUnavailableError:
+            self._later(key, mine, hold, settle)
+
+    async def _replay(
+        self, key: str, entry: IdempotencyEntry, expected: str, *, last_try: bool
+    ) -> Replayed | None:
+        """The answer of the request that holds the key, waiting while it is being served;
+        None when it failed and freed the key meanwhile (unless `last_try`: then 409)."""
         if entry.fingerprint != expected:
             raise ConflictError(
                 "this Idempotency-Key was used with a different request body",
@@ -166,12 +290,23 @@ class IdempotencyGuard:
                 )
             await asyncio.sleep(_POLL_SECONDS)
             current = await self._store.get(key)
-        if current is None:  # the holder failed and forgot the key: this retry may go ahead
+        if current is None:  # the holder failed and freed the key: this retry may go ahead
+            if not last_try:
+                return None
             raise ConflictError(
                 "the first request with this Idempotency-Key failed; retry it",
                 retry_after=1.0,
             )
         return Replayed(_outcome_of(current))
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A key being settled in the background: its task, and the event that cuts its backoff
+    short."""
+
+    wake: asyncio.Event
+    task: asyncio.Future[None] | None = None
 
 
 def _forget_detached(

@@ -1,13 +1,17 @@
-"""Start-up check that the Redis behind the queue keeps what it acknowledges (queue.md R16)."""
+"""Whether the Redis behind the queue keeps what it acknowledges (queue.md R16): checked at
+start-up (`check_durability`) and again while running (`DurabilityWatch`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from common_core.enums import EnvironmentType
+from common_core.api_models import DependencyHealth
+from common_core.enums import EnvironmentType, HealthStatus
 from services.llm_provider_service.settings import ENV_PREFIX, ConfigurationError, Settings
 
 logger = logging.getLogger(__name__)
@@ -16,6 +20,8 @@ ALLOW_HINT = (
     f"set {ENV_PREFIX}ALLOW_NON_DURABLE_REDIS=true to run anyway "
     "(e.g. a managed Redis that hides its configuration but is durable)"
 )
+# What makes Redis unreachable for a check; the check then knows nothing new.
+_UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
 async def durability_problems(redis: Redis) -> list[str]:
@@ -23,6 +29,7 @@ async def durability_problems(redis: Redis) -> list[str]:
     client's ConnectionError/TimeoutError when Redis cannot be reached."""
     try:
         config = await redis.config_get("appendonly")
+        config.update(await redis.config_get("appendfsync"))
         config.update(await redis.config_get("maxmemory-policy"))
     except redis_errors.ResponseError as exc:
         return [f"cannot read Redis configuration ({exc}), so AOF and eviction are unverified"]
@@ -30,6 +37,11 @@ async def durability_problems(redis: Redis) -> list[str]:
     if config.get("appendonly") != "yes":
         problems.append(
             "Redis has appendonly no: acknowledged enqueues are lost when Redis restarts"
+        )
+    elif config.get("appendfsync", "everysec") not in {"always", "everysec"}:
+        problems.append(
+            f"Redis has appendfsync {config.get('appendfsync')}: the AOF reaches the disk only "
+            "when the OS flushes it, so a power loss or kernel crash loses acknowledged enqueues"
         )
     policy = config.get("maxmemory-policy", "noeviction")
     if policy != "noeviction":
@@ -39,20 +51,89 @@ async def durability_problems(redis: Redis) -> list[str]:
     return problems
 
 
-async def check_durability(redis: Redis, settings: Settings) -> None:
+async def check_durability(redis: Redis, settings: Settings) -> list[str] | None:
     """Warn about a non-durable Redis; in production refuse to start (`ConfigurationError`)
     unless explicitly allowed. An unreachable Redis is only a warning: the service starts
-    degraded and recovers by itself when Redis returns."""
+    degraded and recovers by itself when Redis returns.
+
+    Returns the problems found, or None when Redis could not be reached.
+    """
     try:
         problems = await durability_problems(redis)
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+    except _UNREACHABLE as exc:
         logger.warning("Redis unreachable at start-up (%s); queueing unavailable until it is", exc)
-        return
+        return None
     if not problems:
-        logger.info("Redis is durable: appendonly yes, maxmemory-policy noeviction")
-        return
+        logger.info(
+            "Redis is durable: appendonly yes, appendfsync always or everysec, "
+            "maxmemory-policy noeviction"
+        )
+        return problems
     message = "; ".join(problems)
     refuse = settings.environment is EnvironmentType.PRODUCTION
     if refuse and not settings.allow_non_durable_redis:
         raise ConfigurationError(f"{message}; {ALLOW_HINT}")
     logger.warning("%s (%s)", message, "allowed by setting" if refuse else ALLOW_HINT)
+    return problems
+
+
+class DurabilityWatch:
+    """The durability check again, every REDIS_DURABILITY_CHECK_INTERVAL_SECONDS while the
+    process runs, in every environment: an operator's `CONFIG SET appendonly no` shows in
+    `/healthz` as `queue_durability` degraded, with one WARNING when the problems change and
+    an INFO line when they are gone. It never stops the service. Without a Redis (the
+    in-memory queue) it checks and reports nothing."""
+
+    def __init__(self, redis: Redis | None, settings: Settings) -> None:
+        self._redis = redis
+        self._interval = settings.redis_durability_check_interval_seconds
+        self._problems: list[str] | None = None  # None: not known yet
+
+    def known(self, problems: list[str] | None) -> None:
+        """What the start-up check found (already logged), so the first pass stays quiet."""
+        if problems is not None:
+            self._problems = problems
+
+    async def check(self) -> None:
+        """One check; an unreachable Redis keeps what was last known (the queue's own health
+        reports the outage)."""
+        if self._redis is None:
+            return
+        try:
+            problems = await durability_problems(self._redis)
+        except _UNREACHABLE:
+            return
+        if problems == self._problems:
+            return
+        if problems:
+            logger.warning(
+                "Redis durability changed while running: %s (the service keeps serving; see "
+                "queue.md, Durability)",
+                "; ".join(problems),
+            )
+        elif self._problems:
+            logger.info("Redis is durable again: %s resolved", "; ".join(self._problems))
+        self._problems = problems
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Check at once, then every interval, until `stop` is set."""
+        if self._redis is None:
+            return
+        while not stop.is_set():
+            try:
+                await self.check()
+            except Exception:  # a surprise must not end the watch
+                logger.exception("Redis durability check failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
+
+    def health(self) -> DependencyHealth | None:
+        """`queue_durability` for `/healthz`; None before the first answer, or without Redis."""
+        if self._redis is None or self._problems is None:
+            return None
+        if not self._problems:
+            return DependencyHealth(
+                status=HealthStatus.HEALTHY,
+                detail="appendonly yes, appendfsync always or everysec, noeviction",
+            )
+        return DependencyHealth(status=HealthStatus.DEGRADED, detail="; ".join(self._problems))

@@ -143,6 +143,11 @@ class QueueKeys:
         expires a second after it, so an idle caller keeps no key."""
         return f"{self.tag}:rate:{caller}"
 
+    def drained(self, provider: LLMProviderType) -> str:
+        """Sorted set: a provider's queued requests completed in the drain-rate window, queue
+        id by completion time (ms), written by every worker (`drain_rate.RedisDrainRate`)."""
+        return f"{self.tag}:drained:{provider.value}"
+
     def response_cache(self, call_key: str) -> str:
         """String: a judgement kept by the development cache (never bound in production)."""
         return f"{self.tag}:devcache:{call_key}"

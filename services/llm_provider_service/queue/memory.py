@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import math
 import time
 from bisect import bisect_left, insort
@@ -31,6 +32,11 @@ from services.llm_provider_service.queue.config import (
     order_score,
     queue_full,
 )
+
+logger = logging.getLogger(__name__)
+
+# How many ids the shutdown warning names; the rest are counted.
+_NAMED_ON_CLOSE = 20
 
 # (order score, enqueue sequence, id): unique, and sorted in claim order.
 OrderKey = tuple[int, int, UUID]
@@ -283,6 +289,28 @@ class InMemoryRequestQueue:
         except TimeoutError:
             return
         self._work.clear()
+
+    async def close(self) -> None:
+        """At shutdown: a WARNING naming the accepted requests that have not ended (how many
+        wait, how many are in flight, and the first ids), since they are lost with the process.
+        Nothing is logged when every accepted request has ended."""
+        unfinished = [
+            entry.record for entry in self._entries.values() if not entry.record.status.is_terminal
+        ]
+        if not unfinished:
+            return
+        in_flight = sum(1 for record in unfinished if record.status is QueueStatus.PROCESSING)
+        named = ", ".join(str(record.queue_id) for record in unfinished[:_NAMED_ON_CLOSE])
+        more = len(unfinished) - _NAMED_ON_CLOSE
+        logger.warning(
+            "in-memory queue stopped with %d accepted requests unfinished (%d waiting, %d in "
+            "flight); they are lost, since this queue keeps nothing across a restart: %s%s",
+            len(unfinished),
+            len(unfinished) - in_flight,
+            in_flight,
+            named,
+            f" and {more} more" if more > 0 else "",
+        )
 
     def _active(self, caller: str) -> int:
         """How many of `caller`'s requests are waiting or running."""

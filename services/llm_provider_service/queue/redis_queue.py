@@ -128,9 +128,6 @@ class RedisRequestQueue:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(_load_script(name)) for name in _SCRIPTS
         }
-        self._unreported_expired: list[str] = []
-        self._unreported_failed: list[str] = []
-        self._unreported_counts = [0, 0]
 
     async def _run(self, name: str, *args: Any) -> Any:
         common = (
@@ -184,8 +181,9 @@ class RedisRequestQueue:
         return _record(str(job.request_id), dict(zip(flat[::2], flat[1::2], strict=True)))
 
     async def claim(self, provider: LLMProviderType, *, limit: int, owner: str) -> list[Lease]:
-        found, leases = await self._run("claim", provider.value, limit, owner, self._lease_ms)
-        self._remember(found)
+        # What the claim's own reap found is handed on in Redis, for the next `reap()` of
+        # any replica to report.
+        leases = await self._run("claim", provider.value, limit, owner, self._lease_ms)
         return [
             Lease(
                 queue_id=UUID(queue_id),
@@ -262,25 +260,15 @@ class RedisRequestQueue:
         await self._run("announced", str(queue_id))
 
     async def reap(self) -> ReapReport:
-        self._remember(await self._run("reap"))
-        expired, failed = self._unreported_expired, self._unreported_failed
-        lease_expiries, promoted = self._unreported_counts
-        self._unreported_expired, self._unreported_failed = [], []
-        self._unreported_counts = [0, 0]
+        """This reap's findings plus those that any replica's claims handed on in Redis
+        (`reaped:*`): each finding is reported once, by the replica whose reap took it."""
+        expired, failed, lease_expiries, promoted = await self._run("reap")
         return ReapReport(
             expired=tuple(await self._records(expired)),
             failed=tuple(await self._records(failed)),
-            lease_expiries=lease_expiries,
-            promoted=promoted,
+            lease_expiries=int(lease_expiries),
+            promoted=int(promoted),
         )
-
-    def _remember(self, found: list[Any]) -> None:
-        """Keep what a claim's or reap's housekeeping changed, for the next `reap()` report."""
-        expired, failed, lease_expiries, promoted = found
-        self._unreported_expired.extend(expired)
-        self._unreported_failed.extend(failed)
-        self._unreported_counts[0] += int(lease_expiries)
-        self._unreported_counts[1] += int(promoted)
 
     async def _records(self, ids: list[str]) -> list[QueueRecord]:
         if not ids:

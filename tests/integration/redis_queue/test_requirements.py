@@ -19,23 +19,35 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
+from dishka import Provider, Scope, provide
 from quart.typing import TestClientProtocol as Client
 from redis.asyncio import Redis
 
 import services.llm_provider_service
 from common_core.api_models import ErrorInfo
 from common_core.enums import QueueStatus
-from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
+from services.llm_provider_service.errors import (
+    ProviderAuthError,
+    ProviderUnavailableError,
+    QueueUnavailableError,
+)
+from services.llm_provider_service.idempotency.models import IdempotencyEntry
+from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
 from services.llm_provider_service.models import ComparisonJob, Lease
+from services.llm_provider_service.protocols import IdempotencyStore, RequestQueue
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.durability import check_durability, durability_problems
+from services.llm_provider_service.queue.durability import (
+    DurabilityWatch,
+    check_durability,
+    durability_problems,
+)
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
-from services.llm_provider_service.settings import ConfigurationError
+from services.llm_provider_service.settings import ConfigurationError, Settings
 from tests.factories import make_job, make_request, make_result
 from tests.fakes import judgement
 from tests.integration.conftest import StartApp
@@ -57,6 +69,7 @@ TTL = 3600
 ERROR = ErrorInfo(code="PROVIDER_UNAVAILABLE", message="the vendor answered 503")
 TWENTY_YEARS = 20 * 365 * 86400.0
 REPO = Path(__file__).resolve().parents[3]
+DURABILITY_LOGGER = "services.llm_provider_service.queue.durability"
 
 
 def body(**fields: Any) -> dict[str, Any]:
@@ -148,12 +161,6 @@ async def test_r1_paused_redis_is_a_503_then_202_again_after_resume(
     assert (await health(client))["dependencies"]["queue"]["status"] == "healthy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the Idempotency-Key reservation (SET NX, held IDEMPOTENCY_WAIT_SECONDS + 60 s) "
-    "sent as Redis stalled lands after the 503, so every retry with that key waits "
-    "IDEMPOTENCY_WAIT_SECONDS and gets 409 CONFLICT until the hold lapses; nothing was queued",
-)
 async def test_r1_a_retry_with_the_same_idempotency_key_is_accepted_after_a_pause(
     start_app: StartApp, redis_server: RedisServer
 ):
@@ -172,6 +179,114 @@ async def test_r1_a_retry_with_the_same_idempotency_key_is_accepted_after_a_paus
 
     await assert_queue_unavailable(refused)
     assert retried.status_code == 202
+
+
+class StallingEnqueue:
+    """A `RedisRequestQueue` whose enqueue stalls Redis and is lost on the way (it never runs):
+    the first request's own clean-up then cannot reach Redis either."""
+
+    def __init__(self, queue: RedisRequestQueue, server: RedisServer) -> None:
+        self._queue = queue
+        self._server = server
+        self.stalls = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+    async def enqueue(self, job: ComparisonJob, **kwargs: Any) -> Any:
+        if self.stalls:
+            self.stalls -= 1
+            self._server.pause()
+            raise QueueUnavailableError("the request queue (Redis) is unreachable (stalled)")
+        return await self._queue.enqueue(job, **kwargs)
+
+
+class StallingEnqueueDeps(Provider):
+    scope = Scope.APP
+
+    def __init__(self, server: RedisServer) -> None:
+        super().__init__()
+        self._server = server
+
+    @provide
+    def queue(self, redis: Redis, settings: Settings) -> RequestQueue:
+        queue = RedisRequestQueue(
+            redis, QueueKeys(settings.queue_key_prefix), QueueConfig.from_settings(settings)
+        )
+        return cast(RequestQueue, StallingEnqueue(queue, self._server))
+
+
+async def test_r1_a_key_whose_enqueue_was_lost_in_a_stall_is_free_again_after_it(
+    start_app: StartApp, redis_server: RedisServer
+):
+    client = await start_app(
+        StallingEnqueueDeps(redis_server),
+        **persistent(redis_server.url),
+        worker_enabled=False,
+        idempotency_wait_seconds=1.0,
+    )
+    request = {"json": body(processing_mode="async"), "headers": {"Idempotency-Key": "pair-5-8"}}
+
+    try:
+        refused = await client.post(COMPARISON, **request)
+    finally:
+        redis_server.resume()
+    retried = await client.post(COMPARISON, **request)
+
+    await assert_queue_unavailable(refused)
+    assert retried.status_code == 202
+    assert "Idempotent-Replayed" not in retried.headers
+
+
+class StallingSave(RedisIdempotencyStore):
+    """Redis stalls just as the first request's outcome is being recorded under its key."""
+
+    def __init__(self, redis: Redis, keys: QueueKeys, server: RedisServer) -> None:
+        super().__init__(redis, keys)
+        self._server = server
+        self.stalls = 1
+
+    async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
+        if self.stalls:
+            self.stalls -= 1
+            self._server.pause()
+        await super().save(key, entry, keep_seconds=keep_seconds)
+
+
+class StallingSaveDeps(Provider):
+    scope = Scope.APP
+
+    def __init__(self, server: RedisServer) -> None:
+        super().__init__()
+        self._server = server
+
+    @provide
+    def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
+        return StallingSave(redis, QueueKeys(settings.queue_key_prefix), self._server)
+
+
+async def test_r1_a_request_queued_just_before_a_stall_is_answered_202_and_replayed(
+    start_app: StartApp, redis_server: RedisServer
+):
+    client = await start_app(
+        StallingSaveDeps(redis_server),
+        **persistent(redis_server.url),
+        worker_enabled=False,
+        idempotency_wait_seconds=1.0,
+    )
+    request = {"json": body(processing_mode="async"), "headers": {"Idempotency-Key": "pair-6-9"}}
+
+    try:
+        accepted = await client.post(COMPARISON, **request)
+    finally:
+        redis_server.resume()
+    retried = await client.post(COMPARISON, **request)
+
+    assert accepted.status_code == 202
+    assert retried.status_code == 202
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    first, again = await accepted.get_json(), await retried.get_json()
+    assert again["queue_id"] == first["queue_id"]
 
 
 async def test_r1_killed_redis_is_a_503_then_202_again_after_restart(
@@ -776,6 +891,104 @@ async def test_r16_a_durable_redis_has_no_problem(
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+@pytest.fixture
+async def scratch_client(scratch_redis: RedisServer) -> AsyncIterator[Redis]:
+    """A client of `scratch_redis` whose durability settings are restored afterwards."""
+    client = Redis.from_url(scratch_redis.url, decode_responses=True)
+    names = ("appendonly", "appendfsync", "maxmemory-policy")
+    saved = {name: str((await client.config_get(name))[name]) for name in names}
+    try:
+        yield client
+    finally:
+        for name, value in saved.items():
+            await client.config_set(name, value)
+        await client.aclose()
+
+
+async def test_r16_appendfsync_no_is_a_problem(scratch_client: Redis, make_settings):
+    await scratch_client.config_set("appendonly", "yes")
+    await scratch_client.config_set("appendfsync", "no")
+
+    problems = await durability_problems(scratch_client)
+    with pytest.raises(ConfigurationError) as refused:
+        await check_durability(scratch_client, make_settings(environment="production"))
+
+    assert len(problems) == 1
+    assert "appendfsync no" in problems[0]
+    assert "appendfsync no" in str(refused.value)
+
+
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+async def test_r16_appendfsync_always_and_everysec_are_fine(scratch_client: Redis, fsync: str):
+    await scratch_client.config_set("appendonly", "yes")
+    await scratch_client.config_set("appendfsync", fsync)
+
+    assert await durability_problems(scratch_client) == []
+
+
+@pytest.mark.parametrize("environment", ["production", "testing"])
+async def test_r16_the_watch_reports_a_change_made_while_running(
+    scratch_client: Redis,
+    make_settings,
+    caplog: pytest.LogCaptureFixture,
+    environment: str,
+):
+    watch = DurabilityWatch(scratch_client, make_settings(environment=environment))
+    with caplog.at_level(logging.INFO, logger=DURABILITY_LOGGER):
+        await watch.check()
+        durable = watch.health()
+        await scratch_client.config_set("appendonly", "no")
+        await watch.check()
+        await watch.check()  # the same problem again: no second line
+        lost = watch.health()
+        await scratch_client.config_set("appendonly", "yes")
+        await watch.check()
+        again = watch.health()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert durable is not None
+    assert durable.status == "healthy"
+    assert lost is not None
+    assert lost.status == "degraded"
+    assert "appendonly no" in (lost.detail or "")
+    assert again is not None
+    assert again.status == "healthy"
+    assert len(warnings) == 1
+    assert "appendonly no" in warnings[0]
+    assert any("durable again" in line for line in infos)
+
+
+async def test_r16_healthz_shows_appendonly_turned_off_at_runtime_as_degraded(
+    start_app: StartApp,
+    scratch_redis: RedisServer,
+    scratch_client: Redis,
+    caplog: pytest.LogCaptureFixture,
+):
+    client = await start_app(
+        **persistent(scratch_redis.url),
+        worker_enabled=False,
+        redis_durability_check_interval_seconds=0.05,
+    )
+
+    async def durability(status: str) -> dict[str, Any] | None:
+        report = await health(client)
+        found = report["dependencies"].get("queue_durability")
+        return report if found is not None and found["status"] == status else None
+
+    await wait_until(lambda: durability("healthy"), 5.0, "durability checked")
+    with caplog.at_level(logging.WARNING, logger=DURABILITY_LOGGER):
+        await scratch_client.config_set("appendonly", "no")
+        report = await wait_until(lambda: durability("degraded"), 5.0, "appendonly no noticed")
+
+    assert report["status"] == "degraded"
+    assert "appendonly no" in report["dependencies"]["queue_durability"]["detail"]
+    assert report["dependencies"]["queue"]["status"] == "healthy"
+    assert any("appendonly no" in r.getMessage() for r in caplog.records)
+    await scratch_client.config_set("appendonly", "yes")
+    await wait_until(lambda: durability("healthy"), 5.0, "appendonly yes noticed")
+
+
 @pytest.mark.parametrize("command", ["worker", "serve"])
 async def test_r16_the_cli_refuses_to_start_on_a_non_durable_redis_in_production(
     non_durable: Redis, scratch_redis: RedisServer, command: str
@@ -835,7 +1048,9 @@ async def test_r17_lease_expiries_and_failed_transitions_are_counted(
 
     assert spent_record.error is not None
     assert spent_record.error.code == "LEASE_EXPIRED"
-    assert rig.sample("llm_provider_queue_lease_expiries_total") == 2  # those this worker saw
+    # Every lease expiry, the one found by the dying replica's own claim too (handed on
+    # through Redis to the next reap of any replica).
+    assert rig.sample("llm_provider_queue_lease_expiries_total") == 3
     assert rig.sample("llm_provider_queue_transitions_total", status="failed") == 2
     assert rig.sample("llm_provider_queue_transitions_total", status="completed") == 1
 

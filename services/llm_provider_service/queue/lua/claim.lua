@@ -1,7 +1,9 @@
 -- Claim, atomically: reap first (so nothing past its TTL is ever leased), then pop up to n
 -- ids in score order, each with a fresh fence token and one more attempt, into `leases`.
 -- ARGV[7] provider, [8] limit, [9] owner, [10] lease ms.
--- Returns {reap findings, {{id, token, attempts, job, queued_at, claimed_at}, ...}}.
+-- What the reap found is handed on through Redis (`reaped:*`, reported by the next reap.lua
+-- of any worker), so it is reported even if this process stops first.
+-- Returns {{id, token, attempts, job, queued_at, claimed_at}, ...}.
 local provider, limit, owner, lease_ms = ARGV[7], tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
 local now = now_ms()
 local found = reap(now)
@@ -31,4 +33,17 @@ if limit > 0 then
     end
   end
 end
-return {found, leases}
+local function hand_on(name, ids)
+  for i = 1, #ids, 1000 do
+    redis.call('RPUSH', key(name), unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  redis.call('PEXPIRE', key(name), RETENTION_MS)  -- never kept longer than the records
+end
+if #found[1] > 0 then hand_on('reaped:expired', found[1]) end
+if #found[2] > 0 then hand_on('reaped:failed', found[2]) end
+if found[3] > 0 or found[4] > 0 then
+  redis.call('HINCRBY', key('reaped:counts'), 'lease_expiries', found[3])
+  redis.call('HINCRBY', key('reaped:counts'), 'promoted', found[4])
+  redis.call('PEXPIRE', key('reaped:counts'), RETENTION_MS)
+end
+return leases

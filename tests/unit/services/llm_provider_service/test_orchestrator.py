@@ -17,7 +17,7 @@ from common_core.enums import (
 from common_core.events import ComparisonResultData, EventEnvelope
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
-from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.drain_rate import InMemoryDrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CircuitOpenError,
@@ -74,7 +74,7 @@ def build_harness(settings) -> Harness:
         queue=queue,
         events=LifecycleEvents(publisher, metrics, "huleedu"),
         metrics=metrics,
-        drain_rate=DrainRate(),
+        drain_rate=InMemoryDrainRate(),
         settings=settings,
         cache=cache,
         outbox=outbox,

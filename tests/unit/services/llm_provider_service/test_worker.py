@@ -12,7 +12,7 @@ import pytest
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
-from services.llm_provider_service.drain_rate import DrainRate
+from services.llm_provider_service.drain_rate import InMemoryDrainRate
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
 from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
@@ -67,7 +67,7 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
         }
     )
     events = LifecycleEvents(publisher, metrics, "huleedu")
-    drain = DrainRate()
+    drain = InMemoryDrainRate()
     outbox = InMemoryResultOutbox(retention_seconds=600)
     deliveries = ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=3600)
     orchestrator = ComparisonOrchestrator(

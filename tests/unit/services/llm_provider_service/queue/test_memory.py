@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -19,7 +20,7 @@ from services.llm_provider_service.settings import Settings
 # implementation's failures show under its own module name. (A parametrized fixture would
 # need a shared conftest that imports every implementation, Redis servers included.)
 from tests.contract.queue_contract import *  # noqa: F403
-from tests.factories import FakeClock, make_job
+from tests.factories import FakeClock, make_job, make_result
 
 
 @pytest.fixture
@@ -74,3 +75,28 @@ async def test_uses_the_real_clock_by_default() -> None:
     record = await queue.enqueue(make_job(), priority=5, ttl_seconds=60)
 
     assert before - 1 <= record.queued_at.timestamp() <= time.time() + 1
+
+
+async def test_close_names_waiting_and_in_flight_requests_and_bounds_the_list(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = InMemoryRequestQueue(QueueConfig(100, 3, 30.0, 60.0, 60.0), clock=clock)
+    jobs = [make_job() for _ in range(25)]
+    for job in jobs:
+        await queue.enqueue(job, priority=5, ttl_seconds=60)
+    leases = await queue.claim(jobs[0].provider, limit=3, owner="w")
+    by_id = {job.request_id: job for job in jobs}
+    await queue.complete(leases[0], make_result(by_id[leases[0].queue_id]))
+
+    with caplog.at_level(logging.WARNING, logger="services.llm_provider_service.queue.memory"):
+        await queue.close()
+
+    [warning] = caplog.records
+    message = warning.getMessage()
+    assert warning.levelno == logging.WARNING
+    assert "24 accepted requests" in message
+    assert "22 waiting, 2 in flight" in message
+    named = [str(job.request_id) for job in jobs if str(job.request_id) in message]
+    assert str(leases[0].queue_id) not in named
+    assert len(named) == 20
+    assert "and 4 more" in message
