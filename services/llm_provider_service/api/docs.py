@@ -21,7 +21,7 @@ ASSETS_PREFIX = "/docs-assets"
 # is a new URL and the long cache lifetime below never serves a stale copy.
 SWAGGER_UI = "swagger-ui-5.36.0"
 REDOC = "redoc-2.5.4"
-_BUNDLES = {SWAGGER_UI: STATIC / "swagger-ui", REDOC: STATIC / "redoc"}
+BUNDLES = {SWAGGER_UI: STATIC / "swagger-ui", REDOC: STATIC / "redoc"}
 _SERVED = {".js", ".css"}
 CACHE_SECONDS = 365 * 24 * 3600
 
@@ -32,7 +32,7 @@ bp = Blueprint("docs_assets", __name__)
 @hide
 async def docs_asset(bundle: str, filename: str) -> Response:
     """A script or stylesheet of the documentation pages, cacheable for a year."""
-    directory = _BUNDLES.get(bundle)
+    directory = BUNDLES.get(bundle)
     if directory is None or Path(filename).suffix not in _SERVED:
         raise NotFound()
     response = await send_from_directory(directory, filename)
