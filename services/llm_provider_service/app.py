@@ -12,7 +12,6 @@ from dishka import AsyncContainer
 from quart import Quart, Response, g, request, websocket
 from quart.typing import ResponseTypes
 from quart_dishka import QuartDishka
-from quart_schema import Info, QuartSchema
 
 from services.llm_provider_service.api import (
     comparison,
@@ -24,6 +23,7 @@ from services.llm_provider_service.api import (
     status_ws,
 )
 from services.llm_provider_service.api.auth import register_authentication
+from services.llm_provider_service.api.docs import register_docs
 from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
@@ -50,13 +50,7 @@ def create_app(settings: Settings | None = None, container: AsyncContainer | Non
     container = container or make_container(settings)
     app = Quart("llm_provider_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_body_bytes
-    QuartSchema(
-        app,
-        info=Info(title="LLM Provider Service", version="1.0.0"),
-        swagger_ui_path="/docs",
-        redoc_ui_path="/redocs",
-        scalar_ui_path=None,
-    )
+    register_docs(app)
     blueprints = (comparison.bp, status.bp, status_ws.bp, providers.bp, position_bias.bp, health.bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -12,10 +12,18 @@ from quart_schema import document_request, document_response
 from common_core.api_models import (
     ComparisonRequest,
     ComparisonResult,
-    ErrorResponse,
     QueuedResponse,
 )
 from services.llm_provider_service.api.auth import current_caller
+from services.llm_provider_service.api.openapi import (
+    BODY_ERRORS,
+    IDEMPOTENCY_KEY,
+    IDEMPOTENT_REPLAYED,
+    LOCATION,
+    RETRY_AFTER,
+    TRACEPARENT,
+    documented,
+)
 from services.llm_provider_service.api.parsing import parse_json_body
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.errors import RequestValidationError
@@ -43,16 +51,25 @@ def _trace_id() -> str | None:
 @document_request(ComparisonRequest)
 @document_response(ComparisonResult, 200)
 @document_response(QueuedResponse, 202)
-@document_response(ErrorResponse, 400)
-@document_response(ErrorResponse, 401)
-@document_response(ErrorResponse, 403)
-@document_response(ErrorResponse, 429)
-@document_response(ErrorResponse, 503)
+@documented(
+    "Judge which of two essays is better.",
+    authenticated=True,
+    errors=(*BODY_ERRORS, 403, 409, 422, 429, 502, 503, 504),
+    headers=(IDEMPOTENCY_KEY, TRACEPARENT),
+    response_headers={
+        200: (IDEMPOTENT_REPLAYED,),
+        202: (RETRY_AFTER, LOCATION, IDEMPOTENT_REPLAYED),
+    },
+)
 @inject
 async def create_comparison(
     guard: FromDishka[IdempotencyGuard], rate: FromDishka[RequestRateQuota]
 ) -> Response:
-    """Judge which essay is better, with a fresh provider call; queued while it is down."""
+    """A fresh provider call judges which essay is better: 200 with the result. When the
+    provider is down (breaker open, or a retryable failure) the request is queued instead:
+    202 with its status URL (`processing_mode=queue_if_unavailable`, the default);
+    `processing_mode=async` always queues, `immediate` never does (503 with `Retry-After`).
+    A retry with the same `Idempotency-Key` gets the first answer, not a new call."""
     caller = current_caller()
     await rate.take(caller)
     body = await parse_json_body(ComparisonRequest)

@@ -6,9 +6,10 @@ from dishka import FromDishka
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response
 from quart_dishka import inject
-from quart_schema import document_request
+from quart_schema import document_request, document_response
 
 from services.llm_provider_service.api.auth import current_caller
+from services.llm_provider_service.api.openapi import BODY_ERRORS, documented
 from services.llm_provider_service.api.parsing import parse_json_body
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.callers import require_admin
@@ -25,6 +26,12 @@ class MockFault(BaseModel):
 
 @bp.post("/mock-fault")
 @document_request(MockFault)
+@document_response(MockFault, 200)
+@documented(
+    "Make the mock provider fail a share of its calls (development and testing only).",
+    authenticated=True,
+    errors=(*BODY_ERRORS, 403),
+)
 @inject
 async def set_mock_fault(injector: FromDishka[FaultInjection]) -> Response:
     """Make the mock provider fail this share of calls; registered only in development and

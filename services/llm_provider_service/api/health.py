@@ -13,6 +13,7 @@ from quart_schema import document_response
 
 from common_core.api_models import DependencyHealth, HealthResponse
 from common_core.enums import CircuitBreakerState, HealthStatus
+from services.llm_provider_service.api.openapi import documented
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.errors import QueueUnavailableError
@@ -31,6 +32,7 @@ STALE_RETRY_ROUNDS = 5
 @bp.get("/healthz")
 @document_response(HealthResponse, 200)
 @document_response(HealthResponse, 503)
+@documented("Health of the service and of each dependency.")
 @inject
 async def healthz(
     settings: FromDishka[Settings],
@@ -120,6 +122,10 @@ async def _outbox_health(outbox: ResultOutbox, settings: Settings) -> Dependency
 
 
 @bp.get("/metrics")
+@documented(
+    "Prometheus metrics of the service and of the shared queue.",
+    text_responses={200: (CONTENT_TYPE_LATEST.split(";")[0], "Prometheus text exposition.")},
+)
 @inject
 async def metrics(
     service_metrics: FromDishka[ServiceMetrics],

@@ -7,7 +7,8 @@ from quart import Blueprint, Response
 from quart_dishka import inject
 from quart_schema import document_response
 
-from common_core.api_models import ErrorResponse, PositionBiasReport
+from common_core.api_models import PositionBiasReport
+from services.llm_provider_service.api.openapi import documented
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.position_bias.report import build_report
 from services.llm_provider_service.protocols import PositionBiasStore
@@ -17,7 +18,9 @@ bp = Blueprint("position_bias", __name__, url_prefix="/api/v1")
 
 @bp.get("/position-bias")
 @document_response(PositionBiasReport, 200)
-@document_response(ErrorResponse, 503)
+@documented(
+    "How often each model preferred the essay shown first.", authenticated=True, errors=(503,)
+)
 @inject
 async def position_bias(store: FromDishka[PositionBiasStore]) -> Response:
     """First-position wins per provider and model, over requests whose essay order the

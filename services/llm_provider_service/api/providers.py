@@ -10,7 +10,6 @@ from quart_dishka import inject
 from quart_schema import document_response
 
 from common_core.api_models import (
-    ErrorResponse,
     LLMConfigOverrides,
     ProvidersResponse,
     ProviderStatus,
@@ -18,6 +17,7 @@ from common_core.api_models import (
 )
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.api.auth import current_caller
+from services.llm_provider_service.api.openapi import documented
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.callers import require_admin
@@ -41,6 +41,7 @@ _TEST_PROMPT = ComparisonPrompt.plain(
 
 @bp.get("/providers")
 @document_response(ProvidersResponse, 200)
+@documented("The state of every provider.", authenticated=True, errors=(503,))
 @inject
 async def list_providers(
     registry: FromDishka[ProviderRegistry],
@@ -72,9 +73,11 @@ async def list_providers(
 
 @bp.post("/providers/<provider>/test")
 @document_response(ProviderTestResponse, 200)
-@document_response(ErrorResponse, 400)
-@document_response(ErrorResponse, 403)
-@document_response(ErrorResponse, 429)
+@documented(
+    "Make a minimal live call to one provider (admin callers).",
+    authenticated=True,
+    errors=(400, 403, 429),
+)
 @inject
 async def test_provider(
     provider: str,

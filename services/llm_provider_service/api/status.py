@@ -9,9 +9,10 @@ from quart import Blueprint, Response
 from quart_dishka import inject
 from quart_schema import document_response
 
-from common_core.api_models import ErrorResponse, QueueStatusResponse
+from common_core.api_models import QueueStatusResponse
 from common_core.enums import QueueStatus
 from services.llm_provider_service.api.auth import current_caller
+from services.llm_provider_service.api.openapi import documented
 from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.callers import may_see
 from services.llm_provider_service.errors import NotFoundError, RequestValidationError
@@ -46,7 +47,11 @@ async def _body(record: QueueRecord, position: int | None, outbox: ResultOutbox)
 
 @bp.get("/status/<queue_id>")
 @document_response(QueueStatusResponse, 200)
-@document_response(ErrorResponse, 404)
+@documented(
+    "Where a queued request stands, and its result once completed.",
+    authenticated=True,
+    errors=(400, 404, 503),
+)
 @inject
 async def get_status(
     queue_id: str, queue: FromDishka[RequestQueue], outbox: FromDishka[ResultOutbox]
@@ -61,7 +66,9 @@ async def get_status(
 
 @bp.delete("/status/<queue_id>")
 @document_response(QueueStatusResponse, 200)
-@document_response(ErrorResponse, 409)
+@documented(
+    "Cancel a request that is still queued.", authenticated=True, errors=(400, 404, 409, 503)
+)
 @inject
 async def cancel_request(
     queue_id: str, queue: FromDishka[RequestQueue], outbox: FromDishka[ResultOutbox]
