@@ -18,6 +18,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -34,7 +35,9 @@ def tracer_provider(settings: Settings, exporter: SpanExporter | None = None) ->
     exporting in batches over OTLP/HTTP only with OTEL_EXPORTER_ENABLED, or to `exporter`
     when one is given. Call `shutdown()` on it to flush what is batched."""
     resource = Resource({SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: _version()})
-    provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_ON))
+    provider = TracerProvider(
+        resource=resource, sampler=ParentBased(ALWAYS_ON), id_generator=_Level1Ids()
+    )
     if exporter is None and settings.otel_exporter_enabled:
         exporter = OTLPSpanExporter(
             endpoint=settings.otel_exporter_endpoint,
@@ -44,6 +47,15 @@ def tracer_provider(settings: Settings, exporter: SpanExporter | None = None) ->
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+class _Level1Ids(RandomIdGenerator):
+    """Random ids, without claiming so in the trace flags: W3C Trace Context level 2 marks
+    a random trace id with flag 0x02 (`-03`), which consumers that parse level 1 (`-01`, as
+    the result events' consumers do) refuse."""
+
+    def is_trace_id_random(self) -> bool:
+        return False
 
 
 def _version() -> str:
