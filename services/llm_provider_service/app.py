@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 
 from dishka import AsyncContainer
+from opentelemetry.trace import Tracer
 from quart import Quart, Response, g, request, websocket
 from quart.typing import ResponseTypes
 from quart_dishka import QuartDishka
@@ -32,6 +33,7 @@ from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.redaction import Redactor, redact_logs
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings, load_settings
+from services.llm_provider_service.tracing import ServerSpans, name_route
 from services.llm_provider_service.worker import QueueWorker
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, container: AsyncContainer | Non
         app.register_blueprint(drills.bp)
     register_error_handlers(app)
     _register_request_hooks(app, container)
+    _register_tracing(app, container)
     register_authentication(app, container)  # after the hooks that give errors an id
     QuartDishka(app=app, container=container)
     _register_lifecycle(app, container, settings)
@@ -103,6 +106,20 @@ def _register_request_hooks(app: Quart, container: AsyncContainer) -> None:
                 max(0.0, elapsed - g.provider_seconds),
             )
         return response
+
+
+def _register_tracing(app: Quart, container: AsyncContainer) -> None:
+    """A server span per HTTP request (`tracing.md`), from the container's tracer."""
+    spans = ServerSpans(app.asgi_app)
+    app.asgi_app = spans  # type: ignore[method-assign]
+
+    @app.before_serving
+    async def _resolve_tracer() -> None:
+        spans.tracer = await container.get(Tracer)
+
+    @app.before_request
+    async def _name_span() -> None:
+        name_route(request.method, request.url_rule.rule if request.url_rule else None)
 
 
 def _correlation_id(header: str | None) -> uuid.UUID:

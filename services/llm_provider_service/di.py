@@ -8,6 +8,7 @@ Only this module and `app.py` import concrete adapters.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +17,7 @@ from anthropic import AsyncAnthropic
 from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 from google import genai
 from google.genai import types as genai_types
+from opentelemetry.trace import Tracer, TracerProvider
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -79,6 +81,7 @@ from services.llm_provider_service.redaction import Redactor
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import ProviderSettings, Settings
+from services.llm_provider_service.tracing import TRACER_NAME, tracer_provider
 from services.llm_provider_service.worker import QueueWorker
 
 
@@ -87,6 +90,17 @@ class CoreDeps(Provider):
 
     scope = Scope.APP
     settings = from_context(provides=Settings, scope=Scope.APP)
+
+    @provide
+    async def tracer_provider(self, settings: Settings) -> AsyncIterator[TracerProvider]:
+        """The SDK's provider (tracing.py); closing the container flushes what it batched."""
+        provider = tracer_provider(settings)
+        yield provider
+        await asyncio.to_thread(provider.shutdown)  # the exporter's last POST blocks
+
+    @provide
+    def tracer(self, provider: TracerProvider) -> Tracer:
+        return provider.get_tracer(TRACER_NAME)
 
     @provide
     def metrics(self) -> ServiceMetrics:
@@ -139,8 +153,10 @@ class CoreDeps(Provider):
         counterbalancer: Counterbalancer,
         prices: PriceTable,
         unsaved: UnsavedDeliveries,
+        tracer: Tracer,
     ) -> ComparisonOrchestrator:
         return ComparisonOrchestrator(
+            tracer=tracer,
             unsaved=unsaved,
             counterbalancer=counterbalancer,
             prices=prices,
@@ -214,8 +230,10 @@ class CoreDeps(Provider):
         metrics: ServiceMetrics,
         settings: Settings,
         unsaved: UnsavedDeliveries,
+        tracer: Tracer,
     ) -> ResultRelay:
         return ResultRelay(
+            tracer=tracer,
             unsaved=unsaved,
             queue=queue,
             outbox=outbox,
@@ -260,8 +278,10 @@ class CoreDeps(Provider):
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
         settings: Settings,
+        tracer: Tracer,
     ) -> QueueWorker:
         return QueueWorker(
+            tracer=tracer,
             queue=queue,
             orchestrator=orchestrator,
             breakers=breakers,

@@ -132,6 +132,11 @@ class ComparisonJob(BaseModel):
     `caller` is the configured caller that sent it (`callers.py`), None when the service is
     open; only that caller may read or cancel it. A job stored before callers existed has
     none.
+
+    `trace_context` is the W3C context (`traceparent`, and `tracestate` if any) of the span
+    that queued it, which the worker's span continues (`tracing.md`): None without a span,
+    and in a job stored before traces. Left out of the stored form when None; a replica of
+    the previous version ignores it (unknown job fields are ignored, see above).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -145,6 +150,7 @@ class ComparisonJob(BaseModel):
     presentation_order: PresentationOrder = PresentationOrder.AS_SENT
     order_randomized: bool = False
     caller: str | None = None
+    trace_context: dict[str, str] | None = None
 
     @property
     def overrides(self) -> LLMConfigOverrides:
@@ -157,6 +163,8 @@ class ComparisonJob(BaseModel):
     @model_serializer(mode="wrap")
     def _stored_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
+        if data.get("trace_context") is None:
+            data.pop("trace_context", None)
         request = data.get("request")
         if isinstance(request, dict):
             added = {name: request.pop(name) for name in ADDED_REQUEST_FIELDS if name in request}

@@ -10,6 +10,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+
 from common_core.api_models import (
     ComparisonRequest,
     ComparisonResult,
@@ -56,6 +59,7 @@ from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.tracing import carrier, default_tracer, trace_id_hex
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +106,9 @@ class ComparisonOrchestrator:
         counterbalancer: Counterbalancer,
         prices: PriceTable | None = None,
         unsaved: UnsavedDeliveries | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or default_tracer()
         self._counterbalancer = counterbalancer
         self._unsaved = unsaved
         self._cache = cache
@@ -161,10 +167,13 @@ class ComparisonOrchestrator:
             provider=provider,
             request=request,
             requested_at=datetime.now(UTC),
-            trace_id=trace_id or uuid.uuid4().hex,
+            # The current span's trace (the route's, continuing the caller's traceparent)
+            # names the request, so `trace_id` in results and events finds its spans.
+            trace_id=trace_id_hex() or trace_id or uuid.uuid4().hex,
             presentation_order=order,
             order_randomized=randomized,
             caller=caller.name if caller else None,
+            trace_context=carrier() or None,
         )
         caller_limit = caller.policy.max_queued if caller else None
         mode = request.processing_mode
@@ -237,11 +246,21 @@ class ComparisonOrchestrator:
             ),
         )
         started = time.perf_counter()
-        try:
-            answer, order = await self._answer(job, adapter, presented, prompt, model)
-        except ProviderError as exc:
-            await self._record_failure(job, exc)
-            raise
+        attributes: dict[str, AttributeValue] = {
+            "llm.provider": provider_name.value,
+            "llm.model": model,
+            "llm_provider.request_id": str(job.request_id),
+            "llm_provider.attempt": attempt,
+            "llm_provider.from_queue": from_queue,
+        }
+        with self._tracer.start_as_current_span(
+            "provider.call", kind=SpanKind.CLIENT, attributes=attributes
+        ):
+            try:
+                answer, order = await self._answer(job, adapter, presented, prompt, model)
+            except ProviderError as exc:
+                await self._record_failure(job, exc)
+                raise
         judgement = in_caller_terms(answer, order)
         if job.request.cache_mode is CacheMode.DEVELOPMENT:
             # Keyed by the caller's order and kept in the caller's terms, as a response cache
@@ -392,6 +411,28 @@ class ComparisonOrchestrator:
         reason: str,
         delay_seconds: float = 0.0,
         caller_limit: int | None = None,
+    ) -> Queued:
+        attributes: dict[str, AttributeValue] = {
+            "llm_provider.request_id": str(job.request_id),
+            "llm.provider": job.provider.value,
+            "llm_provider.queue_reason": reason,
+        }
+        with self._tracer.start_as_current_span(
+            "queue.enqueue", kind=SpanKind.PRODUCER, attributes=attributes
+        ):
+            # The worker's span continues this one, however long the request waits.
+            job = job.model_copy(update={"trace_context": carrier() or job.trace_context})
+            return await self._enqueue_job(
+                job, reason=reason, delay_seconds=delay_seconds, caller_limit=caller_limit
+            )
+
+    async def _enqueue_job(
+        self,
+        job: ComparisonJob,
+        *,
+        reason: str,
+        delay_seconds: float,
+        caller_limit: int | None,
     ) -> Queued:
         request = job.request
         size = len(job.model_dump_json().encode())

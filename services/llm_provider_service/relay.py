@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
+
+from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
 
 from common_core.enums import DeliveryChannel
 from common_core.events import ComparisonResultData, EventEnvelope, LLMProviderEvent
@@ -35,11 +39,13 @@ from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.tracing import default_tracer, extract
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _RESULT = LLMProviderEvent.COMPARISON_RESULT.value
+_W3C = ("traceparent", "tracestate")
 
 
 class ResultRelay:
@@ -58,7 +64,9 @@ class ResultRelay:
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         unsaved: UnsavedDeliveries | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or default_tracer()
         self._unsaved = unsaved
         self._queue = queue
         self._outbox = outbox
@@ -155,11 +163,26 @@ class ResultRelay:
         await asyncio.gather(*(bounded(item) for item in items))
 
     async def _send(self, delivery: Delivery) -> None:
+        # One span per attempt, a child of the context the event names (the span that queued
+        # or served the request): its `traceparent` goes on the Kafka record or the POST.
+        attributes: dict[str, AttributeValue] = {
+            "llm_provider.request_id": str(delivery.request_id),
+            "llm_provider.delivery.channel": delivery.channel.value,
+            "llm_provider.delivery.attempt": delivery.attempts + 1,
+        }
+        if delivery.channel is DeliveryChannel.KAFKA:
+            attributes["messaging.destination.name"] = delivery.destination
         try:
-            if delivery.channel is DeliveryChannel.KAFKA:
-                await self._send_kafka(delivery)
-            else:
-                await self._send_webhook(delivery)
+            with self._tracer.start_as_current_span(
+                f"result.deliver {delivery.channel.value}",
+                context=extract(_event_trace_context(delivery.payload)),
+                kind=SpanKind.PRODUCER,
+                attributes=attributes,
+            ):
+                if delivery.channel is DeliveryChannel.KAFKA:
+                    await self._send_kafka(delivery)
+                else:
+                    await self._send_webhook(delivery)
         except QueueUnavailableError as exc:
             # The outcome could not be recorded: the lease runs out and it is sent again.
             logger.warning("outcome of delivery %s not recorded: %s", delivery.delivery_id, exc)
@@ -238,3 +261,15 @@ class ResultRelay:
         base = self._settings.outbox_retry_base_seconds
         ceiling = min(self._settings.outbox_retry_max_seconds, base * 2 ** max(0, attempts - 1))
         return self._rng.uniform(base, max(base, ceiling))
+
+
+def _event_trace_context(payload: str) -> dict[str, str]:
+    """The W3C context in a stored envelope's `metadata` (`traceparent`, `tracestate`);
+    empty for a payload without one."""
+    try:
+        metadata = json.loads(payload).get("metadata")
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(metadata, dict):
+        return {}
+    return {k: v for k, v in metadata.items() if k in _W3C and isinstance(v, str)}

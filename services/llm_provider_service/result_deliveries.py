@@ -185,8 +185,13 @@ class ResultDeliveries:
 
 
 def _trace_metadata(job: ComparisonJob) -> dict[str, str]:
-    """The W3C `traceparent` of the request's trace, as consumers read it from the envelope;
-    the span id is derived from the request id, so every copy of the event carries the same."""
+    """The W3C `traceparent` of the request's trace, as consumers read it from the envelope:
+    the stored context of the span that queued or served the request when the job has one
+    (`tracing.md`), else one whose span id is derived from the request id. Either way every
+    copy of the event carries the same."""
+    stored = job.trace_context or {}
+    if _TRACE_ID.fullmatch(job.trace_id) and job.trace_id in stored.get("traceparent", ""):
+        return {k: v for k, v in stored.items() if k in ("traceparent", "tracestate")}
     if not _TRACE_ID.fullmatch(job.trace_id):
         return {}
     span_id = uuid.uuid5(_RESULT_EVENT_NAMESPACE, f"span:{job.request_id}").hex[:16]

@@ -226,6 +226,14 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_delivery_deadline_seconds: int = Field(default=24 * 3600, gt=0)
 
+    # Traces (tracing.py). Spans are always made, so trace ids and `traceparent` headers are
+    # real; they leave the process only when the OTLP/HTTP exporter is on.
+    otel_exporter_enabled: bool = False
+    otel_exporter_endpoint: str = "http://localhost:4318/v1/traces"
+    otel_exporter_headers: dict[str, SecretStr] = Field(default_factory=dict)
+    otel_exporter_timeout_seconds: float = Field(default=10.0, gt=0)
+    otel_service_name: str = Field(default="llm_provider_service", min_length=1)
+
     @field_validator(
         "anthropic_api_key",
         "openai_api_key",

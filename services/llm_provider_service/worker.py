@@ -13,6 +13,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+
 from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import CircuitBreakerState, ErrorCode, LLMProviderType, QueueStatus
 from common_core.events import LLMProviderEvent, QueueStatusChangedData, RequestExpiredData
@@ -29,6 +32,7 @@ from services.llm_provider_service.models import Lease, QueueRecord, ReapReport
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.protocols import DrainRate, RequestQueue
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.tracing import default_tracer, extract
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +63,9 @@ class QueueWorker:
         settings: Settings,
         owner: str | None = None,
         rng: random.Random | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or default_tracer()
         self._queue = queue
         self._orchestrator = orchestrator
         self._breakers = breakers
@@ -149,6 +155,22 @@ class QueueWorker:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _process(self, lease: Lease) -> None:
+        # A child of the span that queued the request (its stored context), so the attempt
+        # is in the request's trace however long it waited; `tracing.md` says why a child.
+        attributes: dict[str, AttributeValue] = {
+            "llm_provider.queue_id": str(lease.queue_id),
+            "llm_provider.attempt": lease.attempt,
+            "llm.provider": lease.job.provider.value,
+        }
+        with self._tracer.start_as_current_span(
+            "queue.run",
+            context=extract(lease.job.trace_context),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        ):
+            await self._attempt(lease)
+
+    async def _attempt(self, lease: Lease) -> None:
         call = asyncio.create_task(
             self._orchestrator.execute(lease.job, attempt=lease.attempt, from_queue=True)
         )

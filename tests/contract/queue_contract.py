@@ -126,6 +126,22 @@ async def test_enqueue_stores_a_queued_record(queue: RequestQueue, queue_config:
     assert await queue.get(job.request_id) == record
 
 
+async def test_the_trace_context_travels_with_the_job_to_the_worker(queue: RequestQueue):
+    context = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    traced = make_job(trace_context=context)
+    untraced = make_job()  # stored as before traces: no trace_context at all
+    await queue.enqueue(traced, priority=5, ttl_seconds=TTL)
+    await queue.enqueue(untraced, priority=5, ttl_seconds=TTL)
+
+    leases = {lease.queue_id: lease for lease in await queue.claim(MOCK, limit=2, owner="w")}
+
+    assert leases[traced.request_id].job.trace_context == context
+    assert leases[untraced.request_id].job.trace_context is None
+    record = await queue.get(traced.request_id)
+    assert record is not None
+    assert record.job == traced
+
+
 async def test_enqueue_is_idempotent_on_request_id(queue: RequestQueue):
     job = make_job()
     first = await queue.enqueue(job, priority=5, ttl_seconds=TTL)

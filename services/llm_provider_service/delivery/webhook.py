@@ -42,6 +42,7 @@ from services.llm_provider_service.delivery import host_patterns
 from services.llm_provider_service.errors import CallbackNotAllowedError
 from services.llm_provider_service.providers.http_errors import retry_after_seconds
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.tracing import carrier
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -434,13 +435,15 @@ class WebhookSender:
         """POST `body` (JSON) to `url`, signed, within `timeout_seconds` in all.
 
         ValueError for an `event_id` or `event_type` that cannot be a header value (a bug of
-        the caller's); every network or receiver problem is an outcome instead."""
+        the caller's); every network or receiver problem is an outcome instead. The current
+        span's W3C `traceparent` (and `tracestate`) go with it when there is one."""
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "Accept-Encoding": "identity",
             EVENT_ID_HEADER: _header_safe("event_id", event_id),
             EVENT_TYPE_HEADER: _header_safe("event_type", event_type),
+            **carrier(),  # `traceparent` of the current span (the relay's delivery span)
         }
         try:
             target = self._policy.target(url)

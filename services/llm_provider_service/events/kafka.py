@@ -45,6 +45,7 @@ from services.llm_provider_service.breaker import CircuitBreaker, TransitionList
 from services.llm_provider_service.errors import EventPublishError
 from services.llm_provider_service.events.reasons import CIRCUIT_OPEN, REJECTED, UNKNOWN_TOPIC
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.tracing import carrier
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,8 @@ class KafkaEventPublisher:
 
     async def publish(self, topic: str, envelope: EventEnvelope[Any]) -> None:
         """Publish one event keyed by its correlation id, with `event_type` and `event_id`
-        headers; returns once the broker acknowledged it."""
+        headers, and the current span's W3C `traceparent` (and `tracestate`) when there is
+        one; returns once the broker acknowledged it."""
         if self._closed:
             raise EventPublishError(
                 "event not published: the publisher is closed", details={"reason": "closed"}
@@ -234,6 +236,7 @@ class KafkaEventPublisher:
         headers = [
             ("event_type", envelope.event_type.encode()),
             ("event_id", str(envelope.event_id).encode()),
+            *((name, value.encode()) for name, value in carrier().items()),
         ]
         breaker = self.breaker_for(topic)
         try:

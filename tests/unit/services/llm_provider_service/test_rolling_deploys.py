@@ -131,3 +131,35 @@ def test_a_job_stored_by_v1_reads_as_presented_as_sent() -> None:
     assert read.order_randomized is False
     assert read.caller is None  # made before callers: only an open service shows it
     assert read.request == pinned_request()
+
+
+TRACE_CONTEXT = {
+    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "tracestate": "vendor=abc",
+}
+
+
+def test_a_job_without_a_trace_context_is_stored_as_before() -> None:
+    stored = job_of(pinned_request()).model_dump(mode="json")
+    assert "trace_context" not in stored
+
+
+def test_the_previous_version_reads_a_job_with_a_trace_context() -> None:
+    traced = job_of(pinned_request(), trace_context=TRACE_CONTEXT)
+    stored = traced.model_dump(mode="json")
+    assert stored["trace_context"] == TRACE_CONTEXT
+    # The trace context is the only addition: without it, the stored form is the one the
+    # previous version writes and reads; and that version ignored unknown job fields.
+    without = dict(stored)
+    del without["trace_context"]
+    assert without == job_of(pinned_request()).model_dump(mode="json")
+    assert ComparisonJob.model_config.get("extra", "ignore") == "ignore"
+    # This version reads it all back.
+    assert ComparisonJob.model_validate_json(traced.model_dump_json()) == traced
+
+
+def test_a_job_stored_before_traces_reads_without_a_trace_context() -> None:
+    stored = job_of(pinned_request()).model_dump_json()
+    read = ComparisonJob.model_validate_json(stored)
+    assert read.trace_context is None
+    assert read == job_of(pinned_request())
