@@ -29,6 +29,7 @@ from common_core.events import ComparisonResultData, EventEnvelope, LLMProviderE
 from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookSender
 from services.llm_provider_service.errors import EventPublishError, QueueUnavailableError
 from services.llm_provider_service.events import reasons
+from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Delivery, QueueRecord
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
@@ -155,6 +156,13 @@ class ResultRelay:
         await asyncio.gather(*(bounded(item) for item in items))
 
     async def _send(self, delivery: Delivery) -> None:
+        # Each delivery is sent in its own task (`_bounded`): its lines name it.
+        bind_log_context(
+            delivery_id=delivery.delivery_id,
+            request_id=delivery.request_id,
+            correlation_id=delivery.key,
+            channel=delivery.channel.value,
+        )
         try:
             if delivery.channel is DeliveryChannel.KAFKA:
                 await self._send_kafka(delivery)
