@@ -102,9 +102,15 @@ def _register_request_hooks(app: Quart, container: AsyncContainer) -> None:
         # A refused handshake (e.g. 401) is an HTTP response: it names its id like any other.
         if response is not None and g.get("correlation_id") is not None:
             response.headers[CORRELATION_HEADER] = str(g.correlation_id)
-        status = response.status_code if isinstance(response, Response) else 101
-        _access_line(websocket, status, None, g.get("started"))
+        if isinstance(response, Response):
+            g.websocket_status = response.status_code
         return response
+
+    @app.teardown_websocket
+    async def _log_websocket(_exc: BaseException | None) -> None:
+        # Teardown, not after_websocket: a socket the client closes cancels its handler,
+        # and only the teardown still runs. 101: the socket was accepted.
+        _access_line(websocket, g.get("websocket_status", 101), None, g.get("started"))
 
     @app.after_request
     async def _finish(response: Response) -> Response:
