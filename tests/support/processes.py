@@ -217,8 +217,9 @@ def _message(line: str) -> str:
             parsed = json.loads(line)
         except json.JSONDecodeError:
             return line
-        if isinstance(parsed, dict) and isinstance(parsed.get("event"), str):
-            return parsed["event"]
+        message = parsed.get("event") if isinstance(parsed, dict) else None
+        if isinstance(message, str):
+            return message
     return line
 
 
