@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.callers import bearer, callers_env, policy
-from tests.support.processes import ProcessPool, ServiceProcess
+from tests.support.processes import ProcessPool, ServiceProcess, poll_until
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -121,3 +121,58 @@ async def test_every_line_is_json_with_one_access_line_per_request(served: Servi
     assert all(line["caller"] == "cj_assessment" for line in failures)
     assert all(line["provider"] == "mock" for line in failures)
     assert all(line["model"] for line in failures)
+
+
+async def test_a_queued_requests_lines_in_the_worker_and_relay_name_it(
+    redis_server: RedisServer, tmp_path: Path
+):
+    pool = ProcessPool(
+        tmp_path,
+        redis_server.url,
+        prefix=f"logs{uuid.uuid4().hex[:8]}",
+        defaults={"log_format": "json", "callers": callers_env(CALLERS)},
+    )
+    try:
+        api = pool.start("serve", "serve", worker_enabled=False)
+        worker = pool.start("worker", "worker")
+        await api.wait_ready(within=45)
+        await worker.wait_ready(within=45)
+        correlation_id = str(uuid.uuid4())
+        async with httpx.AsyncClient(base_url=api.base_url, timeout=10) as client:
+            queued = await client.post(
+                COMPARISON,
+                json={**BODY, "processing_mode": "async"},
+                headers=bearer(CALLER_KEY) | {"X-Correlation-ID": correlation_id},
+            )
+        assert queued.status_code == 202, queued.text
+        queue_id = queued.json()["queue_id"]
+
+        result_line = "llm_provider.comparison_result"
+        await worker.wait_for_log("request_completed", within=30)
+        # Either process's relay may deliver it (every `serve` and `worker` runs one).
+        await poll_until(
+            lambda: result_line in api.text() + worker.text(),
+            within=30,
+            what="the result event delivered",
+        )
+        lines = _json_lines(api) + _json_lines(worker)
+    finally:
+        pool.close()
+
+    completed = [
+        line for line in _json_lines(worker) if "llm_provider.request_completed" in line["event"]
+    ]
+    assert len(completed) == 1, completed
+    assert completed[0]["queue_id"] == queue_id
+    assert completed[0]["correlation_id"] == correlation_id
+    assert completed[0]["caller"] == "cj_assessment"
+    assert completed[0]["provider"] == "mock"
+    assert completed[0]["model"]
+
+    delivered = [line for line in lines if result_line in line["event"]]
+    assert delivered, "the relay published the result event as a log line"
+    for line in delivered:
+        assert line["request_id"] == queue_id
+        assert line["correlation_id"] == correlation_id
+        assert line["delivery_id"]
+        assert line["channel"] == "kafka"
