@@ -85,7 +85,6 @@ def log_formatter(log_format: LogFormat, redactor: Redactor) -> structlog.stdlib
         foreign_pre_chain=[
             *_shared_processors(),
             structlog.stdlib.ExtraAdder(),
-            structlog.stdlib.PositionalArgumentsFormatter(),
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
