@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.di import check_dependencies, make_container
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
+from services.llm_provider_service.logging_setup import configure_logging
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.redaction import Redactor, redact_logs
@@ -110,14 +111,6 @@ async def _work(settings: Settings) -> None:
         await container.close()
 
 
-def _drop_broker_reconnect_noise(record: logging.LogRecord) -> bool:
-    """aiokafka logs an ERROR for every failed reconnect while the broker is down; the
-    Kafka publisher reports the outage once, with its cause, so those lines are dropped."""
-    return not (
-        record.name.startswith("aiokafka") and record.getMessage().startswith("Unable connect")
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llm_provider_service")
     parser.add_argument("command", choices=["serve", "worker"])
@@ -134,17 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"llm_provider_service: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_drop_broker_reconnect_noise)
+    # Every line of the process from here on, Hypercorn's and the libraries' included, in
+    # LOG_FORMAT (JSON when deployed), redacted, aiokafka's reconnect noise dropped.
+    configure_logging(settings)
     try:
         asyncio.run(_serve(settings) if args.command == "serve" else _work(settings))
     except ConfigurationError as exc:  # refused by a start-up check, e.g. Redis durability
         print(f"llm_provider_service: configuration error: {exc}", file=sys.stderr)
         return 2
+    except Exception:  # a crash is a log line like any other, not a bare traceback
+        logger.exception("llm_provider_service crashed")
+        return 1
     return 0
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from dishka import AsyncContainer
 from opentelemetry.trace import Tracer
-from quart import Quart, Response, g, request, websocket
+from quart import Quart, Request, Response, Websocket, g, request, websocket
 from quart.typing import ResponseTypes
 from quart_dishka import QuartDishka
 
@@ -28,6 +28,11 @@ from services.llm_provider_service.api.docs import register_docs
 from services.llm_provider_service.api.errors import register_error_handlers
 from services.llm_provider_service.di import make_container
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
+from services.llm_provider_service.logging_setup import (
+    bind_log_context,
+    clear_log_context,
+    log_access,
+)
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.redaction import Redactor, redact_logs
@@ -79,17 +84,30 @@ def _register_request_hooks(app: Quart, container: AsyncContainer) -> None:
         g.started = time.perf_counter()
         g.provider_seconds = 0.0
         g.correlation_id = _correlation_id(request.headers.get(CORRELATION_HEADER))
+        clear_log_context()  # every line of this request names it (logging_setup.py)
+        bind_log_context(correlation_id=g.correlation_id)
 
     @app.before_websocket
     async def _start_websocket() -> None:
+        g.started = time.perf_counter()
         g.correlation_id = _correlation_id(websocket.headers.get(CORRELATION_HEADER))
+        clear_log_context()
+        bind_log_context(correlation_id=g.correlation_id)
 
     @app.after_websocket
     async def _finish_websocket(response: ResponseTypes | None) -> ResponseTypes | None:
         # A refused handshake (e.g. 401) is an HTTP response: it names its id like any other.
         if response is not None and g.get("correlation_id") is not None:
             response.headers[CORRELATION_HEADER] = str(g.correlation_id)
+        if isinstance(response, Response):
+            g.websocket_status = response.status_code
         return response
+
+    @app.teardown_websocket
+    async def _log_websocket(_exc: BaseException | None) -> None:
+        # Teardown, not after_websocket: a socket the client closes cancels its handler,
+        # and only the teardown still runs. 101: the socket was accepted.
+        _access_line(websocket, g.get("websocket_status", 101), None, g.get("started"))
 
     @app.after_request
     async def _finish(response: Response) -> Response:
@@ -105,6 +123,7 @@ def _register_request_hooks(app: Quart, container: AsyncContainer) -> None:
                 elapsed,
                 max(0.0, elapsed - g.provider_seconds),
             )
+        _access_line(request, response.status_code, response.content_length, started)
         return response
 
 
@@ -120,6 +139,21 @@ def _register_tracing(app: Quart, container: AsyncContainer) -> None:
     @app.before_request
     async def _name_span() -> None:
         name_route(request.method, request.url_rule.rule if request.url_rule else None)
+
+
+def _access_line(
+    incoming: Request | Websocket, status: int, size: int | None, started: float | None
+) -> None:
+    """The access log's line for a request or WebSocket (Hypercorn's own stays off)."""
+    log_access(
+        method="WEBSOCKET" if isinstance(incoming, Websocket) else incoming.method,
+        route=incoming.url_rule.rule if incoming.url_rule else None,
+        path=incoming.path,
+        status=status,
+        duration_seconds=time.perf_counter() - started if started is not None else 0.0,
+        size=size,
+        client=incoming.remote_addr,
+    )
 
 
 def _correlation_id(header: str | None) -> uuid.UUID:

@@ -44,6 +44,7 @@ from services.llm_provider_service.errors import (
 )
 from services.llm_provider_service.essay_order import Counterbalancer, in_caller_terms
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
+from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, ComparisonPrompt, Judgement
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
@@ -175,6 +176,7 @@ class ComparisonOrchestrator:
             caller=caller.name if caller else None,
             trace_context=carrier() or None,
         )
+        bind_log_context(request_id=request_id, provider=provider.value)
         caller_limit = caller.policy.max_queued if caller else None
         mode = request.processing_mode
         if request.cache_mode is CacheMode.DEVELOPMENT and mode is not ProcessingMode.ASYNC:
@@ -234,6 +236,7 @@ class ComparisonOrchestrator:
         )
         overrides = job.overrides
         model = overrides.model_override or adapter.default_model
+        bind_log_context(provider=provider_name.value, model=model)
         await self._events.emit(
             LLMProviderEvent.REQUEST_STARTED,
             job.correlation_id,

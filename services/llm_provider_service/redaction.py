@@ -79,16 +79,19 @@ class Redactor:
         """`exc` with its message (and `str(exc)`) and its string details redacted, in place."""
         exc.message = self(exc.message)
         exc.args = (exc.message, *exc.args[1:])
-        exc.details = {key: self._value(value) for key, value in exc.details.items()}
+        exc.details = {key: self.value(value) for key, value in exc.details.items()}
         return exc
 
-    def _value(self, value: Any) -> Any:
+    def value(self, value: Any) -> Any:
+        """`value` with every string in it redacted (in dicts, lists and tuples too)."""
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
-            return {key: self._value(item) for key, item in value.items()}
+            return {key: self.value(item) for key, item in value.items()}
         if isinstance(value, list):
-            return [self._value(item) for item in value]
+            return [self.value(item) for item in value]
+        if type(value) is tuple:  # not a named tuple: its fields are not strings to redact
+            return tuple(self.value(item) for item in value)
         return value
 
 
@@ -101,6 +104,9 @@ class RedactingLogFilter(logging.Filter):
         self._formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):  # a structlog call: its event dict, kept a dict
+            record.msg = self._redact.value(record.msg)
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a broken format: leave the record for logging to report

@@ -33,6 +33,7 @@ from common_core.events import ComparisonResultData, EventEnvelope, LLMProviderE
 from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookSender
 from services.llm_provider_service.errors import EventPublishError, QueueUnavailableError
 from services.llm_provider_service.events import reasons
+from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Delivery, QueueRecord
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
@@ -163,6 +164,13 @@ class ResultRelay:
         await asyncio.gather(*(bounded(item) for item in items))
 
     async def _send(self, delivery: Delivery) -> None:
+        # Each delivery is sent in its own task (`_bounded`): its lines name it.
+        bind_log_context(
+            delivery_id=delivery.delivery_id,
+            request_id=delivery.request_id,
+            correlation_id=delivery.key,
+            channel=delivery.channel.value,
+        )
         # One span per attempt, a child of the context the event names (the span that queued
         # or served the request): its `traceparent` goes on the Kafka record or the POST.
         attributes: dict[str, AttributeValue] = {

@@ -26,6 +26,7 @@ from services.llm_provider_service.providers.pricing import ModelPrice
 
 ENV_PREFIX = "LLM_PROVIDER_SERVICE_"
 MockRater = Literal["random", "bradley_terry"]
+LogFormat = Literal["json", "console"]
 MockErrorKind = Literal[
     "server_error", "rate_limit", "timeout", "connection", "auth", "bad_request", "invalid_response"
 ]
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # How log lines are written (`logging_setup.py`); None: JSON when deployed, else console.
+    log_format: LogFormat | None = None
     max_request_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     # The services allowed to call, by name (`CallerPolicy`), from the JSON of CALLERS or of
@@ -312,12 +315,19 @@ class Settings(BaseSettings):
             self.enable_queue_persistence = deployed
         if self.kafka_enabled is None:
             self.kafka_enabled = deployed
+        if self.log_format is None:
+            self.log_format = "json" if deployed else "console"
         return self
 
     @property
     def default_provider(self) -> LLMProviderType:
         assert self.default_llm_provider is not None  # resolved by the validator
         return self.default_llm_provider
+
+    @property
+    def resolved_log_format(self) -> LogFormat:
+        assert self.log_format is not None  # resolved by the validator
+        return self.log_format
 
     @property
     def queue_persistence(self) -> bool:

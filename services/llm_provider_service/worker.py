@@ -27,6 +27,7 @@ from services.llm_provider_service.errors import (
     QueueUnavailableError,
 )
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
+from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Lease, QueueRecord, ReapReport
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
@@ -155,6 +156,15 @@ class QueueWorker:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _process(self, lease: Lease) -> None:
+        # This task's lines, and the call's, name the job (`logging_setup.py`).
+        job = lease.job
+        bind_log_context(
+            queue_id=lease.queue_id,
+            correlation_id=job.correlation_id,
+            caller=job.caller,
+            provider=job.provider.value,
+            attempt=lease.attempt,
+        )
         # A child of the span that queued the request (its stored context), so the attempt
         # is in the request's trace however long it waited; `tracing.md` says why a child.
         attributes: dict[str, AttributeValue] = {

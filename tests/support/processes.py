@@ -136,7 +136,7 @@ class ServiceProcess:
         """Every event line, or only the `name` ones (e.g. "request_started")."""
         found = []
         for line in self.text().splitlines():
-            match = _EVENT_LINE.search(line)
+            match = _EVENT_LINE.search(_message(line))
             if match is None:
                 continue
             envelope = json.loads(match["body"])
@@ -207,6 +207,20 @@ class ServiceProcess:
         code = self.popen.poll()
         if code is not None:
             raise AssertionError(f"{self.name} exited with {code}:\n{self.text()[-4000:]}")
+
+
+def _message(line: str) -> str:
+    """The message of a log line: the `event` of a JSON line (LOG_FORMAT=json), else the
+    line itself (the console format)."""
+    if line.startswith("{"):
+        try:
+            parsed = json.loads(line)
+        except json.JSONDecodeError:
+            return line
+        message = parsed.get("event") if isinstance(parsed, dict) else None
+        if isinstance(message, str):
+            return message
+    return line
 
 
 @dataclass

@@ -11,6 +11,7 @@ from dishka import AsyncContainer
 from quart import Quart, g, request, websocket
 
 from services.llm_provider_service.callers import Caller, Callers
+from services.llm_provider_service.logging_setup import bind_log_context
 
 API_PREFIX = "/api/v1/"
 
@@ -34,8 +35,10 @@ def register_authentication(app: Quart, container: AsyncContainer) -> None:
     async def _authenticate_request() -> None:
         if request.path.startswith(API_PREFIX):
             g.caller = resolved[0].authenticate(request.headers.get("Authorization"))
+            bind_log_context(caller=g.caller.name if g.caller else None)
 
     @app.before_websocket
     async def _authenticate_websocket() -> None:
         if websocket.path.startswith(API_PREFIX):
             g.caller = resolved[0].authenticate(websocket.headers.get("Authorization"))
+            bind_log_context(caller=g.caller.name if g.caller else None)

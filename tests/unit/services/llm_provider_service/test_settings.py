@@ -49,6 +49,35 @@ def test_defaults_follow_the_environment(
     assert settings.enable_response_cache is False
 
 
+@pytest.mark.parametrize(
+    ("environment", "log_format"),
+    [
+        ("development", "console"),  # the README's `pdm run serve` stays readable
+        ("testing", "console"),
+        ("staging", "json"),
+        ("production", "json"),
+    ],
+)
+def test_the_log_format_follows_the_environment_unless_set(
+    monkeypatch: pytest.MonkeyPatch, environment: str, log_format: str
+):
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    assert Settings().resolved_log_format == log_format
+
+    other = "console" if log_format == "json" else "json"
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_LOG_FORMAT", other)
+    assert Settings().resolved_log_format == other
+
+
+def test_an_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_LOG_FORMAT", "logfmt")
+
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+
+    assert str(refused.value).startswith("LLM_PROVIDER_SERVICE_LOG_FORMAT: ")
+
+
 def test_unset_environment_means_development():
     settings = Settings()
 
