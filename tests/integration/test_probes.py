@@ -86,7 +86,7 @@ async def test_readyz_is_503_while_redis_refuses_writes_for_memory(
     client = await start_app(**persistent(redis_server.url))
     raw = Redis.from_url(redis_server.url, decode_responses=True)
     used = int((await raw.info("memory"))["used_memory"])
-    original = (await raw.config_get("maxmemory"))["maxmemory"]
+    original = str((await raw.config_get("maxmemory"))["maxmemory"])
     await raw.config_set("maxmemory", str(used // 2))
     try:
         try:
