@@ -1,10 +1,20 @@
-"""Prometheus metrics of the service, all named `llm_provider_*`, in a registry per app."""
+"""Prometheus metrics of the service, all named `llm_provider_*` (and the standard
+`process_*` and `python_info`), in a registry per app."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from http import HTTPStatus
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from common_core.enums import CircuitBreakerState, DeliveryChannel, LLMProviderType, QueueStatus
 from services.llm_provider_service.models import (
@@ -28,6 +38,18 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 OTHER_METHOD = "OTHER"
 _HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
 OTHER_STATUS = "other"
+PACKAGE = "llm-provider-service"
+
+
+def service_version() -> str:
+    """The installed package's version; "unknown" where the source runs uninstalled (the
+    image copies the source and installs only the dependencies)."""
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 _BREAKER_VALUE = {
     CircuitBreakerState.CLOSED: 0,
     CircuitBreakerState.HALF_OPEN: 1,
@@ -42,6 +64,19 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # CPU, memory, open files and start time of this process (Linux /proc; absent
+        # elsewhere), and `python_info`.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.build_info = Gauge(
+            "llm_provider_build_info",
+            "Always 1; the labels say which build runs: the package version and Python.",
+            ["version", "python", "implementation"],
+            registry=r,
+        )
+        self.build_info.labels(
+            service_version(), platform.python_version(), platform.python_implementation()
+        ).set(1)
         self.http_requests = Counter(
             "llm_provider_http_requests_total",
             "HTTP requests by route and status.",
