@@ -11,6 +11,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from tests.integration.conftest import StartApp
+from tests.support.callers import DEPLOYED_CALLERS
 from tests.support.kafka_broker import TansuBroker
 from tests.support.redis_server import RedisServer
 
@@ -141,3 +142,15 @@ async def test_readyz_asks_no_broker_when_kafka_is_off(start_app: StartApp):
     assert status == 200
     assert set(body["checks"]) == {"queue"}
     assert body["checks"]["queue"]["detail"] == "queue in process memory"
+
+
+async def test_probes_need_no_key_when_callers_are_configured(start_app: StartApp):
+    client = await start_app(callers=DEPLOYED_CALLERS)
+
+    live_status, _ = await probe(client, "/livez")
+    ready_status, _ = await probe(client, "/readyz")
+    refused = await client.get("/api/v1/providers")
+
+    assert refused.status_code == 401  # the API is closed ...
+    assert live_status == 200  # ... the probes are not: they carry no key
+    assert ready_status == 200
