@@ -68,6 +68,9 @@ COPY --from=builder /opt/venv /opt/venv
 # Source is owned by root and read-only for the service user.
 COPY services/ /app/services/
 COPY common_core/ /app/common_core/
+# The project is not installed (--no-self), so its version is read from here
+# (llm_provider_build_info, metrics.py `service_version`).
+COPY pyproject.toml /app/pyproject.toml
 
 # Byte-compile once at build time; the non-root user cannot write __pycache__.
 RUN python -m compileall -q /app/services /app/common_core

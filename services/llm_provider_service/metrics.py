@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import tomllib
 from http import HTTPStatus
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -39,15 +41,23 @@ OTHER_METHOD = "OTHER"
 _HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
 OTHER_STATUS = "other"
 PACKAGE = "llm-provider-service"
+# Beside the source where it runs uninstalled: the image copies the source and this file, and
+# installs only the dependencies (no package metadata).
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
-def service_version() -> str:
-    """The installed package's version; "unknown" where the source runs uninstalled (the
-    image copies the source and installs only the dependencies)."""
+def service_version(pyproject: Path = PYPROJECT) -> str:
+    """The installed package's version, else `[project] version` of `pyproject`, else
+    "unknown"."""
     try:
         return importlib.metadata.version(PACKAGE)
     except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
         return "unknown"
+    return str(project.get("version", "unknown"))
 
 
 _BREAKER_VALUE = {

@@ -337,6 +337,16 @@ def test_dockerignore_keeps_tests_environments_and_secrets_out() -> None:
     assert not dockerignored("services/llm_provider_service/settings.py")
 
 
+def test_final_stage_has_the_project_file_for_the_build_version(final: Stage) -> None:
+    # The project is not installed in the image (--no-self): `llm_provider_build_info` reads
+    # its version from /app/pyproject.toml (metrics.py `service_version`).
+    copied = [copy_parts(i) for i in final.all("COPY") if "from" not in copy_parts(i)[0]]
+    assert any(
+        "pyproject.toml" in sources and dest in {"/app/pyproject.toml", "/app/", "."}
+        for _, sources, dest in copied
+    ), copied
+
+
 # ----------------------------------------------------------------------- healthcheck run
 
 

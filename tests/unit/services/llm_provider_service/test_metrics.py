@@ -5,13 +5,17 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import sys
+import tomllib
+from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.metrics import ServiceMetrics, service_version
 
 PACKAGE = "llm-provider-service"  # pyproject.toml [project] name
+PYPROJECT_FILE = Path(__file__).resolve().parents[4] / "pyproject.toml"
 
 
 def families(metrics: ServiceMetrics) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -48,3 +52,18 @@ def test_two_apps_in_one_process_do_not_collide() -> None:
 
     assert "llm_provider_build_info" in families(first)
     assert "process_start_time_seconds" in families(second) or not sys.platform.startswith("linux")
+
+
+def test_uninstalled_the_version_comes_from_pyproject(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "llm-provider-service"\nversion = "9.8.7"\n')
+
+    assert service_version(pyproject) == "9.8.7"
+    assert service_version(tmp_path / "missing.toml") == "unknown"
+    assert service_version() == tomllib.loads(PYPROJECT_FILE.read_text())["project"]["version"]
