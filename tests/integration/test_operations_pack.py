@@ -1,6 +1,7 @@
 """The operator's pack in `documentation/operations/` cannot drift from the service.
 
-`promtool` checks the alert rules and runs their unit tests; every metric name that the
+`promtool` checks the alert rules and runs their unit tests, and parses every dashboard
+query; every metric name that the
 Grafana dashboard, the alert rules and the rules' tests use is in the `/metrics` output of the
 real service (served by Hypercorn, scraped over HTTP); every alert has a unit test that shows
 it firing; every runbook link points at an existing heading.
@@ -140,6 +141,26 @@ def test_promtool_runs_the_alert_rules_unit_tests() -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_every_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
+    # promtool parses rule expressions; each panel query becomes a recording rule, with
+    # Grafana's variables replaced by what Grafana would put there.
+    expressions = dashboard_expressions()
+    rules = [
+        {
+            "record": f"dashboard:panel_{n}",
+            "expr": e.replace("$__rate_interval", "5m").replace("$job", "llm_provider_service"),
+        }
+        for n, e in enumerate(expressions)
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+
+    result = run_promtool("check", "rules", str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(expressions)} rules found" in result.stdout + result.stderr
 
 
 def test_every_alert_is_shown_firing_by_a_unit_test() -> None:
