@@ -1,10 +1,9 @@
 """The operator's pack in `documentation/operations/` cannot drift from the service.
 
-`promtool` checks the alert rules and runs their unit tests, and parses every dashboard
-query; every metric name that the
-Grafana dashboard, the alert rules and the rules' tests use is in the `/metrics` output of the
-real service (served by Hypercorn, scraped over HTTP); every alert has a unit test that shows
-it firing; every runbook link points at an existing heading.
+`promtool` checks the alert rules, runs their unit tests and parses every dashboard query;
+every metric name that the Grafana dashboard, the alert rules and the rules' tests use is in
+the `/metrics` output of the real service (served by Hypercorn, scraped over HTTP); every
+alert has a unit test that shows it firing; every runbook link points at an existing heading.
 
 promtool comes from Debian's `prometheus` package (`.ci/run` installs it); without it these
 tests fail with a message saying so, never skip.
