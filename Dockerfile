@@ -68,6 +68,9 @@ COPY --from=builder /opt/venv /opt/venv
 # Source is owned by root and read-only for the service user.
 COPY services/ /app/services/
 COPY common_core/ /app/common_core/
+# The project is not installed (--no-self), so its version is read from here
+# (llm_provider_build_info, metrics.py `service_version`).
+COPY pyproject.toml /app/pyproject.toml
 
 # Byte-compile once at build time; the non-root user cannot write __pycache__.
 RUN python -m compileall -q /app/services /app/common_core
@@ -76,11 +79,14 @@ USER 10001:10001
 
 EXPOSE 8080
 
-# slim has no curl: ask /healthz with the standard library. 200 = healthy or
-# degraded, 503 = unhealthy (open() raises on it, so the exit code is 1).
+# slim has no curl: ask /livez with the standard library. /livez is 200 while the process
+# and its event loop answer, and asks no dependency, so an outage of Redis, Kafka or a vendor
+# never marks the container unhealthy (an orchestrator would restart it for nothing). For
+# readiness (a load balancer, a Kubernetes readinessProbe) use /readyz; /healthz is the
+# per-dependency report. Any error status makes open() raise, so the exit code is 1.
 # Proxies are bypassed: an HTTP(S)_PROXY in the environment must not reroute it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request as u; port = os.environ.get('LLM_PROVIDER_SERVICE_PORT', '8080'); opener = u.build_opener(u.ProxyHandler({})); sys.exit(0 if opener.open(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request as u; port = os.environ.get('LLM_PROVIDER_SERVICE_PORT', '8080'); opener = u.build_opener(u.ProxyHandler({})); sys.exit(0 if opener.open(f'http://127.0.0.1:{port}/livez', timeout=4).status == 200 else 1)"]
 
 STOPSIGNAL SIGTERM
 

@@ -302,3 +302,17 @@ class HealthResponse(BaseModel):
     environment: str
     queue_depth: int | None = None
     dependencies: dict[str, DependencyHealth]
+
+
+class LivenessResponse(BaseModel):
+    """`GET /livez`: the process and its event loop answer; depends on nothing else."""
+
+    status: Literal["alive"] = "alive"
+
+
+class ReadinessResponse(BaseModel):
+    """`GET /readyz`: whether this replica can take requests (200) or not (503), with each
+    check's status (`healthy` or `unhealthy`) and detail."""
+
+    ready: bool
+    checks: dict[str, DependencyHealth]

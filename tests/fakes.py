@@ -73,6 +73,11 @@ class RecordingPublisher:
             return DependencyHealth(status=HealthStatus.DEGRADED, detail="failing on purpose")
         return DependencyHealth(status=HealthStatus.HEALTHY)
 
+    async def readiness(self) -> DependencyHealth:
+        if self.fail_with is not None:
+            return DependencyHealth(status=HealthStatus.UNHEALTHY, detail="failing on purpose")
+        return DependencyHealth(status=HealthStatus.HEALTHY)
+
 
 class RecordingEventDeps(Provider):
     """A container override that binds `publisher` as the app's `EventPublisher`."""

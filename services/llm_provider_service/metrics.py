@@ -1,10 +1,22 @@
-"""Prometheus metrics of the service, all named `llm_provider_*`, in a registry per app."""
+"""Prometheus metrics of the service, all named `llm_provider_*` (and the standard
+`process_*` and `python_info`), in a registry per app."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
+import tomllib
 from http import HTTPStatus
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from common_core.enums import CircuitBreakerState, DeliveryChannel, LLMProviderType, QueueStatus
 from services.llm_provider_service.models import (
@@ -28,6 +40,26 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 OTHER_METHOD = "OTHER"
 _HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
 OTHER_STATUS = "other"
+PACKAGE = "llm-provider-service"
+# Beside the source where it runs uninstalled: the image copies the source and this file, and
+# installs only the dependencies (no package metadata).
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def service_version(pyproject: Path = PYPROJECT) -> str:
+    """The installed package's version, else `[project] version` of `pyproject`, else
+    "unknown"."""
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return "unknown"
+    return str(project.get("version", "unknown"))
+
+
 _BREAKER_VALUE = {
     CircuitBreakerState.CLOSED: 0,
     CircuitBreakerState.HALF_OPEN: 1,
@@ -42,6 +74,19 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # CPU, memory, open files and start time of this process (Linux /proc; absent
+        # elsewhere), and `python_info`.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.build_info = Gauge(
+            "llm_provider_build_info",
+            "Always 1; the labels say which build runs: the package version and Python.",
+            ["version", "python", "implementation"],
+            registry=r,
+        )
+        self.build_info.labels(
+            service_version(), platform.python_version(), platform.python_implementation()
+        ).set(1)
         self.http_requests = Counter(
             "llm_provider_http_requests_total",
             "HTTP requests by route and status.",

@@ -193,6 +193,12 @@ class EventPublisher(Protocol):
         """Whether events get through now, for `/healthz` (never does I/O)."""
         ...
 
+    async def readiness(self) -> DependencyHealth:
+        """For `/readyz`: unhealthy when events cannot be handed over now (the broker cannot
+        be reached, or the publisher's breaker is open or it is closed); may do one short
+        round trip to the broker, bounded by the send timeout. Never raises."""
+        ...
+
 
 class ResultOutbox(Protocol):
     """Durable result deliveries: kept until their destination acknowledged them.

@@ -337,15 +337,29 @@ def test_dockerignore_keeps_tests_environments_and_secrets_out() -> None:
     assert not dockerignored("services/llm_provider_service/settings.py")
 
 
+def test_final_stage_has_the_project_file_for_the_build_version(final: Stage) -> None:
+    # The project is not installed in the image (--no-self): `llm_provider_build_info` reads
+    # its version from /app/pyproject.toml (metrics.py `service_version`).
+    copied = [copy_parts(i) for i in final.all("COPY") if "from" not in copy_parts(i)[0]]
+    assert any(
+        "pyproject.toml" in sources and dest in {"/app/pyproject.toml", "/app/", "."}
+        for _, sources, dest in copied
+    ), copied
+
+
 # ----------------------------------------------------------------------- healthcheck run
 
 
 class _Health(BaseHTTPRequestHandler):
+    """`/livez` answers `status`; `/healthz` and `/readyz` answer 503 (an outage of a
+    dependency must not fail the container's liveness check); anything else 404."""
+
     status = 200
 
     def do_GET(self) -> None:
-        code = self.status if self.path == "/healthz" else 404
-        body = json.dumps({"status": "healthy" if code == 200 else "unhealthy"}).encode()
+        codes = {"/livez": self.status, "/healthz": 503, "/readyz": 503}
+        code = codes.get(self.path, 404)
+        body = json.dumps({"status": "alive" if code == 200 else "unhealthy"}).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -357,14 +371,14 @@ class _Health(BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
-def test_healthcheck_command_reports_the_healthz_status(
+def test_healthcheck_command_reports_the_livez_status(
     final: Stage, status: int, healthy: bool
 ) -> None:
     command = healthcheck_command(final)
     assert command[:2] == ["python", "-c"], "slim has no curl: use Python's urllib"
     code = command[2]
     ast.parse(code)
-    assert "/healthz" in code
+    assert "/livez" in code
     assert "urllib" in code
     assert "127.0.0.1" in code
 

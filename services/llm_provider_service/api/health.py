@@ -1,4 +1,4 @@
-"""`/healthz` for orchestrators and `/metrics` for Prometheus."""
+"""`/healthz`, `/livez` and `/readyz` for orchestrators and `/metrics` for Prometheus."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from quart import Blueprint, Response
 from quart_dishka import inject
 from quart_schema import document_response
 
-from common_core.api_models import DependencyHealth, HealthResponse
+from common_core.api_models import (
+    DependencyHealth,
+    HealthResponse,
+    LivenessResponse,
+    ReadinessResponse,
+)
 from common_core.enums import CircuitBreakerState, HealthStatus
 from services.llm_provider_service.api.openapi import documented
 from services.llm_provider_service.api.responses import json_response
@@ -81,6 +86,47 @@ async def healthz(
     )
     code = 503 if overall is HealthStatus.UNHEALTHY else 200
     return json_response(body, code)
+
+
+@bp.get("/livez")
+@document_response(LivenessResponse, 200)
+async def livez() -> Response:
+    """Liveness: 200 whenever the process and its event loop answer. It asks no dependency
+    (Redis, Kafka, provider keys), so a liveness probe never restarts a replica for an outage
+    that a restart cannot fix."""
+    return json_response(LivenessResponse(), 200)
+
+
+@bp.get("/readyz")
+@document_response(ReadinessResponse, 200)
+@document_response(ReadinessResponse, 503)
+@inject
+async def readyz(
+    settings: FromDishka[Settings],
+    queue: FromDishka[RequestQueue],
+    publisher: FromDishka[EventPublisher],
+) -> Response:
+    """Readiness: 503 while this replica cannot take requests: the queue's Redis unreachable
+    or refusing writes for memory, or Kafka (when enabled) unreachable. A provider without a
+    key or with an open breaker does not count: requests then queue, as designed."""
+    checks = {"queue": await _queue_readiness(queue)}
+    if settings.kafka:
+        checks["kafka"] = await publisher.readiness()
+    ready = all(check.status is HealthStatus.HEALTHY for check in checks.values())
+    return json_response(ReadinessResponse(ready=ready, checks=checks), 200 if ready else 503)
+
+
+async def _queue_readiness(queue: RequestQueue) -> DependencyHealth:
+    try:
+        memory = await queue.memory()
+    except QueueUnavailableError as exc:
+        return DependencyHealth(status=HealthStatus.UNHEALTHY, detail=exc.message)
+    if memory is None:
+        return DependencyHealth(status=HealthStatus.HEALTHY, detail="queue in process memory")
+    if memory.writes_refused:
+        detail = f"Redis refuses writes: out of memory ({memory.used_bytes} bytes used)"
+        return DependencyHealth(status=HealthStatus.UNHEALTHY, detail=detail)
+    return DependencyHealth(status=HealthStatus.HEALTHY, detail="Redis answers and takes writes")
 
 
 async def _queue_memory_health(

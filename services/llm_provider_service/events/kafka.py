@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
     CorruptRecordException,
     InvalidTopicError,
@@ -198,6 +199,30 @@ class KafkaEventPublisher:
         more = f"; and {len(troubled) - 3} more" if len(troubled) > 3 else ""
         detail = f"kafka circuit breaker not closed for topic {shown}{more}"
         return DependencyHealth(status=HealthStatus.DEGRADED, detail=detail)
+
+    async def readiness(self) -> DependencyHealth:
+        """Unhealthy while closed or a topic's breaker is open; else one metadata round trip
+        to the brokers on a throwaway client (the producer is started lazily, so an idle
+        publisher would not notice a broker that went away), bounded by the send timeout."""
+        if self._closed:
+            return DependencyHealth(status=HealthStatus.UNHEALTHY, detail="publisher closed")
+        if self.state is CircuitBreakerState.OPEN:
+            return DependencyHealth(status=HealthStatus.UNHEALTHY, detail=self.health().detail)
+        timeout = self._config.send_timeout_seconds
+        client = AIOKafkaClient(
+            bootstrap_servers=self._config.bootstrap_servers,
+            client_id=self._config.client_id,
+            request_timeout_ms=int(timeout * 1000),
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                await client.bootstrap()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            detail = f"kafka at {self._config.bootstrap_servers} unreachable: {exc!r}"
+            return DependencyHealth(status=HealthStatus.UNHEALTHY, detail=detail)
+        finally:
+            await client.close()
+        return self.health()
 
     def _topic_transition(
         self, name: str, old: CircuitBreakerState, new: CircuitBreakerState

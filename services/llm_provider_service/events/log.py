@@ -23,3 +23,6 @@ class LogEventPublisher:
         return DependencyHealth(
             status=HealthStatus.HEALTHY, detail="events are written to the log (no broker)"
         )
+
+    async def readiness(self) -> DependencyHealth:
+        return self.health()

@@ -315,6 +315,9 @@ class TopicFailures:
     def health(self) -> DependencyHealth:
         return DependencyHealth(status=HealthStatus.HEALTHY)
 
+    async def readiness(self) -> DependencyHealth:
+        return self.health()
+
 
 def _refused(reason: str, topic: str) -> Callable[[], Exception]:
     return lambda: EventPublishError(
