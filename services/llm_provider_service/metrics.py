@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
-import tomllib
 from http import HTTPStatus
-from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +22,7 @@ from services.llm_provider_service.models import (
     QueueStats,
     StoreMemory,
 )
+from services.llm_provider_service.version import service_version
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1)
@@ -40,26 +38,6 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 OTHER_METHOD = "OTHER"
 _HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
 OTHER_STATUS = "other"
-PACKAGE = "llm-provider-service"
-# Beside the source where it runs uninstalled: the image copies the source and this file, and
-# installs only the dependencies (no package metadata).
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
-
-
-def service_version(pyproject: Path = PYPROJECT) -> str:
-    """The installed package's version, else `[project] version` of `pyproject`, else
-    "unknown"."""
-    try:
-        return importlib.metadata.version(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-    except (OSError, tomllib.TOMLDecodeError):
-        return "unknown"
-    return str(project.get("version", "unknown"))
-
-
 _BREAKER_VALUE = {
     CircuitBreakerState.CLOSED: 0,
     CircuitBreakerState.HALF_OPEN: 1,

@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.version import service_version
 
 TRACER_NAME = "llm_provider_service"
 _ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
@@ -34,7 +35,9 @@ def tracer_provider(settings: Settings, exporter: SpanExporter | None = None) ->
     """The SDK provider for `settings`: always sampling (a caller's unsampled flag is kept),
     exporting in batches over OTLP/HTTP only with OTEL_EXPORTER_ENABLED, or to `exporter`
     when one is given. Call `shutdown()` on it to flush what is batched."""
-    resource = Resource({SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: _version()})
+    resource = Resource(
+        {SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: service_version()}
+    )
     provider = TracerProvider(
         resource=resource, sampler=ParentBased(ALWAYS_ON), id_generator=_Level1Ids()
     )
@@ -56,15 +59,6 @@ class _Level1Ids(RandomIdGenerator):
 
     def is_trace_id_random(self) -> bool:
         return False
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("llm-provider-service")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def default_tracer() -> trace.Tracer:

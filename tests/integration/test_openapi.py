@@ -29,9 +29,11 @@ EXPECTED_ERRORS: dict[tuple[str, str], set[int]] = {
     ("get", "/api/v1/position-bias"): {503},
     ("post", "/api/v1/dev/mock-fault"): {400, 403, 408, 413, 415},
     ("get", "/healthz"): set(),
+    ("get", "/livez"): set(),
+    ("get", "/readyz"): set(),
     ("get", "/metrics"): set(),
 }
-OPEN_PATHS = {"/healthz", "/metrics"}
+OPEN_PATHS = {"/healthz", "/livez", "/readyz", "/metrics"}
 
 
 @pytest.fixture

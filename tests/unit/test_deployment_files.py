@@ -339,7 +339,7 @@ def test_dockerignore_keeps_tests_environments_and_secrets_out() -> None:
 
 def test_final_stage_has_the_project_file_for_the_build_version(final: Stage) -> None:
     # The project is not installed in the image (--no-self): `llm_provider_build_info` reads
-    # its version from /app/pyproject.toml (metrics.py `service_version`).
+    # its version from /app/pyproject.toml (version.py `service_version`).
     copied = [copy_parts(i) for i in final.all("COPY") if "from" not in copy_parts(i)[0]]
     assert any(
         "pyproject.toml" in sources and dest in {"/app/pyproject.toml", "/app/", "."}

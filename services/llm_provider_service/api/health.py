@@ -90,6 +90,7 @@ async def healthz(
 
 @bp.get("/livez")
 @document_response(LivenessResponse, 200)
+@documented("Liveness: whether the process answers at all.")
 async def livez() -> Response:
     """Liveness: 200 whenever the process and its event loop answer. It asks no dependency
     (Redis, Kafka, provider keys), so a liveness probe never restarts a replica for an outage
@@ -100,6 +101,7 @@ async def livez() -> Response:
 @bp.get("/readyz")
 @document_response(ReadinessResponse, 200)
 @document_response(ReadinessResponse, 503)
+@documented("Readiness: whether this replica can take requests now.")
 @inject
 async def readyz(
     settings: FromDishka[Settings],

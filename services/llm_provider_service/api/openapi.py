@@ -10,7 +10,6 @@ every 429 and 503. Every error response has the one error schema (`ErrorResponse
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,10 +20,10 @@ from quart_schema.openapi import OpenAPIProvider
 from werkzeug.routing.rules import Rule
 
 from common_core.api_models import ErrorResponse
+from services.llm_provider_service.version import service_version
 
 T = TypeVar("T", bound=Callable[..., Any])
 
-DISTRIBUTION = "llm-provider-service"
 BEARER_SCHEME = "bearerAuth"
 ERROR_SCHEMA = "ErrorResponse"
 ERROR_SCHEMA_REF = f"#/components/schemas/{ERROR_SCHEMA}"
@@ -162,10 +161,10 @@ def documented(
 
 
 def service_info() -> Info:
-    """The document's `info`: the installed package's own version."""
+    """The document's `info`, with the service's own version."""
     return Info(
         title="LLM Provider Service",
-        version=importlib.metadata.version(DISTRIBUTION),
+        version=service_version(),
         description=(
             "Fresh judgements from LLM providers: which of two essays is better, why, and how "
             "sure; queued while a provider is down. Routes under `/api/v1` need "

@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.llm_provider_service.metrics import ServiceMetrics, service_version
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.version import service_version
 
 PACKAGE = "llm-provider-service"  # pyproject.toml [project] name
 PYPROJECT_FILE = Path(__file__).resolve().parents[4] / "pyproject.toml"
