@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from itertools import accumulate
 from typing import Any, TypeVar
 from uuid import UUID
@@ -27,7 +26,6 @@ MAX_JSON_DEPTH = 64
 Deeper bodies are refused before any parser sees them: parsers recurse per level."""
 
 # A JSON string, so that brackets inside strings are not counted as nesting.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
@@ -67,8 +65,17 @@ def nested_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     JSON it answers for the depth a recursive parser would reach before giving up."""
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False  # it cannot nest deeper than it opens
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    brackets = _outside_strings(raw).translate(None, _NOT_BRACKETS)
     return bool(brackets) and max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) > limit
+
+
+def _outside_strings(raw: bytes) -> bytes:
+    """`raw` without its JSON strings, in linear time whatever the input (a regex over an
+    unterminated string backtracks quadratically: minutes of a blocked loop for 1 MiB).
+    Escaped backslashes go first, then escaped quotes; what is left between quotes is inside
+    a string (an unterminated one runs to the end)."""
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(unescaped.split(b'"')[::2])
 
 
 def _check_content_type(content_type: str | None) -> None:
