@@ -201,13 +201,13 @@ class KafkaEventPublisher:
         return DependencyHealth(status=HealthStatus.DEGRADED, detail=detail)
 
     async def readiness(self) -> DependencyHealth:
-        """Unhealthy while closed or a topic's breaker is open; else one metadata round trip
-        to the brokers on a throwaway client (the producer is started lazily, so an idle
-        publisher would not notice a broker that went away), bounded by the send timeout."""
+        """Unhealthy while closed or while the brokers do not answer one metadata round trip
+        on a throwaway client (the producer is started lazily, so an idle publisher would not
+        notice a broker that went away), bounded by the send timeout. The topic breakers do
+        not count: one caller's bad `callback_topic` would otherwise take every replica out of
+        the load balancer, and a breaker left half-open with nothing to publish keep it out."""
         if self._closed:
             return DependencyHealth(status=HealthStatus.UNHEALTHY, detail="publisher closed")
-        if self.state is CircuitBreakerState.OPEN:
-            return DependencyHealth(status=HealthStatus.UNHEALTHY, detail=self.health().detail)
         timeout = self._config.send_timeout_seconds
         client = AIOKafkaClient(
             bootstrap_servers=self._config.bootstrap_servers,
@@ -222,7 +222,8 @@ class KafkaEventPublisher:
             return DependencyHealth(status=HealthStatus.UNHEALTHY, detail=detail)
         finally:
             await client.close()
-        return self.health()
+        detail = f"kafka at {self._config.bootstrap_servers} answers"
+        return DependencyHealth(status=HealthStatus.HEALTHY, detail=detail)
 
     def _topic_transition(
         self, name: str, old: CircuitBreakerState, new: CircuitBreakerState

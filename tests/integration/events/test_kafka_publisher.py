@@ -305,6 +305,9 @@ async def test_a_topic_that_times_out_opens_only_its_own_breaker(
     assert health.status.value == "degraded"
     assert health.detail is not None
     assert stuck in health.detail
+    # Readiness asks the broker only: one caller's bad topic must not take every replica out
+    # of the load balancer (nor keep it out, half-open, with nothing left to publish).
+    assert (await publisher.readiness()).status.value == "healthy"
 
     # Once its open period is over, an acknowledged event elsewhere forgets the idle topic's
     # breaker: health does not stay degraded for a topic nobody publishes to any more.
