@@ -269,7 +269,9 @@ class IdempotencyStore(Protocol):
         ...
 
     async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
-        """Store the finished entry (its outcome set) for `keep_seconds`."""
+        """Store the finished entry (its outcome set) for `keep_seconds`, unless the key now
+        holds another request's entry (ours lapsed and a retry reserved it since): a late save
+        never replaces it."""
         ...
 
     async def get(self, key: str) -> IdempotencyEntry | None:

@@ -235,6 +235,25 @@ async def test_a_release_leaves_a_finished_entry_alone(store):
     assert await store.get("caller/k") == finished
 
 
+async def test_a_late_save_does_not_replace_another_requests_reservation(store):
+    """A first request's save retried after its reservation lapsed must not overwrite the
+    reservation a retry has taken since (that retry paid for its own call)."""
+    mine, theirs = pending(), pending()
+    assert await store.reserve("caller/k", theirs, hold_seconds=60.0) is None
+
+    await store.save("caller/k", mine.model_copy(update={"outcome": "queued"}), keep_seconds=60.0)
+
+    assert await store.get("caller/k") == theirs
+
+
+async def test_a_save_lands_when_the_key_has_lapsed(store):
+    finished = pending().model_copy(update={"outcome": "queued"})
+
+    await store.save("caller/k", finished, keep_seconds=60.0)
+
+    assert await store.get("caller/k") == finished
+
+
 class UnreachableStore(InMemoryIdempotencyStore):
     async def reserve(
         self, key: str, entry: IdempotencyEntry, *, hold_seconds: float

@@ -39,6 +39,9 @@ class InMemoryIdempotencyStore:
             del self._entries[key]
 
     async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
+        current = await self.get(key)
+        if current is not None and current.request_id != entry.request_id:
+            return  # another request's reservation, taken after ours lapsed: not ours to replace
         self._entries[key] = (self._clock() + keep_seconds, entry)
 
     async def get(self, key: str) -> IdempotencyEntry | None:

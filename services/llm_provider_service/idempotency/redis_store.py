@@ -37,6 +37,19 @@ return 0
 """
 
 
+# KEYS: the key. ARGV: the finished entry, its life in ms, its `"request_id":"…"` in JSON.
+# Writes only over nothing (a lapsed reservation) or over this request's own entry: a late
+# save, retried while Redis was away, never replaces a reservation another request took since.
+_SAVE = """
+local current = redis.call('GET', KEYS[1])
+if current and not string.find(current, ARGV[3], 1, true) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
 class RedisIdempotencyStore:
     """One string per key (the client's key hashed, so any length or charset is safe),
     written with SET NX so concurrent retries agree on a single request.
@@ -52,6 +65,7 @@ class RedisIdempotencyStore:
         self._keys = keys
         self._reserve = redis.register_script(_RESERVE)
         self._release = redis.register_script(_RELEASE)
+        self._save = redis.register_script(_SAVE)
 
     def _key(self, key: str) -> str:
         return self._keys.idempotency(hashlib.sha256(key.encode()).hexdigest())
@@ -86,8 +100,11 @@ class RedisIdempotencyStore:
             )
 
     async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
+        mark = f'"request_id":"{entry.request_id}"'
         async with translated_redis_errors():
-            await self._redis.set(self._key(key), entry.model_dump_json(), px=_ms(keep_seconds))
+            await self._save(
+                keys=[self._key(key)], args=[entry.model_dump_json(), _ms(keep_seconds), mark]
+            )
 
     async def get(self, key: str) -> IdempotencyEntry | None:
         async with translated_redis_errors():
