@@ -14,16 +14,13 @@ from hypercorn.config import Config
 from prometheus_client import start_http_server
 
 from services.llm_provider_service.app import create_app
+from services.llm_provider_service.background import BackgroundTasks
 from services.llm_provider_service.di import check_dependencies, make_container
-from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.logging_setup import configure_logging
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.redaction import Redactor, redact_logs
-from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.server_errors import use_json_protocol_errors
 from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
-from services.llm_provider_service.worker import QueueWorker
 
 logger = logging.getLogger("llm_provider_service")
 
@@ -81,30 +78,19 @@ async def _work(settings: Settings) -> None:
     server = None
     try:
         redact_logs(await container.get(Redactor))  # for the life of the process
-        worker = await container.get(QueueWorker)
         if settings.worker_metrics_port is not None:
             # A standalone worker serves no HTTP API, so its metrics get their own endpoint.
             metrics = await container.get(ServiceMetrics)
             server, _thread = start_http_server(
                 settings.worker_metrics_port, addr=settings.host, registry=metrics.registry
             )
-        relay = await container.get(ResultRelay)
-        events = await container.get(LifecycleEvents)
-        stop, relay_stop = _stop_event(), asyncio.Event()
-        tasks = [asyncio.create_task(relay.run(relay_stop), name="result-relay")]
-        watch = await container.get(DurabilityWatch)
-        tasks.append(asyncio.create_task(watch.run(relay_stop), name="durability-watch"))
-        if settings.kafka:  # the log publisher never blocks: without Kafka, events go inline
-            drain = events.run(
-                relay_stop, shutdown_seconds=settings.lifecycle_events_shutdown_drain_seconds
-            )
-            tasks.append(asyncio.create_task(drain, name="lifecycle-events"))
+        background = await BackgroundTasks.start(
+            container, settings, with_worker=True, worker_stop=_stop_event()
+        )
         try:
-            await worker.run(stop)
+            await background.worker_finished()
         finally:
-            # The worker drained; then the relay, the durability watch and the event drain stop.
-            relay_stop.set()
-            await asyncio.gather(*tasks)
+            await background.stop()  # the worker drained; then the relay and the rest stop
     finally:
         if server is not None:
             server.shutdown()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -26,20 +25,17 @@ from services.llm_provider_service.api import (
 from services.llm_provider_service.api.auth import register_authentication
 from services.llm_provider_service.api.docs import register_docs
 from services.llm_provider_service.api.errors import register_error_handlers
+from services.llm_provider_service.background import BackgroundTasks
 from services.llm_provider_service.di import make_container
-from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.logging_setup import (
     bind_log_context,
     clear_log_context,
     log_access,
 )
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.redaction import Redactor, redact_logs
-from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings, load_settings
 from services.llm_provider_service.tracing import ServerSpans, name_route
-from services.llm_provider_service.worker import QueueWorker
 
 logger = logging.getLogger(__name__)
 
@@ -166,11 +162,7 @@ def _correlation_id(header: str | None) -> uuid.UUID:
 
 
 def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Settings) -> None:
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-
-    relay_stop = asyncio.Event()
-    background: list[asyncio.Task[None]] = []  # relay, durability watch, event drain
+    background: list[BackgroundTasks] = []
     unredact: list[Callable[[], None]] = []
 
     @app.before_serving
@@ -179,32 +171,16 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
         unredact.append(redact_logs(await container.get(Redactor)))
 
     @app.before_serving
-    async def _start_worker() -> None:
-        watch = await container.get(DurabilityWatch)
-        background.append(asyncio.create_task(watch.run(relay_stop), name="durability-watch"))
-        if settings.kafka:
-            # Observability events leave requests through this drain (lifecycle_events.py);
-            # the log publisher never blocks, so without Kafka they are written inline.
-            events = await container.get(LifecycleEvents)
-            drain = events.run(
-                relay_stop, shutdown_seconds=settings.lifecycle_events_shutdown_drain_seconds
-            )
-            background.append(asyncio.create_task(drain, name="lifecycle-events"))
-        if settings.worker_enabled:
-            worker = await container.get(QueueWorker)
-            tasks.append(asyncio.create_task(worker.run(stop), name="queue-worker"))
-        # Every replica relays: results of immediate requests are in the outbox too.
-        relay = await container.get(ResultRelay)
-        background.append(asyncio.create_task(relay.run(relay_stop), name="result-relay"))
+    async def _start_background() -> None:
+        tasks = await BackgroundTasks.start(
+            container, settings, with_worker=settings.worker_enabled
+        )
+        background.append(tasks)
 
     @app.after_serving
     async def _shutdown() -> None:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)  # the worker drains first
-        # Then the relay ends its pass (what is left waits in the outbox), and the event
-        # drain sends what is buffered, within LIFECYCLE_EVENTS_SHUTDOWN_DRAIN_SECONDS.
-        relay_stop.set()
-        await asyncio.gather(*background, return_exceptions=True)
+        for tasks in background:
+            await tasks.stop()  # the worker drains first, then the relay and the rest
         await container.close()
         logger.info("llm_provider_service stopped")
         for remove in unredact:
