@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -23,6 +23,7 @@ from common_core.api_models import (
     DeliveryStatus,
     ErrorInfo,
     LLMConfigOverrides,
+    QueuedResponse,
     QueueStatusResponse,
     TokenUsage,
 )
@@ -35,6 +36,9 @@ from common_core.enums import (
     PresentationOrder,
     QueueStatus,
 )
+
+# Where a queued request's status is read: the 202's `status_url` and `Location`.
+STATUS_PATH = "/api/v1/status/{queue_id}"
 
 # Request fields added since v1. A replica of the previous version refuses unknown request
 # fields (`ComparisonRequest` forbids extras) but ignores unknown job fields, so a stored job
@@ -200,6 +204,20 @@ class QueueRecord(BaseModel):
     result: ComparisonResult | None = None
     error: ErrorInfo | None = None
 
+    def queued_response(
+        self, position: int | None = None, estimated_wait_seconds: float | None = None
+    ) -> QueuedResponse:
+        """The 202 body of this queued request (the first answer, and an idempotent replay)."""
+        return QueuedResponse(
+            queue_id=self.queue_id,
+            correlation_id=self.correlation_id,
+            status_url=STATUS_PATH.format(queue_id=self.queue_id),
+            queued_at=self.queued_at,
+            expires_at=self.expires_at,
+            position_in_queue=position,
+            estimated_wait_seconds=estimated_wait_seconds,
+        )
+
     def status_response(
         self, position: int | None, deliveries: list[Delivery] | None = None
     ) -> QueueStatusResponse:
@@ -218,6 +236,18 @@ class QueueRecord(BaseModel):
             error=self.error,
             deliveries=[d.status() for d in deliveries or ()],
         )
+
+
+class IdempotencyEntry(BaseModel):
+    """What an idempotency key remembers: the body's fingerprint and what the request became.
+    `outcome` is `pending` while the first request with the key is being served."""
+
+    fingerprint: str
+    request_id: UUID
+    outcome: Literal["pending", "completed", "queued"] = "pending"
+    result: ComparisonResult | None = None
+    queued: QueuedResponse | None = None
+    retry_after: int = 1
 
 
 @dataclass(frozen=True, slots=True)

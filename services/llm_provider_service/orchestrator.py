@@ -64,7 +64,6 @@ from services.llm_provider_service.tracing import carrier, default_tracer, trace
 
 logger = logging.getLogger(__name__)
 
-STATUS_PATH = "/api/v1/status/{queue_id}"
 _KAFKA_TOPIC = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}")
 
 
@@ -481,16 +480,7 @@ class ComparisonOrchestrator:
         # Never tell a caller to come back after its request will have expired.
         ttl_left = (record.expires_at - datetime.now(UTC)).total_seconds()
         retry_after = max(1, min(retry_after, math.floor(ttl_left)))
-        response = QueuedResponse(
-            queue_id=record.queue_id,
-            correlation_id=record.correlation_id,
-            status_url=STATUS_PATH.format(queue_id=record.queue_id),
-            queued_at=record.queued_at,
-            expires_at=record.expires_at,
-            position_in_queue=position,
-            estimated_wait_seconds=wait,
-        )
-        return Queued(response, retry_after=retry_after)
+        return Queued(record.queued_response(position, wait), retry_after=retry_after)
 
     def _result(
         self,

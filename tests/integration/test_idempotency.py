@@ -15,8 +15,8 @@ from common_core.enums import LLMProviderType
 from services.llm_provider_service.errors import ProviderAuthError, QueueUnavailableError
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
-from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
+from services.llm_provider_service.models import IdempotencyEntry
 from services.llm_provider_service.orchestrator import Completed
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.keys import QueueKeys

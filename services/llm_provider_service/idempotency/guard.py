@@ -16,14 +16,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from common_core.api_models import ComparisonRequest, QueuedResponse
+from common_core.api_models import ComparisonRequest
 from common_core.enums import ErrorCode
 from services.llm_provider_service.callers import Caller
 from services.llm_provider_service.errors import ConflictError, QueueUnavailableError
-from services.llm_provider_service.idempotency.models import IdempotencyEntry
-from services.llm_provider_service.models import ADDED_REQUEST_FIELDS, QueueRecord
+from services.llm_provider_service.models import (
+    ADDED_REQUEST_FIELDS,
+    IdempotencyEntry,
+    QueueRecord,
+)
 from services.llm_provider_service.orchestrator import (
-    STATUS_PATH,
     ComparisonOrchestrator,
     Completed,
     Queued,
@@ -339,11 +341,4 @@ def _outcome_of(entry: IdempotencyEntry) -> Completed | Queued:
 
 
 def _queued_from_record(record: QueueRecord) -> Queued:
-    response = QueuedResponse(
-        queue_id=record.queue_id,
-        correlation_id=record.correlation_id,
-        status_url=STATUS_PATH.format(queue_id=record.queue_id),
-        queued_at=record.queued_at,
-        expires_at=record.expires_at,
-    )
-    return Queued(response, retry_after=1)
+    return Queued(record.queued_response(), retry_after=1)

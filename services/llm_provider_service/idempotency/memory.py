@@ -7,7 +7,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from services.llm_provider_service.errors import QueueUnavailableError
-from services.llm_provider_service.idempotency.models import IdempotencyEntry
+from services.llm_provider_service.models import IdempotencyEntry
 
 
 class InMemoryIdempotencyStore:

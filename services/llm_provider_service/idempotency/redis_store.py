@@ -7,7 +7,7 @@ import hashlib
 from redis.asyncio import Redis
 
 from services.llm_provider_service.errors import QueueUnavailableError
-from services.llm_provider_service.idempotency.models import IdempotencyEntry
+from services.llm_provider_service.models import IdempotencyEntry
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.redis_queue import translated_redis_errors
 

@@ -35,9 +35,8 @@ from services.llm_provider_service.errors import (
     ProviderUnavailableError,
     QueueUnavailableError,
 )
-from services.llm_provider_service.idempotency.models import IdempotencyEntry
 from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
-from services.llm_provider_service.models import ComparisonJob, Lease
+from services.llm_provider_service.models import ComparisonJob, IdempotencyEntry, Lease
 from services.llm_provider_service.protocols import IdempotencyStore, RequestQueue
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.durability import (
