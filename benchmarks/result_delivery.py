@@ -42,8 +42,10 @@ from redis.utils import HIREDIS_AVAILABLE
 from common_core.api_models import ComparisonRequest, ComparisonResult
 from common_core.enums import EssayWinner, LLMProviderType
 from common_core.webhooks import EVENT_ID_HEADER
-from services.llm_provider_service.delivery.webhook import WebhookPolicy, WebhookSender
-from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
+from services.llm_provider_service.delivery.webhook import WebhookSender
+from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
+from services.llm_provider_service.events.kafka import KafkaEventPublisher
+from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, Lease
 from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox

@@ -28,10 +28,12 @@ from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircu
 from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
 from services.llm_provider_service.cache.redis_cache import RedisResponseCache
 from services.llm_provider_service.callers import Callers
-from services.llm_provider_service.delivery.webhook import WebhookPolicy, WebhookSender
+from services.llm_provider_service.delivery.webhook import WebhookSender
+from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.drain_rate import InMemoryDrainRate, RedisDrainRate
 from services.llm_provider_service.essay_order import Counterbalancer
-from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
+from services.llm_provider_service.events.kafka import KafkaEventPublisher
+from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.events.log import LogEventPublisher
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore

@@ -31,7 +31,7 @@ from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.cache.in_flight import InFlightCalls
 from services.llm_provider_service.cache.keys import call_key
 from services.llm_provider_service.callers import Caller
-from services.llm_provider_service.delivery.webhook import WebhookPolicy
+from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CallbackNotAllowedError,

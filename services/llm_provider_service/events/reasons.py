@@ -22,3 +22,6 @@ CIRCUIT_OPEN: Final = "circuit_open"
 
 PERMANENT: Final = frozenset({REJECTED})
 """Reasons after which a result delivery is given up at once."""
+
+NOT_OUTAGES: Final = frozenset({REJECTED, UNKNOWN_TOPIC})
+"""Reasons that say the broker is up: not counted by the breaker, the producer kept."""

@@ -13,7 +13,8 @@ import pytest
 
 from common_core.enums import DeliveryChannel, DeliveryState
 from common_core.events import ComparisonResultData, EventEnvelope
-from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
+from services.llm_provider_service.events.kafka import KafkaEventPublisher
+from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.queue.config import QueueConfig

@@ -18,15 +18,14 @@ from common_core.webhooks import (
     parse,
     verify,
 )
+from services.llm_provider_service.delivery.pinned_client import USER_AGENT, build_client
 from services.llm_provider_service.delivery.webhook import (
     MAX_RESPONSE_BYTES,
-    USER_AGENT,
     OutcomeKind,
     WebhookOutcome,
-    WebhookPolicy,
     WebhookSender,
-    build_client,
 )
+from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from tests.support.redis_server import free_port
 from tests.support.webhook_receiver import WebhookReceiver, webhook_receiver_fixture  # noqa: F401
 

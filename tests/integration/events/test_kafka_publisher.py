@@ -12,7 +12,8 @@ import pytest
 from common_core.enums import CircuitBreakerState, LLMProviderType
 from common_core.events import EventEnvelope, RequestStartedData
 from services.llm_provider_service.errors import EventPublishError
-from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
+from services.llm_provider_service.events.kafka import KafkaEventPublisher
+from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from tests.support.kafka_broker import TansuBroker, consume
 from tests.support.redis_server import free_port
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from common_core.enums import ErrorCode
-from services.llm_provider_service.delivery.webhook import (
+from services.llm_provider_service.delivery.webhook_policy import (
     WebhookPolicy,
     WebhookRefused,
     is_public_address,

@@ -16,7 +16,8 @@ import pytest
 from common_core.enums import CircuitBreakerState, LLMProviderType
 from common_core.events import EventEnvelope, RequestStartedData
 from services.llm_provider_service.errors import EventPublishError
-from services.llm_provider_service.events.kafka import KafkaEventPublisher, KafkaPublisherConfig
+from services.llm_provider_service.events.kafka import KafkaEventPublisher
+from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.settings import Settings
 from tests.support.redis_server import free_port
 
@@ -113,7 +114,7 @@ async def test_close_before_any_publish_then_publish_is_refused(unreachable):
 
 
 async def test_topics_get_breakers_of_their_own_up_to_a_bound(unreachable):
-    from services.llm_provider_service.events.kafka import MAX_TOPIC_BREAKERS
+    from services.llm_provider_service.events.kafka_breakers import MAX_TOPIC_BREAKERS
 
     first = unreachable.breaker_for("huleedu.a")
     assert unreachable.breaker_for("huleedu.a") is first
