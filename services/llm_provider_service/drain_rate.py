@@ -19,7 +19,9 @@ from redis.asyncio import Redis
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import translated_redis_errors
+from services.llm_provider_service.redis_errors import translated_redis_errors
+
+_STORE = "the drain rate"
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ class RedisDrainRate:
     async def record(self, provider: LLMProviderType, queue_id: UUID) -> None:
         args: list[str | int] = [self._offset(), self._window_ms, str(queue_id), MAX_KEPT]
         try:
-            async with translated_redis_errors():
+            async with translated_redis_errors(_STORE):
                 await self._record(keys=[self._keys.drained(provider)], args=args)
         except QueueUnavailableError as exc:
             logger.debug("completion of %s not counted in the drain rate: %s", queue_id, exc)
@@ -130,7 +132,7 @@ class RedisDrainRate:
         """Observed rate across every worker, or None with fewer than two completions in the
         window (or when Redis cannot be reached)."""
         try:
-            async with translated_redis_errors():
+            async with translated_redis_errors(_STORE):
                 reply = await self._read(
                     keys=[self._keys.drained(provider)], args=[self._offset(), self._window_ms]
                 )

@@ -311,3 +311,20 @@ async def test_error_bodies_never_name_an_internal_host(start_app: StartApp):
         text = await response.get_data(as_text=True)
         assert str(port) not in text
         assert "127.0.0.1" not in text
+
+
+async def test_an_idempotency_store_outage_names_that_store(start_app: StartApp):
+    port = free_port()  # nothing listens: Redis is "down"
+    client = await start_app(
+        enable_queue_persistence=True,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        redis_connect_timeout_seconds=0.2,
+        worker_enabled=False,
+    )
+
+    queued = await client.post(COMPARISON, json=QUEUED, headers={"Idempotency-Key": "k-1"})
+
+    error = await _error(queued, 503, "QUEUE_UNAVAILABLE")
+    assert "the idempotency store" in error["message"]
+    assert "request queue" not in error["message"]
+    assert str(port) not in error["message"]

@@ -10,7 +10,9 @@ from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.models import Judgement
 from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import translated_redis_errors
+from services.llm_provider_service.redis_errors import translated_redis_errors
+
+_STORE = "the development cache"
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ class RedisResponseCache:
 
     async def get(self, key: str) -> Judgement | None:
         try:
-            async with translated_redis_errors():
+            async with translated_redis_errors(_STORE):
                 raw = await self._redis.get(self._keys.response_cache(key))
         except QueueUnavailableError as exc:
             logger.debug("response cache read fell back to memory: %s", exc)
@@ -38,7 +40,7 @@ class RedisResponseCache:
 
     async def put(self, key: str, judgement: Judgement) -> None:
         try:
-            async with translated_redis_errors():
+            async with translated_redis_errors(_STORE):
                 await self._redis.set(
                     self._keys.response_cache(key), judgement.model_dump_json(), ex=self._ttl
                 )

@@ -9,7 +9,9 @@ from redis.asyncio import Redis
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.models import IdempotencyEntry
 from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import translated_redis_errors
+from services.llm_provider_service.redis_errors import translated_redis_errors
+
+_STORE = "the idempotency store"
 
 # KEYS: the key, the reservation's fence. ARGV: the entry, the hold in ms.
 # A withdrawn reservation (its fence set by `release`) is never written, however late its
@@ -79,7 +81,7 @@ class RedisIdempotencyStore:
         keys = [self._key(key), self._fence(key, entry)]
         args: list[str | int] = [entry.model_dump_json(), _ms(hold_seconds)]
         for _ in range(3):  # the holder's entry may expire between our SET NX and GET
-            async with translated_redis_errors():
+            async with translated_redis_errors(_STORE):
                 reply = await self._reserve(keys=keys, args=args)
             outcome = _text(reply[0])
             if outcome == "reserved":
@@ -93,7 +95,7 @@ class RedisIdempotencyStore:
         raise QueueUnavailableError("idempotency key kept changing; retry", retry_after=1.0)
 
     async def release(self, key: str, entry: IdempotencyEntry, *, fence_seconds: float) -> None:
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             await self._release(
                 keys=[self._key(key), self._fence(key, entry)],
                 args=[entry.model_dump_json(), _ms(fence_seconds)],
@@ -101,13 +103,13 @@ class RedisIdempotencyStore:
 
     async def save(self, key: str, entry: IdempotencyEntry, *, keep_seconds: float) -> None:
         mark = f'"request_id":"{entry.request_id}"'
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             await self._save(
                 keys=[self._key(key)], args=[entry.model_dump_json(), _ms(keep_seconds), mark]
             )
 
     async def get(self, key: str) -> IdempotencyEntry | None:
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             raw = await self._redis.get(self._key(key))
         return None if raw is None else IdempotencyEntry.model_validate_json(raw)
 

@@ -15,7 +15,9 @@ from redis.commands.core import AsyncScript
 from common_core.enums import DeliveryChannel, DeliveryState
 from services.llm_provider_service.models import Delivery, OutboxStats
 from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import translated_redis_errors
+from services.llm_provider_service.redis_errors import translated_redis_errors
+
+_STORE = "the result outbox"
 
 _SCRIPTS = ("add", "claim", "retry", "finish")
 # Fields kept in the hash's `record`; the rest live in their own fields and change.
@@ -53,7 +55,7 @@ class RedisResultOutbox:
         }
 
     async def _run(self, name: str, *args: Any) -> Any:
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             return await self._scripts[name](
                 keys=[self._keys.outbox_due], args=[self._keys.tag, self._offset(), *args]
             )
@@ -96,7 +98,7 @@ class RedisResultOutbox:
 
     async def for_request(self, request_id: UUID) -> list[Delivery]:
         keys = self._keys
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             ids = sorted(
                 cast(set[str], await self._redis.smembers(keys.outbox_request(request_id)))
             )
@@ -119,7 +121,7 @@ class RedisResultOutbox:
 
     async def stats(self) -> OutboxStats:
         keys = self._keys
-        async with translated_redis_errors(), self._redis.pipeline(transaction=False) as pipe:
+        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=False) as pipe:
             for channel in DeliveryChannel:
                 pipe.zcard(keys.outbox_created(channel))
                 pipe.zrange(keys.outbox_created(channel), 0, 0, withscores=True)

@@ -10,7 +10,9 @@ from redis.asyncio import Redis
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.models import POSITION_BIAS_MAX_MODELS, PositionCounts
 from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import translated_redis_errors
+from services.llm_provider_service.redis_errors import translated_redis_errors
+
+_STORE = "the position-bias store"
 
 
 def _entry(provider: LLMProviderType, model: str) -> str:
@@ -33,13 +35,13 @@ class RedisPositionBiasStore:
 
     async def record(self, provider: LLMProviderType, model: str, *, first_won: bool) -> None:
         keys = [self._keys.position_judgements, self._keys.position_first_wins]
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             await self._record(
                 keys=keys, args=[_entry(provider, model), int(first_won), self._max_models]
             )
 
     async def counts(self) -> list[PositionCounts]:
-        async with translated_redis_errors(), self._redis.pipeline(transaction=True) as pipe:
+        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self._keys.position_judgements)
             pipe.hgetall(self._keys.position_first_wins)
             judgements, first_wins = await pipe.execute()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, cast
 from uuid import UUID
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
@@ -38,8 +36,11 @@ from services.llm_provider_service.queue.config import (
     queue_full,
 )
 from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.redis_errors import translated_redis_errors
 
 logger = logging.getLogger(__name__)
+
+_STORE = "the request queue"
 
 _SCRIPTS = (
     "enqueue",
@@ -66,42 +67,6 @@ def _load_script(name: str) -> str:
 
 def _utc(ms: str | int) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
-
-
-# How long a caller refused because Redis is at its maxmemory is told to wait: memory comes
-# back as ended records are trimmed or expire and as the queue drains, not within seconds.
-MEMORY_FULL_RETRY_AFTER_SECONDS = 30.0
-
-
-@asynccontextmanager
-async def translated_redis_errors() -> AsyncIterator[None]:
-    """Redis failures become `QueueUnavailableError`; nothing else leaks from the adapter.
-    An OOM refusal (Redis at its `maxmemory` under `noeviction`) becomes its subclass
-    `QueueMemoryFullError` (503 `QUEUE_MEMORY_FULL`), so a caller learns why.
-
-    The message a caller sees names no host, port or Redis reply; the Redis error stays
-    the `__cause__`, which the log shows.
-    """
-    try:
-        yield
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-        raise QueueUnavailableError(
-            f"the request queue (Redis) is unreachable ({type(exc).__name__})", retry_after=5.0
-        ) from exc
-    except redis_errors.ResponseError as exc:
-        # LOADING, MISCONF (cannot persist), READONLY (failover), OOM (noeviction, full):
-        # Redis is there but will not keep our writes now, which is the same to a caller.
-        reply = str(exc).split(" ", 1)[0]
-        refusal = reply if reply.isupper() else type(exc).__name__
-        # redis-py raises OutOfMemoryError for an OOM reply, its message without the "OOM".
-        if isinstance(exc, redis_errors.OutOfMemoryError) or refusal == "OOM":
-            raise QueueMemoryFullError(
-                "the request queue (Redis) is out of memory and refuses new writes (OOM)",
-                retry_after=MEMORY_FULL_RETRY_AFTER_SECONDS,
-            ) from exc
-        raise QueueUnavailableError(
-            f"the request queue (Redis) refused the operation ({refusal})", retry_after=5.0
-        ) from exc
 
 
 class RedisRequestQueue:
@@ -143,7 +108,7 @@ class RedisRequestQueue:
             self._reap_limit,
         )
         bounds = (self._config.result_max_bytes, self._config.result_max_count)
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             return await self._scripts[name](
                 keys=[self._keys.fence], args=[*common, *args, *bounds]
             )
@@ -221,12 +186,12 @@ class RedisRequestQueue:
         return int(await self._run("release", str(lease.queue_id), str(lease.token))) == 1
 
     async def get(self, queue_id: UUID) -> QueueRecord | None:
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             fields = await self._redis.hgetall(self._keys.request(str(queue_id)))
         return _record(str(queue_id), cast(dict[str, str], fields)) if fields else None
 
     async def position(self, queue_id: UUID) -> int | None:
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             status, provider, score = cast(
                 list[str | None],
                 await self._redis.hmget(
@@ -273,7 +238,7 @@ class RedisRequestQueue:
     async def _records(self, ids: list[str]) -> list[QueueRecord]:
         if not ids:
             return []
-        async with translated_redis_errors(), self._redis.pipeline(transaction=False) as pipe:
+        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=False) as pipe:
             for queue_id in ids:
                 pipe.hgetall(self._keys.request(queue_id))
             rows = await pipe.execute()
@@ -281,7 +246,7 @@ class RedisRequestQueue:
 
     async def stats(self) -> QueueStats:
         keys = self._keys
-        async with translated_redis_errors(), self._redis.pipeline(transaction=False) as pipe:
+        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.depth)
             pipe.hgetall(keys.priorities)
             pipe.zcard(keys.leases)
@@ -301,11 +266,11 @@ class RedisRequestQueue:
     async def memory(self) -> StoreMemory:
         """`INFO memory`, then one small write (`SET` with a 60 s expiry): an OOM refusal of
         it means Redis is at its maxmemory and refuses every request that would be kept."""
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             info = await self._redis.info("memory")
         refused = False
         try:
-            async with translated_redis_errors():
+            async with translated_redis_errors(_STORE):
                 await self._redis.set(self._keys.memory_probe, "1", px=60_000)
         except QueueMemoryFullError:
             refused = True
@@ -319,7 +284,7 @@ class RedisRequestQueue:
         """BLPOP on the wake list; on a Redis failure, wait out `max_wait` instead of
         returning at once, so an idle worker never spins against a dead server."""
         try:
-            async with translated_redis_errors():
+            async with translated_redis_errors(_STORE):
                 await self._redis.blpop([self._keys.wake], timeout=max(max_wait, 0.01))
         except QueueUnavailableError:
             await asyncio.sleep(max_wait)

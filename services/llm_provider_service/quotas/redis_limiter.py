@@ -8,7 +8,9 @@ from importlib import resources
 from redis.asyncio import Redis
 
 from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import translated_redis_errors
+from services.llm_provider_service.redis_errors import translated_redis_errors
+
+_STORE = "the rate limiter"
 
 
 class RedisRateLimiter:
@@ -24,7 +26,7 @@ class RedisRateLimiter:
 
     async def acquire(self, caller: str, per_minute: int) -> float:
         interval_ms = 60_000 / per_minute
-        async with translated_redis_errors():
+        async with translated_redis_errors(_STORE):
             wait_ms = await self._acquire(
                 keys=[self._keys.rate(caller)],
                 args=[round(interval_ms), per_minute, self._offset()],

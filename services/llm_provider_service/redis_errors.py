@@ -1,0 +1,47 @@
+"""`translated_redis_errors`: every Redis failure of a store becomes `QueueUnavailableError`,
+its message naming the store that failed (never the host)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis import exceptions as redis_errors
+
+from services.llm_provider_service.errors import QueueMemoryFullError, QueueUnavailableError
+
+# How long a caller refused because Redis is at its maxmemory is told to wait: memory comes
+# back as ended records are trimmed or expire and as the queue drains, not within seconds.
+MEMORY_FULL_RETRY_AFTER_SECONDS = 30.0
+
+
+@asynccontextmanager
+async def translated_redis_errors(store: str) -> AsyncIterator[None]:
+    """Redis failures become `QueueUnavailableError`; nothing else leaks from the adapter.
+    An OOM refusal (Redis at its `maxmemory` under `noeviction`) becomes its subclass
+    `QueueMemoryFullError` (503 `QUEUE_MEMORY_FULL`), so a caller learns why.
+
+    `store` names the calling store, e.g. "the request queue" or "the idempotency store".
+    The message a caller sees names that store but no host, port or Redis reply; the Redis
+    error stays the `__cause__`, which the log shows.
+    """
+    try:
+        yield
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+        raise QueueUnavailableError(
+            f"{store} (Redis) is unreachable ({type(exc).__name__})", retry_after=5.0
+        ) from exc
+    except redis_errors.ResponseError as exc:
+        # LOADING, MISCONF (cannot persist), READONLY (failover), OOM (noeviction, full):
+        # Redis is there but will not keep our writes now, which is the same to a caller.
+        reply = str(exc).split(" ", 1)[0]
+        refusal = reply if reply.isupper() else type(exc).__name__
+        # redis-py raises OutOfMemoryError for an OOM reply, its message without the "OOM".
+        if isinstance(exc, redis_errors.OutOfMemoryError) or refusal == "OOM":
+            raise QueueMemoryFullError(
+                f"{store} (Redis) is out of memory and refuses new writes (OOM)",
+                retry_after=MEMORY_FULL_RETRY_AFTER_SECONDS,
+            ) from exc
+        raise QueueUnavailableError(
+            f"{store} (Redis) refused the operation ({refusal})", retry_after=5.0
+        ) from exc
