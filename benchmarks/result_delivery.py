@@ -42,6 +42,9 @@ from redis.utils import HIREDIS_AVAILABLE
 from common_core.api_models import ComparisonRequest, ComparisonResult
 from common_core.enums import EssayWinner, LLMProviderType
 from common_core.webhooks import EVENT_ID_HEADER
+from devtools.kafka_broker import TansuBroker
+from devtools.redis_server import RedisServer
+from devtools.webhook_receiver import WebhookReceiver
 from services.llm_provider_service.delivery.webhook import WebhookSender
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
@@ -55,9 +58,6 @@ from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
 from services.llm_provider_service.settings import Settings
-from tests.support.kafka_broker import TansuBroker
-from tests.support.redis_server import RedisServer
-from tests.support.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "documentation" / "benchmarks-result-delivery.md"
