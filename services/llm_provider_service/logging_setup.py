@@ -17,7 +17,7 @@ from typing import TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from services.llm_provider_service.redaction import Redactor
+from services.llm_provider_service.redaction import REDACTS_EVERY_LINE, Redactor
 from services.llm_provider_service.settings import LogFormat, Settings
 
 ACCESS_LOGGER = "llm_provider_service.access"
@@ -81,7 +81,7 @@ def log_formatter(log_format: LogFormat, redactor: Redactor) -> structlog.stdlib
     renderer: Processor = (
         structlog.processors.JSONRenderer() if log_format == "json" else render_console
     )
-    return structlog.stdlib.ProcessorFormatter(
+    formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             *_shared_processors(),
             structlog.stdlib.ExtraAdder(),
@@ -95,6 +95,8 @@ def log_formatter(log_format: LogFormat, redactor: Redactor) -> structlog.stdlib
             renderer,
         ],
     )
+    setattr(formatter, REDACTS_EVERY_LINE, True)  # no second redaction by `redact_logs`
+    return formatter
 
 
 def drop_broker_reconnect_noise(record: logging.LogRecord) -> bool:

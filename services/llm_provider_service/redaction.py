@@ -29,6 +29,8 @@ from services.llm_provider_service.errors import ServiceError
 from services.llm_provider_service.settings import Settings
 
 REDACTED = "[REDACTED]"
+REDACTS_EVERY_LINE = "redacts_every_line"
+"""Set on a log formatter that redacts what it formats, so `redact_logs` leaves its handler."""
 MIN_SECRET_CHARS = 8
 """A configured secret shorter than this is not searched for: it would redact ordinary words."""
 
@@ -122,10 +124,17 @@ class RedactingLogFilter(logging.Filter):
 
 
 def redact_logs(redactor: Redactor) -> Callable[[], None]:
-    """Put a `RedactingLogFilter` on every handler of the root logger; returns the function
-    that takes it off again (the app does on shutdown)."""
+    """Put a `RedactingLogFilter` on every handler of the root logger whose formatter does
+    not redact itself; returns the function that takes it off again (the app does on
+    shutdown)."""
     log_filter = RedactingLogFilter(redactor)
-    handlers = list(logging.getLogger().handlers)
+    # The service's own formatter (`logging_setup.log_formatter`) redacts every line it
+    # writes already; its handler is not given the same work twice per line.
+    handlers = [
+        handler
+        for handler in logging.getLogger().handlers
+        if not getattr(handler.formatter, REDACTS_EVERY_LINE, False)
+    ]
     for handler in handlers:
         handler.addFilter(log_filter)
 

@@ -22,7 +22,7 @@ from services.llm_provider_service.logging_setup import (
     configure_logging,
     log_formatter,
 )
-from services.llm_provider_service.redaction import Redactor, redact_logs
+from services.llm_provider_service.redaction import RedactingLogFilter, Redactor, redact_logs
 from services.llm_provider_service.settings import Settings
 from tests.support.processes import _EVENT_LINE
 
@@ -122,18 +122,37 @@ def test_an_exception_is_a_field_and_secrets_are_redacted_everywhere(out: io.Str
 
 
 def test_the_redacting_filter_on_the_root_handler_keeps_structlog_lines_whole(out: io.StringIO):
-    # The app and the worker put the filter on the root handlers too (`redact_logs`).
-    remove = redact_logs(Redactor([SECRET]))
+    # `redact_logs` puts the filter on root handlers whose formatter does not redact (caplog's,
+    # one a library adds); a structlog line must stay whole through it on any handler.
+    handler = logging.getLogger().handlers[0]
+    log_filter = RedactingLogFilter(Redactor([SECRET]))
+    handler.addFilter(log_filter)
     try:
         structlog.get_logger("native").info("sent", to=f"hook with {SECRET}")
         logging.getLogger("stdlib").info("sent to hook with %s", SECRET)
     finally:
-        remove()
+        handler.removeFilter(log_filter)
 
     native, stdlib = _lines(out)
     assert native["event"] == "sent"
     assert native["to"] == "hook with [REDACTED]"
     assert stdlib["event"] == "sent to hook with [REDACTED]"
+
+
+def test_redact_logs_leaves_the_services_own_handler_which_redacts_already(out: io.StringIO):
+    plain = logging.StreamHandler(io.StringIO())
+    logging.getLogger().addHandler(plain)
+    ours = logging.getLogger().handlers[0]
+    remove = redact_logs(Redactor([SECRET]))
+    try:
+        assert not any(isinstance(f, RedactingLogFilter) for f in ours.filters)  # once: formatter
+        assert len(plain.filters) == 1
+        logging.getLogger("stdlib").info("sent to hook with %s", SECRET)
+    finally:
+        remove()
+        logging.getLogger().removeHandler(plain)
+
+    assert _lines(out)[-1]["event"] == "sent to hook with [REDACTED]"
 
 
 def test_warnings_and_the_server_log_become_lines(out: io.StringIO):
