@@ -49,7 +49,8 @@ def json_schema_format() -> ResponseFormat:
 
 
 def json_object_format() -> ResponseFormat:
-    """JSON mode: any JSON object; the schema goes into the prompt and is checked here."""
+    """JSON mode: any JSON object; the schema goes into the prompt, and the answer is checked
+    against it when it is read (`openai_answer.py`)."""
     return {"type": "json_object"}
 
 
