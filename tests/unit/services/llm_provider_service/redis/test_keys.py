@@ -74,7 +74,7 @@ def _names() -> set[str]:
 
 def _built(keys: RedisKeys, name: str) -> str:
     member = getattr(keys, name)
-    return member(*ARGUMENTS[name]) if callable(member) else member
+    return str(member(*ARGUMENTS[name]) if callable(member) else member)
 
 
 def test_every_key_name_is_pinned_byte_for_byte():
