@@ -131,14 +131,9 @@ async def run_queue_scripts(redis: Redis, keys: RedisKeys, time: ShiftedTime) ->
     """Every queue script, through every path that meets a key: a caller at its limit, a
     retry and its promotion, a stale lease, an expiry, a cancel, announcement and trimming,
     the retention purge and the reap's hand-on."""
-    config = QueueConfig(
-        max_size=50,
-        max_attempts=1,
-        lease_seconds=5.0,
-        priority_boost_seconds=1.0,
-        result_retention_seconds=30.0,
-        result_max_count=1,
-    )
+    # At most 50 waiting, 2 attempts, 5 s leases, 1 s priority boost, 30 s retention, and one
+    # ended record kept, so that announcing trims.
+    config = QueueConfig(50, 2, 5.0, 1.0, 30.0, result_max_count=1)
     queue = RedisRequestQueue(redis, keys, config, time_offset_ms=time)
     first = make_job(caller="cj")
     await queue.enqueue(first, priority=0, ttl_seconds=60, caller_limit=1)
@@ -152,15 +147,16 @@ async def run_queue_scripts(redis: Redis, keys: RedisKeys, time: ShiftedTime) ->
     [lease] = await queue.claim(MOCK, limit=1, owner="w")
     await queue.release(lease)
     [lease] = await queue.claim(MOCK, limit=1, owner="w")
-    await queue.fail(lease, ERROR, retry_in=None)
+    await queue.fail(lease, ERROR, retry_in=1)
     waiting = make_job()
     await queue.enqueue(waiting, priority=0, ttl_seconds=60)
     await queue.cancel(waiting.request_id)
     stale = make_job()
     await queue.enqueue(stale, priority=0, ttl_seconds=60)
     await queue.claim(MOCK, limit=10, owner="w")
-    time.advance(10)  # the delayed one is due, the short one expired, the lease is stale
-    await queue.claim(MOCK, limit=10, owner="w")
+    time.advance(10)  # the delayed ones are due, the short one expired, the lease is stale
+    for lease in await queue.claim(MOCK, limit=10, owner="w"):
+        await queue.fail(lease, ERROR, retry_in=None)
     await queue.reap()
     for record in await queue.take_unannounced(limit=50, hide_seconds=5):
         await queue.mark_announced(record.queue_id)
