@@ -2,10 +2,10 @@
 
 Every key shares one hash tag (`{prefix}`), so a Redis Cluster keeps them all in one slot and
 a Lua script may touch any of them atomically. The names are stored state: a rolling deploy
-shares one Redis, so they never change (`tests/unit/services/llm_provider_service/redis/
-test_keys.py` pins them). Python is the one place that names a key: the scripts receive each
-key they touch as KEYS, apart from the exceptions `documentation/queue.md` lists ("Redis
-Cluster"): records an id of which a script learns only inside itself.
+shares one Redis, so they never change (`test_keys.py` in the tests of this package pins
+them). Python is the one place that names a key: the scripts receive each key they touch as
+KEYS, apart from the exceptions `documentation/queue.md` lists ("Redis Cluster"): keys a
+script learns only inside itself (the record of an id it reads from a sorted set, say).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class RedisKeys:
 
     @property
     def tag(self) -> str:
-        """`{prefix}`: the hash tag every key starts with; passed to every script."""
+        """`{prefix}`: the hash tag every key starts with; passed to the queue and outbox
+        scripts to name the keys they learn inside themselves."""
         return "{" + self.prefix + "}"
 
     def request(self, queue_id: str) -> str:
