@@ -9,8 +9,9 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from common_core.api_models import ErrorInfo, TokenUsage
+from common_core.api_models import ComparisonResult, ErrorInfo, TokenUsage
 from common_core.enums import EssayWinner, LLMProviderType, PresentationOrder, QueueStatus
+from common_core.pass_through import PassThrough
 
 DEFAULT_TOPIC_PREFIX = "huleedu"
 SOURCE_SERVICE = "llm_provider_service"
@@ -131,7 +132,9 @@ class ResultErrorDetail(ErrorInfo):
 
 
 class ComparisonResultData(BaseModel):
-    """The result event: the judgement's fields, or `error_detail`, never both.
+    """The result event: the judgement's fields, or `error_detail`, never both, with the
+    caller's pass-through fields (`PassThrough.event_fields`: `request_metadata`, and any
+    later one under its own name, kept as an extra field).
 
     Published events always carry `model`, `response_time_ms`, `token_usage` and
     `cost_estimate` (an error event: what the failed attempts spent, zeros when nothing);
@@ -162,9 +165,48 @@ class ComparisonResultData(BaseModel):
     provider_request_id: str | None = None
     cost_estimate_known: bool = True
 
+    @classmethod
+    def from_result(
+        cls,
+        result: ComparisonResult,
+        *,
+        requested_at: datetime,
+        prompt_sha256: str,
+        cost_estimate: float | None,
+    ) -> ComparisonResultData:
+        """The result event of `result`: every field the two share, from the result; its
+        pass-through fields as the event names them; and `cost_estimate` as events state it
+        (`stated_cost`)."""
+        return cls(
+            **{name: getattr(result, name) for name in _FROM_RESULT},
+            **result.event_fields(prompt_sha256),
+            **stated_cost(cost_estimate, result.token_usage),
+            requested_at=requested_at,
+        )
+
     @model_validator(mode="after")
     def _result_xor_error(self) -> ComparisonResultData:
         has_result = self.winner is not None
         if has_result == (self.error_detail is not None):
             raise ValueError("a result event carries either the result fields or error_detail")
         return self
+
+
+# The result's fields an event copies as they are (the cost is stated its own way).
+_FROM_RESULT = tuple(
+    name
+    for name in ComparisonResult.model_fields
+    if name in ComparisonResultData.model_fields
+    and name not in PassThrough.model_fields
+    and name != "cost_estimate"
+)
+
+
+def stated_cost(cost_estimate: float | None, usage: TokenUsage) -> dict[str, Any]:
+    """`cost_estimate` and `cost_estimate_known` as a result event states them: never null
+    (a consumer's model requires a number); an unpriced model's spend is unknown, not free,
+    so 0.0 with `cost_estimate_known` false (true when nothing was spent)."""
+    return {
+        "cost_estimate": cost_estimate if cost_estimate is not None else 0.0,
+        "cost_estimate_known": cost_estimate is not None or usage == TokenUsage(),
+    }
