@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict
 
 from common_core.api_models import ComparisonRequest
 from common_core.enums import LLMProviderType, PresentationOrder
-from services.llm_provider_service.idempotency.guard import fingerprint
-from services.llm_provider_service.models import ADDED_REQUEST_FIELDS, ComparisonJob
+from services.llm_provider_service import job as stored_job
+from services.llm_provider_service.idempotency.fingerprint import fingerprint
+from services.llm_provider_service.job import ComparisonJob
 
 V1_REQUEST_FIELDS = (
     "user_prompt",
@@ -88,8 +89,13 @@ def job_of(request: ComparisonRequest, **fields: Any) -> ComparisonJob:
     )
 
 
+# The request fields added since v1 (stored in "request_additions").
+ADDED_REQUEST_FIELDS = ("essay_order", "prompt_blocks")
+
+
 def test_the_v1_field_list_is_the_request_without_the_added_fields() -> None:
     assert set(ComparisonRequest.model_fields) == {*V1_REQUEST_FIELDS, *ADDED_REQUEST_FIELDS}
+    assert set(V1_REQUEST_FIELDS) == stored_job.V1_REQUEST_FIELDS
 
 
 @pytest.mark.parametrize("sent", [{}, {"essay_order": "randomized"}], ids=["unset", "default"])
