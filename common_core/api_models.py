@@ -31,7 +31,7 @@ from common_core.pass_through import PassThrough
 
 # PromptBlock is part of the public request model: clients import it from here.
 from common_core.prompt_blocks import PromptBlock as PromptBlock
-from common_core.prompt_blocks import check_blocks
+from common_core.prompt_blocks import check_blocks, not_blank
 
 JUSTIFICATION_MAX_CHARS = 500
 MIN_PRIORITY = 0
@@ -89,9 +89,7 @@ class ComparisonRequest(PassThrough, _RequestHead):
     @field_validator("user_prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+        return not_blank(value)
 
     @field_validator("prompt_blocks")
     @classmethod

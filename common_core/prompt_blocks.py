@@ -32,9 +32,14 @@ class PromptBlock(BaseModel):
     @field_validator("content")
     @classmethod
     def _content_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+        return not_blank(value)
+
+
+def not_blank(value: str) -> str:
+    """`value`, unless it is empty or only white space (a pydantic validation error)."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
 
 
 def check_blocks(blocks: list[PromptBlock]) -> list[PromptBlock]:

@@ -41,20 +41,20 @@ logger = logging.getLogger(__name__)
 # idempotency fingerprint only when it differs from its default (`idempotency/fingerprint.py`).
 V1_REQUEST_FIELDS = frozenset(
     {
-        "user_prompt",
-        "essay_a",
-        "essay_b",
-        "llm_config_overrides",
-        "correlation_id",
-        "user_id",
-        "metadata",
-        "processing_mode",
         "cache_mode",
-        "priority",
-        "ttl_seconds",
         "callback_topic",
         "callback_url",
+        "correlation_id",
+        "essay_a",
+        "essay_b",
         "idempotency_key",
+        "llm_config_overrides",
+        "metadata",
+        "priority",
+        "processing_mode",
+        "ttl_seconds",
+        "user_id",
+        "user_prompt",
     }
 )
 STORED_FORM = 1

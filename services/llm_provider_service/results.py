@@ -10,6 +10,17 @@ from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.models import Judgement
 from services.llm_provider_service.providers.pricing import PriceTable
 
+# The fields a result takes, under the same names, from its job and from the judgement.
+_FROM_JOB = ("request_id", "correlation_id", "provider", "trace_id")
+_FROM_JUDGEMENT = (
+    "winner",
+    "justification",
+    "confidence",
+    "model",
+    "token_usage",
+    "provider_request_id",
+)
+
 
 def result_of(
     job: ComparisonJob,
@@ -22,20 +33,12 @@ def result_of(
     presented to the provider in `order`, priced by `prices`; the caller's pass-through
     fields as the request sent them."""
     return ComparisonResult(
-        request_id=job.request_id,
-        correlation_id=job.correlation_id,
-        winner=judgement.winner,
-        justification=judgement.justification,
-        confidence=judgement.confidence,
-        provider=job.provider,
-        model=judgement.model,
+        **{name: getattr(job, name) for name in _FROM_JOB},
+        **{name: getattr(judgement, name) for name in _FROM_JUDGEMENT},
+        **dict(job.request.passed_through()),
         response_time_ms=round(elapsed * 1000),
-        token_usage=judgement.token_usage,
         cost_estimate=prices.estimate(judgement.model, judgement.token_usage),
-        trace_id=job.trace_id,
         served_from_cache=False,
-        provider_request_id=judgement.provider_request_id,
         completed_at=datetime.now(UTC),
         presentation_order=order,
-        **dict(job.request.passed_through()),
     )

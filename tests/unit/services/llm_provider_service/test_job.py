@@ -1,53 +1,23 @@
-"""The stored job form across a rolling deploy, both ways: records the previous version wrote
-(before the form number; copied below as it wrote them) read unchanged here, what this
-version writes reads there, and a record of a newer version is read with the fields this
-version does not know ignored and logged once."""
+"""The stored job form across a rolling deploy, both ways: records the previous version
+wrote (before the form number; `previous_version.py` holds them as it wrote them) read
+unchanged here, what this version writes reads there, and a record of a newer version is
+read with the fields this version does not know ignored and logged once."""
 
 from __future__ import annotations
 
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
-from common_core.api_models import ComparisonRequest, PromptBlock
-from common_core.enums import LLMProviderType, PresentationOrder
+from common_core.api_models import ComparisonRequest
 from services.llm_provider_service.job import V1_REQUEST_FIELDS, ComparisonJob
-
-MAIN_PLAIN = (
-    '{"request_id":"0b6a5f5e-2d7e-4c1c-8f55-2f3a3c0d9e11","correlation_id":"5f0c2c43-9e49-4a8e-'
-    '9d0a-4d3f6c1b2a10","provider":"mock","request":{"user_prompt":"Which essay argues better? '
-    '{essay_a} vs {essay_b}","essay_a":"Cats are independent.","essay_b":"Dogs are loyal.","llm'
-    '_config_overrides":{"provider_override":"mock","model_override":null,"temperature_override'
-    '":0.2,"max_tokens_override":null,"system_prompt_override":null,"reasoning_effort":null,"ou'
-    'tput_verbosity":null},"correlation_id":"5f0c2c43-9e49-4a8e-9d0a-4d3f6c1b2a10","user_id":nu'
-    'll,"metadata":{"essay_a_id":"E01","essay_b_id":"E02"},"processing_mode":"queue_if_unavaila'
-    'ble","cache_mode":"none","priority":7,"ttl_seconds":null,"callback_topic":"cj.results","ca'
-    'llback_url":"https://cj.example/hook","idempotency_key":null},"requested_at":"2026-12-06T1'
-    '2:00:00Z","trace_id":"0af7651916cd43dd8448eb211c80319c","presentation_order":"as_sent","or'
-    'der_randomized":false,"caller":null,"request_additions":{"essay_order":"randomized","promp'
-    't_blocks":null}}'
-)
-
-MAIN_FULL = (
-    '{"request_id":"0b6a5f5e-2d7e-4c1c-8f55-2f3a3c0d9e11","correlation_id":"5f0c2c43-9e49-4a8e-'
-    '9d0a-4d3f6c1b2a10","provider":"mock","request":{"user_prompt":"Which essay argues better? '
-    '{essay_a} vs {essay_b}","essay_a":"Cats are independent.","essay_b":"Dogs are loyal.","llm'
-    '_config_overrides":{"provider_override":"mock","model_override":null,"temperature_override'
-    '":0.2,"max_tokens_override":null,"system_prompt_override":null,"reasoning_effort":null,"ou'
-    'tput_verbosity":null},"correlation_id":"5f0c2c43-9e49-4a8e-9d0a-4d3f6c1b2a10","user_id":nu'
-    'll,"metadata":{"essay_a_id":"E01","essay_b_id":"E02"},"processing_mode":"queue_if_unavaila'
-    'ble","cache_mode":"none","priority":7,"ttl_seconds":null,"callback_topic":"cj.results","ca'
-    'llback_url":"https://cj.example/hook","idempotency_key":null},"requested_at":"2026-12-06T1'
-    '2:00:00Z","trace_id":"0af7651916cd43dd8448eb211c80319c","presentation_order":"swapped","or'
-    'der_randomized":true,"caller":"cj_assessment","trace_context":{"traceparent":"00-0af765191'
-    '6cd43dd8448eb211c80319c-b7ad6b7169203331-01"},"request_additions":{"essay_order":"as_sent"'
-    ',"prompt_blocks":[{"target":"system","content":"Rules.","cacheable":true,"ttl":"1h","conte'
-    'nt_hash":null,"essay":null},{"target":"user_content","content":"Essay: {essay_a}","cacheab'
-    'le":false,"ttl":"5m","content_hash":null,"essay":"a"}]}}'
+from tests.unit.services.llm_provider_service.previous_version import (
+    FULL,
+    MINIMAL,
+    STORED_FULL,
+    STORED_MINIMAL,
 )
 
 # How the previous version read a stored job: "request_additions" merged into the request,
@@ -80,46 +50,7 @@ def read_as_the_previous_version(stored: str) -> ComparisonJob:
     return ComparisonJob(**{**known, "request": ComparisonRequest.model_validate(request)})
 
 
-def request(**fields: Any) -> ComparisonRequest:
-    return ComparisonRequest(
-        user_prompt="Which essay argues better? {essay_a} vs {essay_b}",
-        essay_a="Cats are independent.",
-        essay_b="Dogs are loyal.",
-        correlation_id=uuid.UUID("5f0c2c43-9e49-4a8e-9d0a-4d3f6c1b2a10"),
-        metadata={"essay_a_id": "E01", "essay_b_id": "E02"},
-        llm_config_overrides={"provider_override": "mock", "temperature_override": 0.2},
-        priority=7,
-        callback_url="https://cj.example/hook",
-        callback_topic="cj.results",
-        **fields,
-    )
-
-
-def job(sent: ComparisonRequest, **fields: Any) -> ComparisonJob:
-    return ComparisonJob(
-        request_id=uuid.UUID("0b6a5f5e-2d7e-4c1c-8f55-2f3a3c0d9e11"),
-        correlation_id=uuid.UUID("5f0c2c43-9e49-4a8e-9d0a-4d3f6c1b2a10"),
-        provider=LLMProviderType.MOCK,
-        request=sent,
-        requested_at=datetime(2026, 12, 6, 12, 0, tzinfo=UTC),
-        trace_id="0af7651916cd43dd8448eb211c80319c",
-        **fields,
-    )
-
-
-BLOCKS = [
-    PromptBlock(target="system", content="Rules.", cacheable=True, ttl="1h"),
-    PromptBlock(target="user_content", content="Essay: {essay_a}", essay="a"),
-]
-PLAIN = job(request())
-FULL = job(
-    request(essay_order="as_sent", prompt_blocks=BLOCKS),
-    presentation_order=PresentationOrder.SWAPPED,
-    order_randomized=True,
-    caller="cj_assessment",
-    trace_context={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-)
-CASES = {"plain": (PLAIN, MAIN_PLAIN), "full": (FULL, MAIN_FULL)}
+CASES = {"minimal": (MINIMAL, STORED_MINIMAL), "full": (FULL, STORED_FULL)}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
