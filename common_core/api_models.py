@@ -64,12 +64,10 @@ class _RequestHead(BaseModel):
     user_id: str | None = Field(default=None, max_length=256)
 
 
+# The request's fields, in JSON order: `_RequestHead`'s, the caller's `PassThrough` fields
+# (echoed in the result and its event), then its own (pydantic orders base fields first).
 class ComparisonRequest(PassThrough, _RequestHead):
-    """Body of `POST /api/v1/comparison`. Unknown fields are refused, so a typo never vanishes.
-
-    Its fields, in JSON order: `_RequestHead`'s, the caller's `PassThrough` fields (echoed in
-    the result and its event), then these (pydantic orders inherited fields base first).
-    """
+    """Body of `POST /api/v1/comparison`. Unknown fields are refused, so a typo never vanishes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -130,9 +128,10 @@ class _ResultHead(BaseModel):
     trace_id: str | None = None
 
 
+# The result's fields, in JSON order: `_ResultHead`'s, the caller's `PassThrough` fields as
+# the request sent them, then its own.
 class ComparisonResult(PassThrough, _ResultHead):
-    """The 200 body, and the `result` of a completed queued request: `_ResultHead`'s fields,
-    the caller's `PassThrough` fields as it sent them, then these."""
+    """The 200 body, and the `result` of a completed queued request."""
 
     served_from_cache: bool = False
     provider_request_id: str | None = None

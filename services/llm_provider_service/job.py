@@ -119,7 +119,13 @@ class ComparisonJob(BaseModel):
         if not isinstance(data, dict) or not isinstance(data.get("request"), dict):
             return data  # built in code, not read from a store
         data = dict(data)
-        data.pop(_FORM, None)
+        form = data.pop(_FORM, STORED_FORM)
+        if isinstance(form, int) and form > STORED_FORM:
+            _once(
+                f"form {form}",
+                "stored job form %s is newer than this version's: read as far as known",
+                form,
+            )
         added = data.pop(_ADDITIONS, None)
         if isinstance(added, dict):
             data["request"] = {**data["request"], **added}
@@ -162,13 +168,17 @@ _reported: set[str] = set()
 
 
 def _ignored(path: str) -> None:
-    """Log an unknown stored field once per process: every record of a newer replica
-    carries it, and one line says what is being ignored."""
-    if path in _reported:
-        return
-    _reported.add(path)
-    logger.warning(
+    _once(
+        path,
         "stored job field %s is unknown to this version (a newer replica wrote it): ignored",
         path,
-        extra={"field": path},
     )
+
+
+def _once(key: str, message: str, *args: object) -> None:
+    """Log `message` once per process and `key`: every record of a newer replica carries
+    what this version does not know, and one line says what is being ignored."""
+    if key in _reported:
+        return
+    _reported.add(key)
+    logger.warning(message, *args, extra={"stored_job": key})

@@ -84,7 +84,8 @@ def test_a_job_of_a_newer_version_is_read_its_unknown_fields_ignored_and_logged_
 ) -> None:
     new = f"x{uuid.uuid4().hex[:8]}"  # field names no other test has logged in this process
     stored = json.loads(FULL.model_dump_json())
-    stored["form"] = 2
+    form = 2 + int(new[1:], 16) % 1000
+    stored["form"] = form
     stored[f"{new}_job"] = "a new job field"
     stored["request"][f"{new}_request"] = "a new v1-part field"
     stored["request_additions"][f"{new}_added"] = "a new request field"
@@ -98,5 +99,7 @@ def test_a_job_of_a_newer_version_is_read_its_unknown_fields_ignored_and_logged_
 
     logged = [r.getMessage() for r in caplog.records if new in r.getMessage()]
     assert len(logged) == 5, logged  # one line per unknown field, not one per read
+    newer_form = [r for r in caplog.records if f"stored job form {form} is newer" in r.getMessage()]
+    assert len(newer_form) == 1
     assert any(f"job.request.llm_config_overrides.{new}_override" in line for line in logged)
     assert any(f"job.request.prompt_blocks[].{new}_block" in line for line in logged)
