@@ -49,9 +49,8 @@ from services.llm_provider_service.delivery.webhook import WebhookSender
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
 from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
-from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import Lease
+from services.llm_provider_service.models import ComparisonJob, Lease
 from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.keys import QueueKeys

@@ -167,22 +167,15 @@ class ComparisonResultData(BaseModel):
 
     @classmethod
     def from_result(
-        cls,
-        result: ComparisonResult,
-        *,
-        requested_at: datetime,
-        prompt_sha256: str,
-        cost_estimate: float | None,
+        cls, result: ComparisonResult, *, cost_estimate: float | None, **about_request: Any
     ) -> ComparisonResultData:
-        """The result event of `result`: every field the two share, from the result; its
-        pass-through fields as the event names them; and `cost_estimate` as events state it
-        (`stated_cost`)."""
-        return cls(
-            **{name: getattr(result, name) for name in _FROM_RESULT},
-            **result.event_fields(prompt_sha256),
-            **stated_cost(cost_estimate, result.token_usage),
-            requested_at=requested_at,
-        )
+        """The result event of `result`: `about_request`, the fields the event takes from
+        the request rather than from the result (its ids, `requested_at`, `trace_id`, and
+        the caller's pass-through fields as events name them, `PassThrough.event_fields`);
+        every other field the event shares with the result, from the result; and
+        `cost_estimate` as events state it (`stated_cost`)."""
+        judged = {name: getattr(result, name) for name in _FROM_RESULT if name not in about_request}
+        return cls(**judged, **about_request, **stated_cost(cost_estimate, result.token_usage))
 
     @model_validator(mode="after")
     def _result_xor_error(self) -> ComparisonResultData:

@@ -8,7 +8,7 @@ from uuid import uuid4
 
 from common_core.api_models import ComparisonRequest, ComparisonResult
 from common_core.enums import EssayWinner, LLMProviderType
-from services.llm_provider_service.job import ComparisonJob
+from services.llm_provider_service.models import ComparisonJob
 
 
 def make_request(**overrides: Any) -> ComparisonRequest:

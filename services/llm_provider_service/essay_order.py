@@ -18,9 +18,8 @@ import uuid
 from common_core.api_models import ComparisonRequest
 from common_core.enums import EssayOrder, EssayWinner, PresentationOrder
 from services.llm_provider_service.errors import QueueUnavailableError
-from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import Judgement
+from services.llm_provider_service.models import ComparisonJob, Judgement
 from services.llm_provider_service.prompt import essay_blocks_given, essay_fields_given
 from services.llm_provider_service.protocols import PositionBiasStore
 

@@ -26,7 +26,9 @@ from common_core.enums import (
     LLMProviderType,
     QueueStatus,
 )
-from services.llm_provider_service.job import ComparisonJob
+
+# The queued job is one of the service's value types; `job.py` defines it with its stored form.
+from services.llm_provider_service.job import ComparisonJob as ComparisonJob
 
 # Where a queued request's status is read: the 202's `status_url` and `Location`.
 STATUS_PATH = "/api/v1/status/{queue_id}"

@@ -43,14 +43,10 @@ from services.llm_provider_service.errors import (
     RequestValidationError,
 )
 from services.llm_provider_service.essay_order import Counterbalancer, in_caller_terms
-from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import (
-    ComparisonPrompt,
-    Judgement,
-)
+from services.llm_provider_service.models import ComparisonJob, ComparisonPrompt, Judgement
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.prompt import render_prompt
 from services.llm_provider_service.protocols import (

@@ -17,8 +17,8 @@ from common_core.api_models import (
 )
 from common_core.enums import LLMProviderType, QueueStatus
 from common_core.events import EventEnvelope
-from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.models import (
+    ComparisonJob,
     ComparisonPrompt,
     Delivery,
     IdempotencyEntry,

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from common_core.api_models import ComparisonResult, ErrorInfo, TokenUsage
 from common_core.consumer_errors import consumer_error_code
@@ -24,8 +25,8 @@ from common_core.events import (
     stated_cost,
     topic_name,
 )
-from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.models import (
+    ComparisonJob,
     ComparisonPrompt,
     Delivery,
     QueueRecord,
@@ -126,14 +127,20 @@ class ResultDeliveries:
         error: ErrorInfo | None = None,
         prompt: ComparisonPrompt | None = None,
     ) -> EventEnvelope[ComparisonResultData]:
-        digest = prompt_sha256(prompt or render_prompt(job.request))
+        # What every result event of the job says of its request, a result's or an error's.
+        about_request: dict[str, Any] = {
+            "request_id": job.request_id,
+            "correlation_id": job.correlation_id,
+            "provider": job.provider,
+            "requested_at": job.requested_at,
+            "trace_id": job.trace_id,
+            **job.request.event_fields(prompt_sha256(prompt or render_prompt(job.request))),
+        }
         if result is not None:
             cost = self._prices.estimate(result.model, result.token_usage)
-            data = ComparisonResultData.from_result(
-                result, requested_at=job.requested_at, prompt_sha256=digest, cost_estimate=cost
-            )
+            data = ComparisonResultData.from_result(result, cost_estimate=cost, **about_request)
         else:
-            data = self._error_data(job, error, digest)
+            data = self._error_data(job, error, about_request)
         return EventEnvelope(
             event_id=result_event_id(job.request_id),
             event_type=RESULT_EVENT_TYPE,
@@ -143,26 +150,20 @@ class ResultDeliveries:
         )
 
     def _error_data(
-        self, job: ComparisonJob, error: ErrorInfo | None, digest: str
+        self, job: ComparisonJob, error: ErrorInfo | None, about_request: dict[str, Any]
     ) -> ComparisonResultData:
-        """The data of `job`'s error event: what the failed attempts spent, and the caller's
-        pass-through fields from the request."""
+        """The data of `job`'s error event: what the failed attempts spent."""
         now = self._now()
         model = self._asked_model(job, error)
         usage = (error and error.token_usage) or TokenUsage()
         return ComparisonResultData(
-            request_id=job.request_id,
-            correlation_id=job.correlation_id,
             error_detail=self._error_detail(job, error, now),
-            provider=job.provider,
             model=model,
             response_time_ms=0,
             token_usage=usage,
             **stated_cost(self._prices.estimate(model, usage), usage),
-            requested_at=job.requested_at,
             completed_at=now,
-            trace_id=job.trace_id,
-            **job.request.event_fields(digest),
+            **about_request,
         )
 
     def _asked_model(self, job: ComparisonJob, error: ErrorInfo | None) -> str:

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 from common_core.api_models import ComparisonResult
 from common_core.enums import PresentationOrder
-from services.llm_provider_service.job import ComparisonJob
-from services.llm_provider_service.models import Judgement
+from services.llm_provider_service.models import ComparisonJob, Judgement
 from services.llm_provider_service.providers.pricing import PriceTable
 
 # The fields a result takes, under the same names, from its job and from the judgement.

@@ -35,11 +35,7 @@ from services.llm_provider_service.errors import (
     QueueFullError,
     QuotaExceededError,
 )
-from services.llm_provider_service.job import ComparisonJob
-from services.llm_provider_service.models import (
-    Lease,
-    QueueRecord,
-)
+from services.llm_provider_service.models import ComparisonJob, Lease, QueueRecord
 from services.llm_provider_service.protocols import RequestQueue
 from services.llm_provider_service.queue.config import QueueConfig
 from tests.factories import make_job, make_request, make_result

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.llm_provider_service.errors import QueueFullError, QuotaExceededError
-from services.llm_provider_service.job import ComparisonJob
+from services.llm_provider_service.models import ComparisonJob
 from services.llm_provider_service.settings import Settings
 
 # How long a caller refused for a full queue (or a full share of it) is told to wait.

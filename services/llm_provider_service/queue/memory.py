@@ -18,8 +18,8 @@ from uuid import UUID
 from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import ConflictError, NotFoundError
-from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.models import (
+    ComparisonJob,
     Lease,
     QueueRecord,
     QueueStats,

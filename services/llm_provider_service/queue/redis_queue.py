@@ -21,8 +21,8 @@ from services.llm_provider_service.errors import (
     QueueMemoryFullError,
     QueueUnavailableError,
 )
-from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.models import (
+    ComparisonJob,
     Lease,
     QueueRecord,
     QueueStats,

@@ -36,11 +36,7 @@ from services.llm_provider_service.errors import (
     QueueUnavailableError,
 )
 from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
-from services.llm_provider_service.job import ComparisonJob
-from services.llm_provider_service.models import (
-    IdempotencyEntry,
-    Lease,
-)
+from services.llm_provider_service.models import ComparisonJob, IdempotencyEntry, Lease
 from services.llm_provider_service.protocols import IdempotencyStore, RequestQueue
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.durability import (

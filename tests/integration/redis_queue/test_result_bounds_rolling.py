@@ -9,7 +9,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from services.llm_provider_service.job import ComparisonJob
+from services.llm_provider_service.models import ComparisonJob
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.redis_queue import RedisRequestQueue

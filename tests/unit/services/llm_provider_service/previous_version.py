@@ -9,7 +9,7 @@ from typing import Any
 
 from common_core.api_models import ComparisonRequest, ComparisonResult, TokenUsage
 from common_core.enums import EssayWinner, LLMProviderType, PresentationOrder
-from services.llm_provider_service.job import ComparisonJob
+from services.llm_provider_service.models import ComparisonJob
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 

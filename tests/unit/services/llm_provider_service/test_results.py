@@ -91,14 +91,24 @@ def test_a_result_carries_the_judgement_and_the_callers_pass_through_fields() ->
 
 def test_the_event_takes_every_field_it_shares_with_the_result_from_the_result() -> None:
     result = result_of(FULL, judgement(), 0.25, PresentationOrder.SWAPPED, PriceTable())
-    data = ComparisonResultData.from_result(
-        result, requested_at=FULL.requested_at, prompt_sha256="d" * 64, cost_estimate=0.5
-    )
+    about_request = {"requested_at": FULL.requested_at, "request_metadata": {"k": "v"}}
+    data = ComparisonResultData.from_result(result, cost_estimate=0.5, **about_request)
+
     shared = set(ComparisonResult.model_fields) & set(ComparisonResultData.model_fields)
+    assert shared >= {"winner", "justification", "confidence", "model", "completed_at"}
     for name in shared - {"cost_estimate"}:
         assert getattr(data, name) == getattr(result, name), name
     assert (data.cost_estimate, data.cost_estimate_known) == (0.5, True)
-    assert data.request_metadata == {**FULL.request.metadata, "prompt_sha256": "d" * 64}
+    assert (data.requested_at, data.request_metadata) == (FULL.requested_at, {"k": "v"})
+
+
+def test_what_the_event_says_of_the_request_comes_from_the_job() -> None:
+    job = FULL.model_copy(update={"trace_id": "1" * 32})
+    result = result_of(FULL, judgement(), 0.25, PresentationOrder.SWAPPED, PriceTable())
+    result = result.model_copy(update={"metadata": {}})  # e.g. a test's bare result
+    data = DELIVERIES.envelope(job, result=result).data
+    assert data.trace_id == "1" * 32
+    assert data.request_metadata["essay_a_id"] == "E01"
 
 
 def test_every_pass_through_field_reaches_the_event_under_its_event_name() -> None:

@@ -18,7 +18,7 @@ from common_core.api_models import ComparisonRequest
 from common_core.enums import PresentationOrder
 from services.llm_provider_service import job as stored_job
 from services.llm_provider_service.idempotency.fingerprint import fingerprint
-from services.llm_provider_service.job import ComparisonJob
+from services.llm_provider_service.models import ComparisonJob
 from tests.unit.services.llm_provider_service.previous_version import job_of, pinned_request
 
 V1_REQUEST_FIELDS = (

@@ -15,10 +15,9 @@ from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.drain_rate import InMemoryDrainRate
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
 from services.llm_provider_service.essay_order import Counterbalancer
-from services.llm_provider_service.job import ComparisonJob
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import QueueRecord
+from services.llm_provider_service.models import ComparisonJob, QueueRecord
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore

@@ -30,11 +30,7 @@ from hypothesis.stateful import (
 from common_core.api_models import ErrorInfo
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import ConflictError, NotFoundError, QueueFullError
-from services.llm_provider_service.job import ComparisonJob
-from services.llm_provider_service.models import (
-    Lease,
-    QueueRecord,
-)
+from services.llm_provider_service.models import ComparisonJob, Lease, QueueRecord
 from services.llm_provider_service.queue.config import QueueConfig, order_score
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from tests.factories import FakeClock, make_job, make_result
