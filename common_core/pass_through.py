@@ -12,7 +12,7 @@ class PassThrough(BaseModel):
 
     `ComparisonRequest` and `ComparisonResult` inherit these fields, so each is a request
     field and a field of the 200 body and of the status `result`, under the same name; the
-    result event (`common_core.events.ComparisonResultData`) gets them from the result
+    result event (`common_core.events.ComparisonResultData`) gets them from the request
     (`event_fields`). A new pass-through field is one field here, its docs and its tests.
     """
 

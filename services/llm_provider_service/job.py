@@ -5,13 +5,14 @@ know. It holds:
 - `"form"`: its number, `STORED_FORM`. A record without one was written before the number
   existed, in this same layout.
 - `"request"`: the request's v1 fields only (`V1_REQUEST_FIELDS`), which every replica since
-  v1 accepts; and `"request_additions"`: every request field added since, beside it. A
-  replica that knows a field reads it from there; an older one ignores it, as it ignores
-  every job field it does not know.
+  v1 accepts; and `"request_additions"`: every request field added since, beside it. v1
+  ignores them, as it ignores every job field it does not know; the version before the form
+  number merges them into its request (it knows `essay_order` and `prompt_blocks`).
 - the job's own fields; `trace_context` only when there is one.
 
-Reading is tolerant: a field this version does not know (a newer replica wrote it) is
-ignored, wherever it is, and logged once per process and field, never refused.
+Reading is tolerant from this version on: a field this version does not know (a newer
+replica wrote it) is ignored, wherever it is, and logged once per process and field, never
+refused.
 """
 
 from __future__ import annotations
