@@ -44,6 +44,7 @@ from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
+from services.llm_provider_service.owed_results import OwedResults
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.position_bias.redis_store import RedisPositionBiasStore
 from services.llm_provider_service.protocols import (
@@ -58,6 +59,7 @@ from services.llm_provider_service.protocols import (
     ResponseCache,
     ResultOutbox,
 )
+from services.llm_provider_service.provider_call import ProviderCall, SharedCalls
 from services.llm_provider_service.provider_registry import ProviderRegistry, VendorAdapters
 from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
 from services.llm_provider_service.providers.gemini_provider import GeminiProvider
@@ -81,6 +83,7 @@ from services.llm_provider_service.quotas.redis_limiter import RedisRateLimiter
 from services.llm_provider_service.quotas.request_rate import RequestRateQuota
 from services.llm_provider_service.redaction import Redactor
 from services.llm_provider_service.relay import ResultRelay
+from services.llm_provider_service.request_rules import RequestRules
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import ProviderSettings, Settings
 from services.llm_provider_service.tracing import TRACER_NAME, tracer_provider
@@ -139,39 +142,77 @@ class CoreDeps(Provider):
             buffer_size=settings.lifecycle_events_buffer_size,
         )
 
+    request_rules = provide(RequestRules)
+
     @provide
-    def orchestrator(
+    def webhook_policy(self, settings: Settings) -> WebhookPolicy:
+        return WebhookPolicy.from_settings(settings)
+
+    @provide
+    def shared_calls(self) -> SharedCalls:
+        """The `deduplication_only` calls in flight in this process (nothing kept)."""
+        return SharedCalls()
+
+    @provide
+    def provider_call(
         self,
         registry: ProviderRegistry,
         breakers: CircuitBreakers,
-        queue: RequestQueue,
         events: LifecycleEvents,
         metrics: ServiceMetrics,
-        drain_rate: DrainRate,
-        settings: Settings,
         cache: ResponseCache,
-        outbox: ResultOutbox,
-        deliveries: ResultDeliveries,
         counterbalancer: Counterbalancer,
         prices: PriceTable,
+        in_flight: SharedCalls,
+        tracer: Tracer,
+    ) -> ProviderCall:
+        return ProviderCall(
+            providers=registry,
+            breakers=breakers,
+            events=events,
+            metrics=metrics,
+            cache=cache,
+            counterbalancer=counterbalancer,
+            prices=prices,
+            in_flight=in_flight,
+            tracer=tracer,
+        )
+
+    @provide
+    def owed_results(
+        self,
+        outbox: ResultOutbox,
+        deliveries: ResultDeliveries,
+        metrics: ServiceMetrics,
         unsaved: UnsavedDeliveries,
+    ) -> OwedResults:
+        return OwedResults(outbox, deliveries, metrics, unsaved)
+
+    @provide
+    def orchestrator(
+        self,
+        rules: RequestRules,
+        calls: ProviderCall,
+        results: OwedResults,
+        counterbalancer: Counterbalancer,
+        queue: RequestQueue,
+        drain_rate: DrainRate,
+        events: LifecycleEvents,
+        metrics: ServiceMetrics,
+        settings: Settings,
         tracer: Tracer,
     ) -> ComparisonOrchestrator:
         return ComparisonOrchestrator(
-            tracer=tracer,
-            unsaved=unsaved,
+            rules=rules,
+            calls=calls,
+            results=results,
             counterbalancer=counterbalancer,
-            prices=prices,
-            providers=registry,
-            breakers=breakers,
             queue=queue,
+            drain_rate=drain_rate,
             events=events,
             metrics=metrics,
-            drain_rate=drain_rate,
             settings=settings,
-            cache=cache,
-            outbox=outbox,
-            deliveries=deliveries,
+            tracer=tracer,
         )
 
     @provide
@@ -274,8 +315,7 @@ class CoreDeps(Provider):
     def worker(
         self,
         queue: RequestQueue,
-        orchestrator: ComparisonOrchestrator,
-        breakers: CircuitBreakers,
+        calls: ProviderCall,
         events: LifecycleEvents,
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
@@ -285,8 +325,7 @@ class CoreDeps(Provider):
         return QueueWorker(
             tracer=tracer,
             queue=queue,
-            orchestrator=orchestrator,
-            breakers=breakers,
+            calls=calls,
             events=events,
             metrics=metrics,
             drain_rate=drain_rate,

@@ -17,9 +17,8 @@ from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from common_core.api_models import ComparisonResult, ErrorInfo
-from common_core.enums import CircuitBreakerState, ErrorCode, LLMProviderType, QueueStatus
+from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
 from common_core.events import LLMProviderEvent, QueueStatusChangedData, RequestExpiredData
-from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.errors import (
     CircuitOpenError,
     MaxTokensTooLowError,
@@ -30,8 +29,8 @@ from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Lease, QueueRecord, ReapReport
-from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.protocols import DrainRate, RequestQueue
+from services.llm_provider_service.provider_call import ProviderCall
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.tracing import default_tracer, extract
 
@@ -56,8 +55,7 @@ class QueueWorker:
         self,
         *,
         queue: RequestQueue,
-        orchestrator: ComparisonOrchestrator,
-        breakers: CircuitBreakers,
+        calls: ProviderCall,
         events: LifecycleEvents,
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
@@ -68,8 +66,7 @@ class QueueWorker:
     ) -> None:
         self._tracer = tracer or default_tracer()
         self._queue = queue
-        self._orchestrator = orchestrator
-        self._breakers = breakers
+        self._calls = calls
         self._events = events
         self._metrics = metrics
         self._drain_rate = drain_rate
@@ -114,17 +111,16 @@ class QueueWorker:
                 self._inflight[provider].add(task)
                 task.add_done_callback(self._on_done(provider))
         self._metrics.observe_queue(await self._queue.stats())
-        for breaker in self._breakers:  # OPEN becomes HALF_OPEN by time alone, not by a call
-            self._metrics.set_breaker_state(breaker.provider, breaker.state)
+        # Set here too: OPEN becomes HALF_OPEN by time alone, not by a call.
+        for provider, state in self._calls.breaker_states():
+            self._metrics.set_breaker_state(provider, state)
 
     def _free_slots(self, provider: LLMProviderType) -> int:
-        breaker = self._breakers[provider]
-        busy = len(self._inflight[provider])
-        if not breaker.allows_call():
-            return 0
-        if breaker.state is CircuitBreakerState.HALF_OPEN:
-            return 1 if busy == 0 else 0  # one probe; the breaker's own gate would refuse more
-        return self._settings.worker_concurrency_per_provider - busy
+        return self._calls.free_slots(
+            provider,
+            busy=len(self._inflight[provider]),
+            concurrency=self._settings.worker_concurrency_per_provider,
+        )
 
     def _on_done(self, provider: LLMProviderType) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
@@ -182,7 +178,7 @@ class QueueWorker:
 
     async def _attempt(self, lease: Lease) -> None:
         call = asyncio.create_task(
-            self._orchestrator.execute(lease.job, attempt=lease.attempt, from_queue=True)
+            self._calls.run(lease.job, attempt=lease.attempt, from_queue=True)
         )
         beat = asyncio.create_task(self._keep_alive(lease, call))
         try:
