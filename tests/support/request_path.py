@@ -68,8 +68,11 @@ class RequestPath:
         self.calls = self.provider_call()
         self.orchestrator = self.orchestrator_with(self.calls)
 
-    def provider_call(self, cls: type[ProviderCall] = ProviderCall) -> ProviderCall:
-        """A `ProviderCall` (or a subclass) on these parts."""
+    def provider_call(
+        self, cls: type[ProviderCall] = ProviderCall, *, in_flight: SharedCalls | None = None
+    ) -> ProviderCall:
+        """A `ProviderCall` (or a subclass) on these parts, with its own registry of
+        `deduplication_only` calls in flight unless given one."""
         return cls(
             providers=self.registry,
             breakers=self.breakers,
@@ -78,7 +81,7 @@ class RequestPath:
             cache=self.cache,
             counterbalancer=self.counterbalancer,
             prices=self.prices,
-            in_flight=SharedCalls(),
+            in_flight=in_flight if in_flight is not None else SharedCalls(),
         )
 
     def orchestrator_with(self, calls: ProviderCall) -> ComparisonOrchestrator:
