@@ -153,67 +153,9 @@ class CoreDeps(Provider):
         """The `deduplication_only` calls in flight in this process (nothing kept)."""
         return SharedCalls()
 
-    @provide
-    def provider_call(
-        self,
-        registry: ProviderRegistry,
-        breakers: CircuitBreakers,
-        events: LifecycleEvents,
-        metrics: ServiceMetrics,
-        cache: ResponseCache,
-        counterbalancer: Counterbalancer,
-        prices: PriceTable,
-        in_flight: SharedCalls,
-        tracer: Tracer,
-    ) -> ProviderCall:
-        return ProviderCall(
-            providers=registry,
-            breakers=breakers,
-            events=events,
-            metrics=metrics,
-            cache=cache,
-            counterbalancer=counterbalancer,
-            prices=prices,
-            in_flight=in_flight,
-            tracer=tracer,
-        )
-
-    @provide
-    def owed_results(
-        self,
-        outbox: ResultOutbox,
-        deliveries: ResultDeliveries,
-        metrics: ServiceMetrics,
-        unsaved: UnsavedDeliveries,
-    ) -> OwedResults:
-        return OwedResults(outbox, deliveries, metrics, unsaved)
-
-    @provide
-    def orchestrator(
-        self,
-        rules: RequestRules,
-        calls: ProviderCall,
-        results: OwedResults,
-        counterbalancer: Counterbalancer,
-        queue: RequestQueue,
-        drain_rate: DrainRate,
-        events: LifecycleEvents,
-        metrics: ServiceMetrics,
-        settings: Settings,
-        tracer: Tracer,
-    ) -> ComparisonOrchestrator:
-        return ComparisonOrchestrator(
-            rules=rules,
-            calls=calls,
-            results=results,
-            counterbalancer=counterbalancer,
-            queue=queue,
-            drain_rate=drain_rate,
-            events=events,
-            metrics=metrics,
-            settings=settings,
-            tracer=tracer,
-        )
+    provider_call = provide(ProviderCall)
+    owed_results = provide(OwedResults)
+    orchestrator = provide(ComparisonOrchestrator)
 
     @provide
     def counterbalancer(

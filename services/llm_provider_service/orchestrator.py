@@ -32,7 +32,7 @@ from services.llm_provider_service.protocols import DrainRate, RequestQueue
 from services.llm_provider_service.provider_call import ProviderCall
 from services.llm_provider_service.request_rules import Admitted, RequestRules
 from services.llm_provider_service.settings import Settings
-from services.llm_provider_service.tracing import carrier, default_tracer, trace_id_hex
+from services.llm_provider_service.tracing import carrier, trace_id_hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ class ComparisonOrchestrator:
         events: LifecycleEvents,
         metrics: ServiceMetrics,
         settings: Settings,
-        tracer: Tracer | None = None,
+        tracer: Tracer,
     ) -> None:
         self._rules = rules
         self._calls = calls
@@ -84,7 +84,7 @@ class ComparisonOrchestrator:
         self._events = events
         self._metrics = metrics
         self._settings = settings
-        self._tracer = tracer or default_tracer()
+        self._tracer = tracer
 
     async def submit(
         self,

@@ -25,7 +25,7 @@ class OwedResults:
         outbox: ResultOutbox,
         deliveries: ResultDeliveries,
         metrics: ServiceMetrics,
-        unsaved: UnsavedDeliveries | None = None,
+        unsaved: UnsavedDeliveries,
     ) -> None:
         self._outbox = outbox
         self._deliveries = deliveries
@@ -53,7 +53,7 @@ class OwedResults:
         except QueueUnavailableError as exc:
             # Held in this process until the relay can write it (the outbox ignores the
             # deliveries already in); lost only if the hold is full or the process dies.
-            if self._unsaved is not None and self._unsaved.keep(deliveries):
+            if self._unsaved.keep(deliveries):
                 logger.warning(
                     "result event of %s held in process until the outbox answers: %s",
                     job.request_id,

@@ -31,7 +31,6 @@ from services.llm_provider_service.prompt import render_prompt
 from services.llm_provider_service.protocols import LLMProvider, ResponseCache
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.providers.pricing import PriceTable
-from services.llm_provider_service.tracing import default_tracer
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class ProviderCall:
         counterbalancer: Counterbalancer,
         prices: PriceTable,
         in_flight: SharedCalls,
-        tracer: Tracer | None = None,
+        tracer: Tracer,
     ) -> None:
         self._providers = providers
         self._breakers = breakers
@@ -80,7 +79,7 @@ class ProviderCall:
         self._counterbalancer = counterbalancer
         self._prices = prices
         self._in_flight = in_flight
-        self._tracer = tracer or default_tracer()
+        self._tracer = tracer
         self._unpriced_models: set[str] = set()  # logged once each, at most 100
 
     def allows_call(self, provider: LLMProviderType) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
@@ -14,6 +15,7 @@ from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
+from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.owed_results import OwedResults
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.provider_call import ProviderCall, SharedCalls
@@ -24,6 +26,8 @@ from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.request_rules import RequestRules
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.tracing import default_tracer
+from services.llm_provider_service.worker import QueueWorker
 from tests.fakes import RecordingPublisher, ScriptedProvider
 
 MOCK = LLMProviderType.MOCK
@@ -61,6 +65,7 @@ class RequestPath:
     registry: ProviderRegistry
     counterbalancer: Counterbalancer
     prices: PriceTable
+    unsaved: UnsavedDeliveries
     calls: ProviderCall = field(init=False)
     orchestrator: ComparisonOrchestrator = field(init=False)
 
@@ -82,6 +87,7 @@ class RequestPath:
             counterbalancer=self.counterbalancer,
             prices=self.prices,
             in_flight=in_flight if in_flight is not None else SharedCalls(),
+            tracer=default_tracer(),
         )
 
     def orchestrator_with(self, calls: ProviderCall) -> ComparisonOrchestrator:
@@ -90,13 +96,27 @@ class RequestPath:
         return ComparisonOrchestrator(
             rules=RequestRules(settings, WebhookPolicy.from_settings(settings), self.registry),
             calls=calls,
-            results=OwedResults(self.outbox, self.deliveries, self.metrics),
+            results=OwedResults(self.outbox, self.deliveries, self.metrics, self.unsaved),
             counterbalancer=self.counterbalancer,
             queue=self.queue,
             drain_rate=self.drain_rate,
             events=self.events,
             metrics=self.metrics,
             settings=settings,
+            tracer=default_tracer(),
+        )
+
+    def worker(self, calls: ProviderCall | None = None, **options: Any) -> QueueWorker:
+        """A queue worker on these parts, calling through `calls` (else `self.calls`);
+        `options` are its own (`owner`, `rng`)."""
+        return QueueWorker(
+            queue=self.queue,
+            calls=calls or self.calls,
+            events=self.events,
+            metrics=self.metrics,
+            drain_rate=self.drain_rate,
+            settings=self.settings,
+            **options,
         )
 
 
@@ -126,4 +146,5 @@ def build_request_path(
         registry=ProviderRegistry({MOCK: provider}, settings),
         counterbalancer=Counterbalancer(b"k" * 32, InMemoryPositionBiasStore(), metrics),
         prices=prices or PriceTable(settings.model_prices),
+        unsaved=UnsavedDeliveries(max_deliveries=settings.outbox_unsaved_max_deliveries),
     )

@@ -14,7 +14,6 @@ from services.llm_provider_service.orchestrator import Queued
 from services.llm_provider_service.prompt import render_prompt
 from services.llm_provider_service.provider_call import ProviderCall, SharedCalls
 from services.llm_provider_service.providers.pricing import PriceTable
-from services.llm_provider_service.worker import QueueWorker
 from tests.factories import FakeClock, make_job, make_request
 from tests.fakes import judgement
 from tests.support.request_path import RequestPath, build_request_path
@@ -118,14 +117,7 @@ async def test_the_orchestrator_and_the_worker_ask_provider_call_not_the_breaker
     [event] = path.publisher.of_type("request_queued")
     assert event.data.reason == "circuit_open"
 
-    worker = QueueWorker(
-        queue=path.queue,
-        calls=calls,
-        events=path.events,
-        metrics=path.metrics,
-        drain_rate=path.drain_rate,
-        settings=settings,
-    )
+    worker = path.worker(calls)
     await worker.run_once()
     record = await path.queue.get(queued.response.queue_id)
     assert record is not None

@@ -54,15 +54,7 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
         metrics=path.metrics,
         settings=settings,
     )
-    worker = QueueWorker(
-        queue=path.queue,
-        calls=path.calls,
-        events=path.events,
-        metrics=path.metrics,
-        drain_rate=path.drain_rate,
-        settings=settings,
-        owner="test-worker",
-    )
+    worker = path.worker(owner="test-worker")
     return Rig(
         worker,
         path.queue,
