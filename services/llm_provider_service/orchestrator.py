@@ -26,7 +26,7 @@ from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import ComparisonJob
+from services.llm_provider_service.models import ComparisonJob, QueueRecord
 from services.llm_provider_service.owed_results import OwedResults
 from services.llm_provider_service.protocols import DrainRate, RequestQueue
 from services.llm_provider_service.provider_call import ProviderCall
@@ -241,6 +241,11 @@ class ComparisonOrchestrator:
                 reason=reason,
             ),
         )
+        return await self._queued(job, record)
+
+    async def _queued(self, job: ComparisonJob, record: QueueRecord) -> Queued:
+        """The 202 of a queued request, with its place and a sensible first poll: the wait
+        the drain rate estimates, else the rest of the breaker's open period, else 5 s."""
         try:
             position = await self._queue.position(record.queue_id)
         except QueueUnavailableError:

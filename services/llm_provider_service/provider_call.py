@@ -166,10 +166,7 @@ class ProviderCall:
                 raise
         judgement = in_caller_terms(answer, order)
         if job.request.cache_mode is CacheMode.DEVELOPMENT:
-            # Keyed by the caller's order and kept in the caller's terms, as a response cache
-            # keyed on the request would be: that is the super-rater it exists to show.
-            as_sent = prompt or render_prompt(job.request)
-            await self._cache.put(call_key(job.provider, model, as_sent, job.overrides), judgement)
+            await self._keep(job, model, prompt, judgement)
         elapsed = time.perf_counter() - started
         result = self._result(job, judgement, elapsed, order)
         await self._record_success(job, result, elapsed)
@@ -200,6 +197,15 @@ class ProviderCall:
             call_key(job.provider, model, as_sent, overrides), call
         )
         return shared
+
+    async def _keep(
+        self, job: ComparisonJob, model: str, prompt: ComparisonPrompt | None, judgement: Judgement
+    ) -> None:
+        """The development cache write. Keyed by the caller's order and kept in the caller's
+        terms, as a response cache keyed on the request would be: that is the super-rater it
+        exists to show."""
+        as_sent = prompt or render_prompt(job.request)
+        await self._cache.put(call_key(job.provider, model, as_sent, job.overrides), judgement)
 
     def _result(
         self,

@@ -18,7 +18,6 @@ from opentelemetry.util.types import AttributeValue
 
 from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
-from common_core.events import LLMProviderEvent, QueueStatusChangedData, RequestExpiredData
 from services.llm_provider_service.errors import (
     CircuitOpenError,
     MaxTokensTooLowError,
@@ -28,9 +27,10 @@ from services.llm_provider_service.errors import (
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import Lease, QueueRecord, ReapReport
+from services.llm_provider_service.models import Lease
 from services.llm_provider_service.protocols import DrainRate, RequestQueue
 from services.llm_provider_service.provider_call import ProviderCall
+from services.llm_provider_service.queue_events import announce_reaped, announce_status
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.tracing import default_tracer, extract
 
@@ -101,7 +101,7 @@ class QueueWorker:
 
     async def run_once(self) -> None:
         """One pass: housekeeping, then claims for every provider whose breaker allows."""
-        await self._handle_reap(await self._queue.reap())
+        await announce_reaped(await self._queue.reap(), self._events, self._metrics)
         for provider in LLMProviderType:
             limit = self._free_slots(provider)
             if limit <= 0:
@@ -232,7 +232,7 @@ class QueueWorker:
         await self._drain_rate.record(lease.job.provider, lease.queue_id)
         self._metrics.queue_wait.labels(lease.job.provider.value).observe(max(0.0, wait))
         self._metrics.record_transition(QueueStatus.COMPLETED)
-        await self._status_changed(lease, QueueStatus.COMPLETED, None)
+        await announce_status(self._events, lease, QueueStatus.COMPLETED, None)
 
     async def _landed(self, lease: Lease, result: ComparisonResult) -> bool:
         """Complete again once the queue answers: `complete` is idempotent for our token, so
@@ -259,7 +259,7 @@ class QueueWorker:
             self._metrics.queue_retries.labels(lease.job.provider.value).inc()
         elif status is QueueStatus.FAILED:
             self._metrics.record_transition(QueueStatus.FAILED)
-            await self._status_changed(lease, QueueStatus.FAILED, info)
+            await announce_status(self._events, lease, QueueStatus.FAILED, info)
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff, drawn uniformly between the base delay and the attempt's
@@ -269,58 +269,6 @@ class QueueWorker:
         ceiling = min(self._settings.queue_retry_max_seconds, base * 2 ** max(0, attempt - 1))
         delay = self._rng.uniform(base, max(base, ceiling))
         return max(delay, retry_after or 0.0)
-
-    async def _handle_reap(self, report: ReapReport) -> None:
-        if report.lease_expiries:
-            self._metrics.queue_lease_expiries.inc(report.lease_expiries)
-        for record in report.expired:
-            self._metrics.record_transition(QueueStatus.EXPIRED)
-            await self._events.emit(
-                LLMProviderEvent.REQUEST_EXPIRED,
-                record.correlation_id,
-                RequestExpiredData(
-                    queue_id=record.queue_id,
-                    provider=record.provider,
-                    queued_at=record.queued_at,
-                    expires_at=record.expires_at,
-                    attempts=record.attempts,
-                ),
-            )
-            await self._terminal_without_result(record)
-        for record in report.failed:
-            self._metrics.record_transition(QueueStatus.FAILED)
-            await self._terminal_without_result(record)
-
-    async def _terminal_without_result(self, record: QueueRecord) -> None:
-        """The observability event of a reaped request; its result event is owed through
-        the queue's unannounced set, which the result relay drains."""
-        error = record.error or ErrorInfo(code=record.status.value.upper(), message="")
-        await self._events.emit(
-            LLMProviderEvent.QUEUE_STATUS_CHANGED,
-            record.correlation_id,
-            QueueStatusChangedData(
-                queue_id=record.queue_id,
-                provider=record.provider,
-                status=record.status,
-                attempts=record.attempts,
-                error=error,
-            ),
-        )
-
-    async def _status_changed(
-        self, lease: Lease, status: QueueStatus, error: ErrorInfo | None
-    ) -> None:
-        await self._events.emit(
-            LLMProviderEvent.QUEUE_STATUS_CHANGED,
-            lease.job.correlation_id,
-            QueueStatusChangedData(
-                queue_id=lease.queue_id,
-                provider=lease.job.provider,
-                status=status,
-                attempts=lease.attempt,
-                error=error,
-            ),
-        )
 
     async def _safely(self, op: Awaitable[T]) -> T | None:
         """Run a queue write; if the queue is unreachable the lease simply expires and the
