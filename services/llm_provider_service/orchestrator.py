@@ -115,7 +115,7 @@ class ComparisonOrchestrator:
         self._outbox = outbox
         self._deliveries = deliveries
         self._webhook_policy = WebhookPolicy.from_settings(settings)
-        self._prices = prices or PriceTable(settings.model_prices)
+        self._prices = prices or PriceTable(settings.providers.model_prices)
         self._in_flight = InFlightCalls[tuple[Judgement, PresentationOrder]]()
         self._unpriced_models: set[str] = set()  # logged once each, at most 100
         self._providers = providers
@@ -197,7 +197,7 @@ class ComparisonOrchestrator:
         except ProviderError as exc:
             if mode is ProcessingMode.QUEUE_IF_UNAVAILABLE and exc.retryable:
                 # The provider just failed: do not have a worker call it again at once.
-                delay = exc.retry_after or self._settings.queue_retry_base_seconds
+                delay = exc.retry_after or self._settings.queue.retry_base_seconds
                 return await self._enqueue(
                     job, reason=exc.code.value, delay_seconds=delay, caller_limit=caller_limit
                 )
@@ -374,7 +374,10 @@ class ComparisonOrchestrator:
         return request.model_copy(update={"processing_mode": mode})
 
     def _check_modes(self, request: ComparisonRequest, caller: Caller | None) -> None:
-        if request.cache_mode is CacheMode.DEVELOPMENT and not self._settings.enable_response_cache:
+        if (
+            request.cache_mode is CacheMode.DEVELOPMENT
+            and not self._settings.providers.enable_response_cache
+        ):
             raise CacheNotAllowedError(
                 "cache_mode=development needs LLM_PROVIDER_SERVICE_ENABLE_RESPONSE_CACHE, which "
                 "only development and testing allow: judgements are never served from a cache "
@@ -382,9 +385,9 @@ class ComparisonOrchestrator:
                 details={"field": "cache_mode", "environment": self._settings.environment.value},
             )
         ttl = request.ttl_seconds
-        if ttl is not None and ttl > self._settings.queue_max_ttl_seconds:
+        if ttl is not None and ttl > self._settings.queue.max_ttl_seconds:
             raise RequestValidationError(
-                f"ttl_seconds must be at most {self._settings.queue_max_ttl_seconds}",
+                f"ttl_seconds must be at most {self._settings.queue.max_ttl_seconds}",
                 details={"field": "ttl_seconds"},
             )
         topic = request.callback_topic
@@ -438,14 +441,14 @@ class ComparisonOrchestrator:
     ) -> Queued:
         request = job.request
         size = len(job.model_dump_json().encode())
-        limit = self._settings.queue_max_request_bytes
+        limit = self._settings.queue.max_request_bytes
         if size > limit:
             # 413, not QUEUE_FULL: waiting and retrying cannot make this request fit.
             raise PayloadTooLargeError(
                 f"the request is {size} bytes, more than the {limit} a queued request may be",
                 details={"reason": "too_large_to_queue", "limit": limit, "size": size},
             )
-        ttl = request.ttl_seconds or self._settings.queue_request_ttl_seconds
+        ttl = request.ttl_seconds or self._settings.queue.request_ttl_seconds
         try:
             record = await self._queue.enqueue(
                 job,

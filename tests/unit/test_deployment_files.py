@@ -580,7 +580,7 @@ def test_provider_keys_pass_through_without_an_empty_default(
         for key in PROVIDER_KEYS:
             assert env[key] is None, f"{name}: {key} resolves to {env[key]!r} without a host key"
         settings = settings_from(monkeypatch, env)
-        assert settings.anthropic_api_key is None
+        assert settings.anthropic.api_key is None
 
 
 @pytest.mark.parametrize(("name", "worker_enabled"), [(API, False), (WORKER, True)])
@@ -593,11 +593,11 @@ def test_app_environment_parses_into_settings(
     settings = settings_from(monkeypatch, environment(services[name]))
     assert settings.environment.value == "development"
     assert settings.queue_persistence is True
-    assert settings.redis_url.startswith("redis://redis:6379")
-    assert settings.kafka_bootstrap_servers.split(":")[0] == "kafka"
-    assert settings.kafka is True, "the stack has a broker: events must go to it"
-    assert settings.kafka_enable_idempotence is True  # real Kafka supports it
-    assert settings.worker_enabled is worker_enabled
+    assert settings.redis.url.startswith("redis://redis:6379")
+    assert settings.kafka.bootstrap_servers.split(":")[0] == "kafka"
+    assert settings.uses_kafka is True, "the stack has a broker: events must go to it"
+    assert settings.kafka.enable_idempotence is True  # real Kafka supports it
+    assert settings.worker.enabled is worker_enabled
     if name == API:
         assert settings.host == "0.0.0.0"
         assert settings.port == PORT

@@ -144,9 +144,9 @@ class WebhookPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         return cls(
-            allowed_hosts=tuple(settings.webhook_allowed_hosts),
-            allow_private_addresses=settings.webhook_allow_private_addresses,
-            allow_http=settings.webhook_allow_http,
+            allowed_hosts=tuple(settings.webhooks.allowed_hosts),
+            allow_private_addresses=settings.webhooks.allow_private_addresses,
+            allow_http=settings.webhooks.allow_http,
         )
 
     def check_url(self, url: str) -> None:

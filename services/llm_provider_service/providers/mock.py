@@ -97,15 +97,15 @@ class MockProviderConfig:
     def from_settings(cls, settings: Settings) -> MockProviderConfig:
         """The mock's slice of `settings`; raises `ValueError` for values the mock cannot use."""
         return cls(
-            model=settings.mock_default_model,
-            win_probability_a=settings.mock_win_probability_a,
-            confidence_weights=settings.mock_confidence_weights,
-            latency_ms=settings.mock_latency_ms,
-            latency_jitter_ms=settings.mock_latency_jitter_ms,
-            error_rate=settings.mock_error_rate,
-            error_kind=settings.mock_error_kind,
-            rater=settings.mock_rater,
-            position_bias=settings.mock_position_bias,
+            model=settings.mock.default_model,
+            win_probability_a=settings.mock.win_probability_a,
+            confidence_weights=settings.mock.confidence_weights,
+            latency_ms=settings.mock.latency_ms,
+            latency_jitter_ms=settings.mock.latency_jitter_ms,
+            error_rate=settings.mock.error_rate,
+            error_kind=settings.mock.error_kind,
+            rater=settings.mock.rater,
+            position_bias=settings.mock.position_bias,
         )
 
 

@@ -30,13 +30,13 @@ from services.llm_provider_service.models import (
     StoreMemory,
 )
 from services.llm_provider_service.queue.config import (
-    QueueConfig,
     announced_form,
     caller_queue_full,
     queue_full,
 )
 from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.redis_errors import translated_redis_errors
+from services.llm_provider_service.settings import QueueSettings
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class RedisRequestQueue:
         self,
         redis: Redis,
         keys: QueueKeys,
-        config: QueueConfig,
+        config: QueueSettings,
         *,
         time_offset_ms: Callable[[], int] = lambda: 0,
         reap_limit: int = 500,

@@ -57,7 +57,7 @@ BASE_URLS: dict[LLMProviderType, Callable[[FakeUpstream], str]] = {
 
 def _mock_harness(settings: Settings) -> ProviderHarness:
     mock = MockProvider(
-        MockProviderConfig.from_settings(settings), random.Random(settings.mock_seed)
+        MockProviderConfig.from_settings(settings), random.Random(settings.mock.seed)
     )
 
     def inject_raw(kind: str) -> None:
@@ -66,7 +66,7 @@ def _mock_harness(settings: Settings) -> ProviderHarness:
     return ProviderHarness(
         provider=mock,
         expected=LLMProviderType.MOCK,
-        default_model=settings.mock_default_model,
+        default_model=settings.mock.default_model,
         inject=lambda fault: inject_raw(MOCK_FAULTS[fault]),
         inject_raw=inject_raw,
         raw_faults=get_args(MockErrorKind),

@@ -35,7 +35,6 @@ from services.llm_provider_service.orchestrator import ComparisonOrchestrator, C
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.provider_registry import ProviderRegistry
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
 from tests.factories import make_request
@@ -61,7 +60,7 @@ def build_harness(settings) -> Harness:
     provider = ScriptedProvider()
     metrics = ServiceMetrics()
     publisher = RecordingPublisher()
-    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    queue = InMemoryRequestQueue(settings.queue)
     breakers = CircuitBreakers(
         {
             p: ProviderCircuitBreaker(p, failure_threshold=3, reset_timeout_seconds=60)

@@ -22,7 +22,6 @@ from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.provider_registry import ProviderRegistry
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries
@@ -55,13 +54,13 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
     provider = ScriptedProvider()
     metrics = ServiceMetrics()
     publisher = RecordingPublisher()
-    queue = queue or InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    queue = queue or InMemoryRequestQueue(settings.queue)
     breakers = CircuitBreakers(
         {
             p: ProviderCircuitBreaker(
                 p,
-                failure_threshold=settings.circuit_breaker_failure_threshold,
-                reset_timeout_seconds=settings.circuit_breaker_reset_timeout_seconds,
+                failure_threshold=settings.providers.circuit_breaker_failure_threshold,
+                reset_timeout_seconds=settings.providers.circuit_breaker_reset_timeout_seconds,
             )
             for p in LLMProviderType
         }
@@ -242,7 +241,7 @@ class LeaseStealingQueue(InMemoryRequestQueue):
 
 async def test_lost_lease_cancels_the_call_and_drops_its_result(make_settings):
     settings = make_settings(queue_lease_seconds=0.15)
-    rig = build(settings, LeaseStealingQueue(QueueConfig.from_settings(settings)))
+    rig = build(settings, LeaseStealingQueue(settings.queue))
     rig.provider.gate = asyncio.Event()  # the call would run forever
     job = await enqueue(rig)
     await rig.worker.run_once()
@@ -316,6 +315,6 @@ def test_backoff_grows_with_jitter_and_honours_retry_after(rig):
     settings = rig.settings
     delays = [rig.worker.backoff(attempt, None) for attempt in (1, 2, 3, 10)]
     assert all(
-        settings.queue_retry_base_seconds <= d <= settings.queue_retry_max_seconds for d in delays
+        settings.queue.retry_base_seconds <= d <= settings.queue.retry_max_seconds for d in delays
     )
     assert rig.worker.backoff(1, retry_after=7.5) == 7.5
