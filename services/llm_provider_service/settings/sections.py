@@ -118,3 +118,18 @@ class SectionedEnvSource(EnvSettingsSource):
             raise SettingsError(message) from exc
         for key, value in values.items():
             yield flat_name(section, field_for_key(section, key)), value
+
+
+def every_env_name(settings: type[BaseModel]) -> dict[str, list[str]]:
+    """Every setting of `settings` by flat name, with the environment names that set it."""
+    found = {}
+    parts = sections(settings)
+    for name, field in settings.model_fields.items():
+        if name in parts:
+            section = parts[name]
+            found.update(
+                {flat_name(section, f): env_names(section, f) for f in section.model_fields}
+            )
+        else:
+            found[name] = [a.upper() for a in _aliases(field)] or [f"{ENV_PREFIX}{name}".upper()]
+    return found
