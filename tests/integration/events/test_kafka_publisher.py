@@ -65,7 +65,7 @@ async def make_publisher(
 
     def make(bootstrap_servers: str | None = None, **values: object) -> KafkaEventPublisher:
         config = KafkaSettings(
-            **{  # type: ignore[arg-type]
+            **{
                 "bootstrap_servers": bootstrap_servers or broker.bootstrap_servers,
                 "client_id": "test_kafka_publisher",
                 "enable_idempotence": False,  # Tansu refuses the idempotent producer
