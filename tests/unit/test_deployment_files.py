@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import AliasChoices
 
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings.sections import every_env_name
+from tests.support.callers import DEPLOYED_CALLERS, callers_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -229,7 +230,10 @@ def test_final_stage_environment(final: Stage, monkeypatch: pytest.MonkeyPatch) 
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
 
-    settings = settings_from(monkeypatch, {k: v for k, v in env.items() if is_setting(k)})
+    image = {k: v for k, v in env.items() if is_setting(k)}
+    # Production refuses to run open: the deployment adds the callers to the image's settings.
+    callers = {"LLM_PROVIDER_SERVICE_CALLERS": callers_env(DEPLOYED_CALLERS)}
+    settings = settings_from(monkeypatch, image | callers)
     assert settings.environment.value == "production"
     assert settings.host == "0.0.0.0"
     assert settings.port == PORT
@@ -450,17 +454,7 @@ def command_tokens(service: Mapping[str, Any]) -> list[str]:
 
 def settings_env_names() -> set[str]:
     """Every environment variable name `Settings` reads (upper-cased; it is case-insensitive)."""
-    prefix = str(Settings.model_config.get("env_prefix", ""))
-    names: set[str] = set()
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if alias is None:
-            names.add(f"{prefix}{name}".upper())
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        elif isinstance(alias, AliasChoices):
-            names.update(c.upper() for c in alias.choices if isinstance(c, str))
-    return names
+    return {name for names in every_env_name(Settings).values() for name in names}
 
 
 def is_setting(name: str) -> bool:

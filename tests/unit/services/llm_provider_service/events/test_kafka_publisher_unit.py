@@ -66,6 +66,7 @@ def test_config_comes_from_settings(make_settings: Callable[..., Settings]) -> N
     )
 
     assert settings.kafka == KafkaSettings(
+        enabled=False,  # the environment's default, resolved by `Settings`
         bootstrap_servers="kafka-1:9092,kafka-2:9092",
         client_id="llm-1",
         enable_idempotence=False,
