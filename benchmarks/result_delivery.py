@@ -250,7 +250,7 @@ class Harness:
         if settings.webhooks.allowed_hosts and secret is not None:
             webhooks = WebhookSender(
                 None,
-                WebhookPolicy.from_settings(settings),
+                WebhookPolicy(settings.webhooks),
                 secret.get_secret_value().encode(),
                 timeout_seconds=settings.webhooks.timeout_seconds,
             )

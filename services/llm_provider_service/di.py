@@ -60,7 +60,7 @@ from services.llm_provider_service.protocols import (
 from services.llm_provider_service.provider_registry import ProviderRegistry, VendorAdapters
 from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
 from services.llm_provider_service.providers.gemini_provider import GeminiProvider
-from services.llm_provider_service.providers.mock import MockProvider, MockProviderConfig
+from services.llm_provider_service.providers.mock import MockProvider
 from services.llm_provider_service.providers.openai_compatible import build_client
 from services.llm_provider_service.providers.openai_provider import OpenAIProvider
 from services.llm_provider_service.providers.openrouter_provider import (
@@ -206,7 +206,7 @@ class CoreDeps(Provider):
             return
         sender = WebhookSender(
             None,
-            WebhookPolicy.from_settings(settings),
+            WebhookPolicy(settings.webhooks),
             secret.get_secret_value().encode(),
             timeout_seconds=settings.webhooks.timeout_seconds,
         )
@@ -511,9 +511,7 @@ class DevelopmentDeps(Provider):
 
     @provide
     def mock_provider(self, settings: Settings) -> MockProvider:
-        return MockProvider(
-            MockProviderConfig.from_settings(settings), random.Random(settings.mock.seed)
-        )
+        return MockProvider(settings.mock, random.Random(settings.mock.seed))
 
     @provide
     def fault_injection(self, mock: MockProvider) -> FaultInjection:

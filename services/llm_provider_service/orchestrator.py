@@ -114,7 +114,7 @@ class ComparisonOrchestrator:
         self._cache = cache
         self._outbox = outbox
         self._deliveries = deliveries
-        self._webhook_policy = WebhookPolicy.from_settings(settings)
+        self._webhook_policy = WebhookPolicy(settings.webhooks)
         self._prices = prices or PriceTable(settings.providers.model_prices)
         self._in_flight = InFlightCalls[tuple[Judgement, PresentationOrder]]()
         self._unpriced_models: set[str] = set()  # logged once each, at most 100
