@@ -1,34 +1,22 @@
 """The service's settings, read once from the environment and validated as a whole.
 
-`Settings` holds one section per concern (`settings.queue`, `settings.kafka`,
-`settings.anthropic`, ...); each setting keeps its flat environment name
-(`LLM_PROVIDER_SERVICE_QUEUE_MAX_SIZE`), see `sections.py`.
+`Settings` (`service.py`) holds one section per concern (`settings.queue`, `settings.kafka`,
+`settings.anthropic`, ...; `providers.py`, `infrastructure.py`); each setting keeps its flat
+environment name (`LLM_PROVIDER_SERVICE_QUEUE_MAX_SIZE`), see `sections.py`. Here are the
+names the rest of the service imports.
 """
 
 from services.llm_provider_service.settings.infrastructure import (
-    IdempotencySettings,
     KafkaSettings,
-    LifecycleEventsSettings,
-    OutboxSettings,
     QueueSettings,
-    RedisSettings,
-    TracingSettings,
     WebhookSettings,
-    WorkerSettings,
 )
 from services.llm_provider_service.settings.providers import (
-    AnthropicSettings,
-    GoogleSettings,
     MockErrorKind,
-    MockRater,
     MockSettings,
-    OpenAISettings,
-    OpenRouterSettings,
     ProviderSettings,
-    ProvidersSettings,
-    VendorSettings,
 )
-from services.llm_provider_service.settings.sections import ENV_PREFIX, Section
+from services.llm_provider_service.settings.sections import ENV_PREFIX
 from services.llm_provider_service.settings.service import (
     ConfigurationError,
     LogFormat,
@@ -38,28 +26,14 @@ from services.llm_provider_service.settings.service import (
 
 __all__ = [
     "ENV_PREFIX",
-    "AnthropicSettings",
     "ConfigurationError",
-    "GoogleSettings",
-    "IdempotencySettings",
     "KafkaSettings",
-    "LifecycleEventsSettings",
     "LogFormat",
     "MockErrorKind",
-    "MockRater",
     "MockSettings",
-    "OpenAISettings",
-    "OpenRouterSettings",
-    "OutboxSettings",
     "ProviderSettings",
-    "ProvidersSettings",
     "QueueSettings",
-    "RedisSettings",
-    "Section",
     "Settings",
-    "TracingSettings",
-    "VendorSettings",
     "WebhookSettings",
-    "WorkerSettings",
     "load_settings",
 ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 
@@ -17,9 +17,10 @@ MockErrorKind = Literal[
 ]
 
 
-def _key(provider: str, *vendor_names: str) -> AliasChoices:
+def _key(provider: str, *vendor_names: str) -> Any:
     """A provider key may come prefixed or under the vendor's usual unprefixed name."""
-    return AliasChoices(f"{ENV_PREFIX}{provider}_API_KEY", *vendor_names)
+    names = AliasChoices(f"{ENV_PREFIX}{provider}_API_KEY", *vendor_names)
+    return Field(default=None, validation_alias=names)
 
 
 def blank_is_none(value: object) -> object:
@@ -32,11 +33,11 @@ class ProviderSettings:
     """One provider's slice of the settings, as its adapter and the registry need it."""
 
     provider: LLMProviderType
-    api_key: SecretStr | None
-    base_url: str | None
     default_model: str
     enabled: bool
-    timeout_seconds: float
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    timeout_seconds: float = 60.0
     max_concurrency: int = 8
     invalid_response_reasks: int = 1
 
@@ -44,9 +45,25 @@ class ProviderSettings:
     def configured(self) -> bool:
         return self.provider is LLMProviderType.MOCK or self.api_key is not None
 
+    @classmethod
+    def of(
+        cls, provider: LLMProviderType, section: Section, invalid_response_reasks: int
+    ) -> ProviderSettings:
+        """`provider`'s slice from its section (what the section lacks keeps its default:
+        the mock has no key, URL or timeout)."""
+        fields = section.model_dump(include=_PROVIDER_FIELDS)
+        return cls(provider, invalid_response_reasks=invalid_response_reasks, **fields)
+
+
+_PROVIDER_FIELDS = {f.name for f in fields(ProviderSettings)} - {
+    "provider",
+    "invalid_response_reasks",
+}
+
 
 class VendorSettings(Section):
-    """A vendor's key, endpoint, default model and limits."""
+    """A vendor's key, endpoint, default model and limits, read from
+    `LLM_PROVIDER_SERVICE_<PROVIDER>_*`."""
 
     provider: ClassVar[LLMProviderType]
 
@@ -59,60 +76,38 @@ class VendorSettings(Section):
 
     _blank_key_or_url_is_none = field_validator("api_key", "base_url", mode="before")(blank_is_none)
 
-    def provider_settings(self, invalid_response_reasks: int) -> ProviderSettings:
-        return ProviderSettings(
-            provider=self.provider,
-            api_key=self.api_key,
-            base_url=self.base_url,
-            default_model=self.default_model,
-            enabled=self.enabled,
-            timeout_seconds=self.timeout_seconds,
-            max_concurrency=self.max_concurrency,
-            invalid_response_reasks=invalid_response_reasks,
-        )
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.env_prefix = f"{cls.provider.value.upper()}_"
 
 
 class AnthropicSettings(VendorSettings):
-    env_prefix: ClassVar[str] = "ANTHROPIC_"
     provider: ClassVar[LLMProviderType] = LLMProviderType.ANTHROPIC
-
-    api_key: SecretStr | None = Field(
-        default=None, validation_alias=_key("ANTHROPIC", "ANTHROPIC_API_KEY")
-    )
+    api_key: SecretStr | None = _key("ANTHROPIC", "ANTHROPIC_API_KEY")
     # claude-sonnet-4-5 reaches end of life on 2026-11-30 (the SDK warns); its successor:
     default_model: str = "claude-sonnet-4-6"
     prompt_caching: bool = True
 
 
 class OpenAISettings(VendorSettings):
-    env_prefix: ClassVar[str] = "OPENAI_"
     provider: ClassVar[LLMProviderType] = LLMProviderType.OPENAI
-
-    api_key: SecretStr | None = Field(
-        default=None, validation_alias=_key("OPENAI", "OPENAI_API_KEY")
-    )
+    api_key: SecretStr | None = _key("OPENAI", "OPENAI_API_KEY")
     default_model: str = "gpt-5-mini"
     reasoning_model_prefixes: tuple[str, ...] = ("o1", "o3", "o4", "gpt-5")
 
 
 class GoogleSettings(VendorSettings):
-    env_prefix: ClassVar[str] = "GOOGLE_"
     provider: ClassVar[LLMProviderType] = LLMProviderType.GOOGLE
-
-    api_key: SecretStr | None = Field(
-        default=None, validation_alias=_key("GOOGLE", "GOOGLE_API_KEY", "GEMINI_API_KEY")
-    )
+    api_key: SecretStr | None = _key("GOOGLE", "GOOGLE_API_KEY", "GEMINI_API_KEY")
     default_model: str = "gemini-2.5-flash"
 
 
 class OpenRouterSettings(VendorSettings):
-    env_prefix: ClassVar[str] = "OPENROUTER_"
     provider: ClassVar[LLMProviderType] = LLMProviderType.OPENROUTER
-
-    api_key: SecretStr | None = Field(
-        default=None, validation_alias=_key("OPENROUTER", "OPENROUTER_API_KEY")
-    )
+    api_key: SecretStr | None = _key("OPENROUTER", "OPENROUTER_API_KEY")
     default_model: str = "anthropic/claude-sonnet-4.5"
+    # Attribution headers OpenRouter shows in its rankings (`attribution_headers`).
     http_referer: str | None = None
     app_title: str | None = "HuleEdu LLM Provider Service"
 
@@ -145,17 +140,6 @@ class MockSettings(Section):
             raise ValueError("weights must be non-negative and not all zero")
         return value
 
-    def provider_settings(self, invalid_response_reasks: int) -> ProviderSettings:
-        return ProviderSettings(
-            provider=LLMProviderType.MOCK,
-            api_key=None,
-            base_url=None,
-            default_model=self.default_model,
-            enabled=self.enabled,
-            timeout_seconds=60.0,
-            invalid_response_reasks=invalid_response_reasks,
-        )
-
 
 class ProvidersSettings(Section):
     """What every provider shares: which answers by default, prices, re-asks, breakers."""
@@ -182,8 +166,3 @@ class ProvidersSettings(Section):
             except ValueError as exc:
                 raise ValueError(f"{model}: {exc}") from None
         return value
-
-    @property
-    def default_provider(self) -> LLMProviderType:
-        assert self.default_llm_provider is not None  # resolved by `Settings`
-        return self.default_llm_provider

@@ -164,7 +164,8 @@ class Settings(BaseSettings):
 
     @property
     def default_provider(self) -> LLMProviderType:
-        return self.providers.default_provider
+        assert self.providers.default_llm_provider is not None  # resolved by the validator
+        return self.providers.default_llm_provider
 
     @property
     def resolved_log_format(self) -> LogFormat:
@@ -188,18 +189,13 @@ class Settings(BaseSettings):
         }
 
     def provider_settings(self, provider: LLMProviderType) -> ProviderSettings:
-        reasks = self.providers.invalid_response_reasks
-        if provider is LLMProviderType.MOCK:
-            return self.mock.provider_settings(reasks)
-        return self.vendors[provider].provider_settings(reasks)
+        section = self.mock if provider is LLMProviderType.MOCK else self.vendors[provider]
+        return ProviderSettings.of(provider, section, self.providers.invalid_response_reasks)
 
     def secrets(self) -> list[str]:
         """Every secret the settings hold, verbatim (vendor keys, HMAC keys)."""
-        values = [
-            *(section.api_key for section in self.vendors.values()),
-            self.webhooks.signing_secret,
-            self.essay_order_secret,
-        ]
+        keys = [section.api_key for section in self.vendors.values()]
+        values = [*keys, self.webhooks.signing_secret, self.essay_order_secret]
         return [v.get_secret_value() for v in values if v is not None]
 
     def caller_key_digests(self) -> list[str]:
