@@ -535,3 +535,37 @@ def test_serve_refuses_to_start_open_in_production():
 
     assert len(lines) == 1, lines
     assert "no callers are configured" in lines[0]
+
+
+# -- Sections: read under their flat names, validated in one phase ---------------------------
+
+
+def test_sections_are_read_from_their_flat_environment_names(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_QUEUE_LEASE_SECONDS", "12.5")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE", "true")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_OTEL_SERVICE_NAME", "llm-a")
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-key")
+
+    settings = Settings()
+
+    assert settings.queue.lease_seconds == 12.5
+    assert settings.queue.persistence is True
+    assert settings.tracing.service_name == "llm-a"
+    assert settings.google.api_key is not None
+    assert settings.google.api_key.get_secret_value() == "gm-key"
+
+
+def test_a_section_given_in_code_beats_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_QUEUE_MAX_SIZE", "42")
+
+    assert Settings(queue={"max_size": 6}).queue.max_size == 6
+    assert Settings(queue_max_size=7).queue.max_size == 7
+    assert Settings().queue.max_size == 42
+
+
+def test_contradicting_settings_cannot_be_built(monkeypatch: pytest.MonkeyPatch):
+    with pytest.raises(ValueError, match=r"QUEUE_REQUEST_TTL_SECONDS \(7200\) is longer"):
+        Settings(queue_request_ttl_seconds=7200, queue_max_ttl_seconds=3600)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ValueError, match="no callers are configured"):
+        Settings()
