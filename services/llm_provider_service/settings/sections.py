@@ -24,7 +24,9 @@ ENV_PREFIX = "LLM_PROVIDER_SERVICE_"
 class Section(BaseModel):
     """A group of settings read from `LLM_PROVIDER_SERVICE_<env_prefix><FIELD>`."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    # No `populate_by_name`: a field with a `validation_alias` is set by those names only,
+    # in the environment as in code (`nest` files values under them).
+    model_config = ConfigDict(extra="forbid")
 
     env_prefix: ClassVar[str] = ""
 
@@ -59,17 +61,26 @@ def sections(settings: type[BaseModel]) -> dict[str, type[Section]]:
     return found
 
 
+def _input_key(section: type[Section], field: str) -> str:
+    """The key `section` validates `field` under: its main environment name if it has one
+    (sections accept only those, so no other environment name sets it), else its name."""
+    return (_aliases(section.model_fields[field]) or [field])[0]
+
+
 def nest(settings: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     """`data` with every flat name (`queue_max_size`) moved into its section. A value given
     in the section (`queue={"max_size": 3}`) beats one under the flat name."""
     data = dict(data)
     for name, section in sections(settings).items():
         given = data.get(name, {})
-        values = dict(given) if isinstance(given, dict) else given.model_dump(exclude_unset=True)
-        for field in section.model_fields:
+        if isinstance(given, Section):
+            given = given.model_dump(exclude_unset=True)
+        fields = section.model_fields
+        values = {_input_key(section, k) if k in fields else k: v for k, v in given.items()}
+        for field in fields:
             flat = flat_name(section, field)
             if flat in data:  # a value given in the section itself comes first
-                values.setdefault(field, data.pop(flat))
+                values.setdefault(_input_key(section, field), data.pop(flat))
         if values or name in data:
             data[name] = values
     return data

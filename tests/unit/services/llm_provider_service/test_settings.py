@@ -545,6 +545,8 @@ def test_sections_are_read_from_their_flat_environment_names(monkeypatch: pytest
     monkeypatch.setenv("LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE", "true")
     monkeypatch.setenv("LLM_PROVIDER_SERVICE_OTEL_SERVICE_NAME", "llm-a")
     monkeypatch.setenv("GEMINI_API_KEY", "gm-key")
+    # Only the documented names: not the section's prefix with the field's name.
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_REDIS_ALLOW_NON_DURABLE", "true")
 
     settings = Settings()
 
@@ -553,6 +555,7 @@ def test_sections_are_read_from_their_flat_environment_names(monkeypatch: pytest
     assert settings.tracing.service_name == "llm-a"
     assert settings.google.api_key is not None
     assert settings.google.api_key.get_secret_value() == "gm-key"
+    assert settings.redis.allow_non_durable is False
 
 
 def test_a_section_given_in_code_beats_the_environment(monkeypatch: pytest.MonkeyPatch):
