@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.settings import QueueSettings, Settings
 from tests.integration.redis_queue.support import Rig, build_rig
 from tests.support.redis_queue import QueueBuilder
