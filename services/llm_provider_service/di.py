@@ -40,6 +40,7 @@ from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
+from services.llm_provider_service.owed_results import OwedResults
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.protocols import (
     DrainRate,
@@ -53,6 +54,7 @@ from services.llm_provider_service.protocols import (
     ResponseCache,
     ResultOutbox,
 )
+from services.llm_provider_service.provider_call import ProviderCall, SharedCalls
 from services.llm_provider_service.provider_registry import ProviderRegistry, VendorAdapters
 from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
 from services.llm_provider_service.providers.gemini_provider import GeminiProvider
@@ -80,6 +82,7 @@ from services.llm_provider_service.redis.position_bias import RedisPositionBiasS
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
 from services.llm_provider_service.relay import ResultRelay
+from services.llm_provider_service.request_rules import RequestRules
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import ProviderSettings, Settings
 from services.llm_provider_service.tracing import TRACER_NAME, tracer_provider
@@ -138,40 +141,20 @@ class CoreDeps(Provider):
             buffer_size=settings.lifecycle_events.buffer_size,
         )
 
+    request_rules = provide(RequestRules)
+
     @provide
-    def orchestrator(
-        self,
-        registry: ProviderRegistry,
-        breakers: CircuitBreakers,
-        queue: RequestQueue,
-        events: LifecycleEvents,
-        metrics: ServiceMetrics,
-        drain_rate: DrainRate,
-        settings: Settings,
-        cache: ResponseCache,
-        outbox: ResultOutbox,
-        deliveries: ResultDeliveries,
-        counterbalancer: Counterbalancer,
-        prices: PriceTable,
-        unsaved: UnsavedDeliveries,
-        tracer: Tracer,
-    ) -> ComparisonOrchestrator:
-        return ComparisonOrchestrator(
-            tracer=tracer,
-            unsaved=unsaved,
-            counterbalancer=counterbalancer,
-            prices=prices,
-            providers=registry,
-            breakers=breakers,
-            queue=queue,
-            events=events,
-            metrics=metrics,
-            drain_rate=drain_rate,
-            settings=settings,
-            cache=cache,
-            outbox=outbox,
-            deliveries=deliveries,
-        )
+    def webhook_policy(self, settings: Settings) -> WebhookPolicy:
+        return WebhookPolicy(settings.webhooks)
+
+    @provide
+    def shared_calls(self) -> SharedCalls:
+        """The `deduplication_only` calls in flight in this process (nothing kept)."""
+        return SharedCalls()
+
+    provider_call = provide(ProviderCall)
+    owed_results = provide(OwedResults)
+    orchestrator = provide(ComparisonOrchestrator)
 
     @provide
     def counterbalancer(
@@ -273,8 +256,7 @@ class CoreDeps(Provider):
     def worker(
         self,
         queue: RequestQueue,
-        orchestrator: ComparisonOrchestrator,
-        breakers: CircuitBreakers,
+        calls: ProviderCall,
         events: LifecycleEvents,
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
@@ -284,8 +266,7 @@ class CoreDeps(Provider):
         return QueueWorker(
             tracer=tracer,
             queue=queue,
-            orchestrator=orchestrator,
-            breakers=breakers,
+            calls=calls,
             events=events,
             metrics=metrics,
             drain_rate=drain_rate,

@@ -22,6 +22,7 @@ from services.llm_provider_service.protocols import (
     RequestQueue,
     ResponseCache,
 )
+from services.llm_provider_service.provider_call import ProviderCall
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.redis.cache import RedisResponseCache
@@ -130,6 +131,20 @@ async def test_use_mock_llm_never_reaches_the_mock_when_deployed(
         registry = await container.get(ProviderRegistry)
         for provider in LLMProviderType:
             assert not registry.is_available(provider), provider
+    finally:
+        await container.close()
+
+
+async def test_the_orchestrator_and_the_worker_share_one_provider_call(settings: Settings):
+    # One ProviderCall per process: its breakers, in-flight registry and unpriced-model log
+    # are the ones both the request path and the worker see.
+    container = make_container(settings)
+    try:
+        calls = await container.get(ProviderCall)
+        orchestrator = await container.get(ComparisonOrchestrator)
+        worker = await container.get(QueueWorker)
+        assert orchestrator._calls is calls
+        assert worker._calls is calls
     finally:
         await container.close()
 

@@ -10,25 +10,17 @@ from uuid import UUID
 import pytest
 
 from common_core.enums import LLMProviderType, QueueStatus
-from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
-from services.llm_provider_service.cache.memory import InMemoryResponseCache
-from services.llm_provider_service.drain_rate import InMemoryDrainRate
+from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
-from services.llm_provider_service.essay_order import Counterbalancer
-from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, QueueRecord
-from services.llm_provider_service.orchestrator import ComparisonOrchestrator
-from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
-from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
-from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
-from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.worker import QueueWorker
 from tests.factories import make_job
 from tests.fakes import RecordingPublisher, ScriptedProvider
+from tests.support.request_path import build_request_path
 
 MOCK = LLMProviderType.MOCK
 
@@ -51,57 +43,27 @@ class Rig:
 
 
 def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
-    provider = ScriptedProvider()
-    metrics = ServiceMetrics()
-    publisher = RecordingPublisher()
-    queue = queue or InMemoryRequestQueue(settings.queue)
-    breakers = CircuitBreakers(
-        {
-            p: ProviderCircuitBreaker(
-                p,
-                failure_threshold=settings.providers.circuit_breaker_failure_threshold,
-                reset_timeout_seconds=settings.providers.circuit_breaker_reset_timeout_seconds,
-            )
-            for p in LLMProviderType
-        }
-    )
-    events = LifecycleEvents(publisher, metrics, "huleedu")
-    drain = InMemoryDrainRate()
-    outbox = InMemoryResultOutbox(retention_seconds=600)
-    deliveries = ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=3600)
-    orchestrator = ComparisonOrchestrator(
-        providers=ProviderRegistry({MOCK: provider}, settings),
-        breakers=breakers,
-        queue=queue,
-        events=events,
-        metrics=metrics,
-        drain_rate=drain,
-        settings=settings,
-        cache=InMemoryResponseCache(),
-        outbox=outbox,
-        deliveries=deliveries,
-        counterbalancer=Counterbalancer(b"k" * 32, InMemoryPositionBiasStore(), metrics),
-    )
+    path = build_request_path(settings, queue=queue)
     relay = ResultRelay(
-        queue=queue,
-        outbox=outbox,
-        publisher=publisher,
+        queue=path.queue,
+        outbox=path.outbox,
+        publisher=path.publisher,
         webhooks=None,
-        deliveries=deliveries,
-        metrics=metrics,
+        deliveries=path.deliveries,
+        metrics=path.metrics,
         settings=settings,
     )
-    worker = QueueWorker(
-        queue=queue,
-        orchestrator=orchestrator,
-        breakers=breakers,
-        events=events,
-        metrics=metrics,
-        drain_rate=drain,
-        settings=settings,
-        owner="test-worker",
+    worker = path.worker(owner="test-worker")
+    return Rig(
+        worker,
+        path.queue,
+        path.provider,
+        path.breakers,
+        path.publisher,
+        path.metrics,
+        settings,
+        relay,
     )
-    return Rig(worker, queue, provider, breakers, publisher, metrics, settings, relay)
 
 
 @pytest.fixture
