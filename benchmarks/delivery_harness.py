@@ -19,10 +19,8 @@ from common_core.enums import EssayWinner, LLMProviderType
 from services.llm_provider_service.delivery.webhook import WebhookSender
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
-from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, Lease
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.outbox import RedisResultOutbox
 from services.llm_provider_service.redis.queue import RedisRequestQueue
@@ -78,28 +76,28 @@ class Harness:
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Harness:
-        keys = RedisKeys(settings.queue_key_prefix)
+        keys = RedisKeys(settings.queue.key_prefix)
         metrics = ServiceMetrics()
-        queue = RedisRequestQueue(redis, keys, QueueConfig.from_settings(settings))
+        queue = RedisRequestQueue(redis, keys, settings.queue)
         outbox = RedisResultOutbox(
-            redis, keys, retention_seconds=settings.queue_result_retention_seconds
+            redis, keys, retention_seconds=settings.queue.result_retention_seconds
         )
         publisher = KafkaEventPublisher(
-            KafkaPublisherConfig.from_settings(settings),
+            settings.kafka,
             on_transition=lambda _name, _old, new: metrics.set_kafka_breaker_state(new),
         )
         webhooks = None
-        secret = settings.webhook_signing_secret
-        if settings.webhook_allowed_hosts and secret is not None:
+        secret = settings.webhooks.signing_secret
+        if settings.webhooks.allowed_hosts and secret is not None:
             webhooks = WebhookSender(
                 None,
-                WebhookPolicy.from_settings(settings),
+                WebhookPolicy(settings.webhooks),
                 secret.get_secret_value().encode(),
-                timeout_seconds=settings.webhook_timeout_seconds,
+                timeout_seconds=settings.webhooks.timeout_seconds,
             )
         deliveries = ResultDeliveries(
-            topic_prefix=settings.kafka_topic_prefix,
-            webhook_deadline_seconds=settings.webhook_delivery_deadline_seconds,
+            topic_prefix=settings.kafka.topic_prefix,
+            webhook_deadline_seconds=settings.webhooks.delivery_deadline_seconds,
         )
         relay = TimedRelay(
             queue=queue,

@@ -146,7 +146,7 @@ def _interpretation(run: Run) -> list[str]:
     stalled = [s for s in run.steady if s.drain.unrecorded]
     if stalled:
         reasons = ", ".join(f"{r!r} x{c}" for r, c in RELAY_LOG.reasons.items())
-        lease = make_settings("x", "x", 1).outbox_lease_seconds
+        lease = make_settings("x", "x", 1).outbox.lease_seconds
         why = (
             ": redis-py's asyncio pool allows 100 connections unless told otherwise and "
             "fails at once beyond that, and a pass finishes up to a whole batch of deliveries "
@@ -208,14 +208,14 @@ def report(run: Run) -> str:
         "- the path measured: requests ended in the queue (enqueue, claim, complete: not "
         "timed) → announce (`take_unannounced`, `outbox.add`, `mark_announced`) → claim → "
         "publish / POST → `delivered`",
-        f"- settings: outbox_batch_size {settings.outbox_batch_size} (and 200), "
-        f"outbox_lease_seconds {settings.outbox_lease_seconds:g}, "
-        f"outbox_poll_interval_seconds {settings.outbox_poll_interval_seconds:g}, "
-        f"kafka_send_timeout_seconds {settings.kafka_send_timeout_seconds:g}, breaker "
-        f"{settings.kafka_breaker_failure_threshold} failures / "
-        f"{settings.kafka_breaker_reset_timeout_seconds:g} s; scenario 2: "
+        f"- settings: outbox_batch_size {settings.outbox.batch_size} (and 200), "
+        f"outbox_lease_seconds {settings.outbox.lease_seconds:g}, "
+        f"outbox_poll_interval_seconds {settings.outbox.poll_interval_seconds:g}, "
+        f"kafka_send_timeout_seconds {settings.kafka.send_timeout_seconds:g}, breaker "
+        f"{settings.kafka.breaker_failure_threshold} failures / "
+        f"{settings.kafka.breaker_reset_timeout_seconds:g} s; scenario 2: "
         + ", ".join(f"{k} {v:g}" for k, v in OUTAGE_SETTINGS.items())
-        + f"; webhooks: timeout {settings.webhook_timeout_seconds:g} s, the sender's own "
+        + f"; webhooks: timeout {settings.webhooks.timeout_seconds:g} s, the sender's own "
         "client (64 connections), receiver on 127.0.0.1 in the same process",
         "",
         f"## 1. Steady delivery to Kafka ({run.n:,} results, {run.repeats} runs per batch size)",

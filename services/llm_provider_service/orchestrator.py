@@ -138,7 +138,7 @@ class ComparisonOrchestrator:
         except ProviderError as exc:
             if mode is ProcessingMode.QUEUE_IF_UNAVAILABLE and exc.retryable:
                 # The provider just failed: do not have a worker call it again at once.
-                delay = exc.retry_after or self._settings.queue_retry_base_seconds
+                delay = exc.retry_after or self._settings.queue.retry_base_seconds
                 return await self._enqueue(
                     job, reason=exc.code.value, delay_seconds=delay, caller_limit=caller_limit
                 )
@@ -209,14 +209,14 @@ class ComparisonOrchestrator:
     ) -> Queued:
         request = job.request
         size = len(job.model_dump_json().encode())
-        limit = self._settings.queue_max_request_bytes
+        limit = self._settings.queue.max_request_bytes
         if size > limit:
             # 413, not QUEUE_FULL: waiting and retrying cannot make this request fit.
             raise PayloadTooLargeError(
                 f"the request is {size} bytes, more than the {limit} a queued request may be",
                 details={"reason": "too_large_to_queue", "limit": limit, "size": size},
             )
-        ttl = request.ttl_seconds or self._settings.queue_request_ttl_seconds
+        ttl = request.ttl_seconds or self._settings.queue.request_ttl_seconds
         try:
             record = await self._queue.enqueue(
                 job,

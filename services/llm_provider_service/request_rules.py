@@ -81,7 +81,10 @@ class RequestRules:
         return request.model_copy(update={"processing_mode": mode})
 
     def _check_modes(self, request: ComparisonRequest, caller: Caller | None) -> None:
-        if request.cache_mode is CacheMode.DEVELOPMENT and not self._settings.enable_response_cache:
+        if (
+            request.cache_mode is CacheMode.DEVELOPMENT
+            and not self._settings.providers.enable_response_cache
+        ):
             raise CacheNotAllowedError(
                 "cache_mode=development needs LLM_PROVIDER_SERVICE_ENABLE_RESPONSE_CACHE, which "
                 "only development and testing allow: judgements are never served from a cache "
@@ -89,9 +92,9 @@ class RequestRules:
                 details={"field": "cache_mode", "environment": self._settings.environment.value},
             )
         ttl = request.ttl_seconds
-        if ttl is not None and ttl > self._settings.queue_max_ttl_seconds:
+        if ttl is not None and ttl > self._settings.queue.max_ttl_seconds:
             raise RequestValidationError(
-                f"ttl_seconds must be at most {self._settings.queue_max_ttl_seconds}",
+                f"ttl_seconds must be at most {self._settings.queue.max_ttl_seconds}",
                 details={"field": "ttl_seconds"},
             )
         self._check_topic(request.callback_topic, caller)

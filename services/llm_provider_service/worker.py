@@ -119,7 +119,7 @@ class QueueWorker:
         return self._calls.free_slots(
             provider,
             busy=len(self._inflight[provider]),
-            concurrency=self._settings.worker_concurrency_per_provider,
+            concurrency=self._settings.worker.concurrency_per_provider,
         )
 
     def _on_done(self, provider: LLMProviderType) -> Callable[[asyncio.Task[None]], None]:
@@ -135,7 +135,7 @@ class QueueWorker:
             asyncio.ensure_future(stop.wait()),
             asyncio.ensure_future(self._slot_freed.wait()),
             asyncio.ensure_future(
-                self._queue.wait_for_work(self._settings.queue_poll_interval_seconds)
+                self._queue.wait_for_work(self._settings.queue.poll_interval_seconds)
             ),
         }
         try:
@@ -143,7 +143,7 @@ class QueueWorker:
             # itself: cancelling a blocking Redis call costs a reconnect.
             await asyncio.wait(
                 waiters,
-                timeout=self._settings.queue_poll_interval_seconds * 2,
+                timeout=self._settings.queue.poll_interval_seconds * 2,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -210,7 +210,7 @@ class QueueWorker:
             beat.cancel()
 
     async def _keep_alive(self, lease: Lease, call: asyncio.Task[ComparisonResult]) -> None:
-        interval = self._settings.queue_lease_seconds / 3
+        interval = self._settings.queue.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
             try:
@@ -265,8 +265,8 @@ class QueueWorker:
         """Exponential backoff, drawn uniformly between the base delay and the attempt's
         ceiling (jitter spreads a recovering provider's backlog), never shorter than the
         vendor's Retry-After, which may exceed QUEUE_RETRY_MAX_SECONDS: the vendor knows."""
-        base = self._settings.queue_retry_base_seconds
-        ceiling = min(self._settings.queue_retry_max_seconds, base * 2 ** max(0, attempt - 1))
+        base = self._settings.queue.retry_base_seconds
+        ceiling = min(self._settings.queue.retry_max_seconds, base * 2 ** max(0, attempt - 1))
         delay = self._rng.uniform(base, max(base, ceiling))
         return max(delay, retry_after or 0.0)
 
@@ -283,7 +283,7 @@ class QueueWorker:
         tasks = {t for group in self._inflight.values() for t in group}
         if not tasks:
             return
-        grace = self._settings.worker_shutdown_grace_seconds
+        grace = self._settings.worker.shutdown_grace_seconds
         logger.info("waiting up to %.1fs for %d in-flight requests", grace, len(tasks))
         _, pending = await asyncio.wait(tasks, timeout=grace)
         for task in pending:

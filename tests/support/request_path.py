@@ -21,7 +21,6 @@ from services.llm_provider_service.position_bias.memory import InMemoryPositionB
 from services.llm_provider_service.provider_call import ProviderCall, SharedCalls
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.providers.pricing import PriceTable
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.request_rules import RequestRules
 from services.llm_provider_service.result_deliveries import ResultDeliveries
@@ -39,8 +38,8 @@ def breakers_for(settings: Settings) -> CircuitBreakers:
         {
             p: ProviderCircuitBreaker(
                 p,
-                failure_threshold=settings.circuit_breaker_failure_threshold,
-                reset_timeout_seconds=settings.circuit_breaker_reset_timeout_seconds,
+                failure_threshold=settings.providers.circuit_breaker_failure_threshold,
+                reset_timeout_seconds=settings.providers.circuit_breaker_reset_timeout_seconds,
             )
             for p in LLMProviderType
         }
@@ -94,7 +93,7 @@ class RequestPath:
         """The orchestrator on these parts, calling through `calls`."""
         settings = self.settings
         return ComparisonOrchestrator(
-            rules=RequestRules(settings, WebhookPolicy.from_settings(settings), self.registry),
+            rules=RequestRules(settings, WebhookPolicy(settings.webhooks), self.registry),
             calls=calls,
             results=OwedResults(self.outbox, self.deliveries, self.metrics, self.unsaved),
             counterbalancer=self.counterbalancer,
@@ -136,7 +135,7 @@ def build_request_path(
         provider=provider,
         publisher=publisher,
         metrics=metrics,
-        queue=queue or InMemoryRequestQueue(QueueConfig.from_settings(settings)),
+        queue=queue or InMemoryRequestQueue(settings.queue),
         breakers=breakers or breakers_for(settings),
         cache=InMemoryResponseCache(),
         outbox=InMemoryResultOutbox(retention_seconds=600),
@@ -145,6 +144,6 @@ def build_request_path(
         events=LifecycleEvents(publisher, metrics, "huleedu"),
         registry=ProviderRegistry({MOCK: provider}, settings),
         counterbalancer=Counterbalancer(b"k" * 32, InMemoryPositionBiasStore(), metrics),
-        prices=prices or PriceTable(settings.model_prices),
-        unsaved=UnsavedDeliveries(max_deliveries=settings.outbox_unsaved_max_deliveries),
+        prices=prices or PriceTable(settings.providers.model_prices),
+        unsaved=UnsavedDeliveries(max_deliveries=settings.outbox.unsaved_max_deliveries),
     )

@@ -44,20 +44,20 @@ def _anthropic(config: ProviderSettings, settings: Settings) -> VendorBuild:
         timeout=config.timeout_seconds,
         max_retries=0,  # the service's retry policy is the only one
     )
-    adapter = AnthropicProvider(client, config, prompt_caching=settings.anthropic_prompt_caching)
+    adapter = AnthropicProvider(client, config, prompt_caching=settings.anthropic.prompt_caching)
     return adapter, client.close
 
 
 def _openai(config: ProviderSettings, settings: Settings) -> VendorBuild:
     client = build_client(config, default_base_url=OPENAI_BASE_URL)
     adapter = OpenAIProvider(
-        client, config, reasoning_prefixes=settings.openai_reasoning_model_prefixes
+        client, config, reasoning_prefixes=settings.openai.reasoning_model_prefixes
     )
     return adapter, client.close
 
 
 def _openrouter(config: ProviderSettings, settings: Settings) -> VendorBuild:
-    headers = attribution_headers(settings.openrouter_http_referer, settings.openrouter_app_title)
+    headers = attribution_headers(settings.openrouter.http_referer, settings.openrouter.app_title)
     client = build_client(config, default_base_url=OPENROUTER_BASE_URL, default_headers=headers)
     return OpenRouterProvider(client, config), client.close
 

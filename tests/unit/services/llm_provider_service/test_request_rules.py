@@ -24,7 +24,7 @@ HOOK = "https://hooks.example.org/results"
 
 def rules_for(settings: Settings) -> RequestRules:
     registry = ProviderRegistry({LLMProviderType.MOCK: ScriptedProvider()}, settings)
-    return RequestRules(settings, WebhookPolicy.from_settings(settings), registry)
+    return RequestRules(settings, WebhookPolicy(settings.webhooks), registry)
 
 
 def caller(**policy: Any) -> Caller:
@@ -33,7 +33,9 @@ def caller(**policy: Any) -> Caller:
 
 @pytest.fixture
 def rules(make_settings) -> RequestRules:
-    return rules_for(make_settings(webhook_allowed_hosts=("hooks.example.org",)))
+    # Settings refuse allowed hosts without a signing secret.
+    hosts = {"webhook_allowed_hosts": ("hooks.example.org",), "webhook_signing_secret": "s" * 16}
+    return rules_for(make_settings(**hosts))
 
 
 REFUSALS = [

@@ -14,7 +14,6 @@ from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, QueueRecord
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings
@@ -204,7 +203,7 @@ class LeaseStealingQueue(InMemoryRequestQueue):
 
 async def test_lost_lease_cancels_the_call_and_drops_its_result(make_settings):
     settings = make_settings(queue_lease_seconds=0.15)
-    rig = build(settings, LeaseStealingQueue(QueueConfig.from_settings(settings)))
+    rig = build(settings, LeaseStealingQueue(settings.queue))
     rig.provider.gate = asyncio.Event()  # the call would run forever
     job = await enqueue(rig)
     await rig.worker.run_once()
@@ -278,6 +277,6 @@ def test_backoff_grows_with_jitter_and_honours_retry_after(rig):
     settings = rig.settings
     delays = [rig.worker.backoff(attempt, None) for attempt in (1, 2, 3, 10)]
     assert all(
-        settings.queue_retry_base_seconds <= d <= settings.queue_retry_max_seconds for d in delays
+        settings.queue.retry_base_seconds <= d <= settings.queue.retry_max_seconds for d in delays
     )
     assert rig.worker.backoff(1, retry_after=7.5) == 7.5
