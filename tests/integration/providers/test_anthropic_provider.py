@@ -33,7 +33,7 @@ from services.llm_provider_service.providers.judgement import (
     TOOL_NAME,
 )
 from services.llm_provider_service.settings import ProviderSettings
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     clean_fake_upstream,  # noqa: F401
     fake_upstream,  # noqa: F401

@@ -20,7 +20,7 @@ from tests.integration.providers.test_providers_over_http import (
     by_vendor,
     start,
 )
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     RecordedRequest,
     clean_fake_upstream,  # noqa: F401

@@ -28,7 +28,7 @@ from services.llm_provider_service.models import ComparisonPrompt, Judgement
 from services.llm_provider_service.providers.gemini_provider import GeminiProvider
 from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA
 from services.llm_provider_service.settings import ProviderSettings
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     camel_schema,
     clean_fake_upstream,  # noqa: F401

@@ -32,7 +32,7 @@ from services.llm_provider_service.providers.openai_compatible import (
 )
 from services.llm_provider_service.providers.openai_provider import OpenAIProvider
 from services.llm_provider_service.settings import ProviderSettings
-from tests.support.fake_upstream import FakeUpstream, clean_fake_upstream, fake_upstream  # noqa: F401
+from tests.support.fake_vendors import FakeUpstream, clean_fake_upstream, fake_upstream  # noqa: F401
 
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 PROMPT = ComparisonPrompt.plain(

@@ -33,7 +33,7 @@ from services.llm_provider_service.providers.openrouter_provider import (
     attribution_headers,
 )
 from services.llm_provider_service.settings import ProviderSettings
-from tests.support.fake_upstream import FakeUpstream, clean_fake_upstream, fake_upstream  # noqa: F401
+from tests.support.fake_vendors import FakeUpstream, clean_fake_upstream, fake_upstream  # noqa: F401
 
 PROMPT = ComparisonPrompt.plain(
     system_prompt="You are an experienced examiner of student essays.",

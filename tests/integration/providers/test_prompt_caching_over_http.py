@@ -12,7 +12,7 @@ from quart.typing import TestClientProtocol as Client
 
 from tests.contract.huleedu_consumer import ASSIGNMENT, JUDGE_INSTRUCTIONS, RUBRIC, cj_request
 from tests.integration.conftest import StartApp
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     clean_fake_upstream,  # noqa: F401
     fake_upstream,  # noqa: F401

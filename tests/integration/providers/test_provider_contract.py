@@ -23,7 +23,7 @@ from services.llm_provider_service.settings import MockErrorKind, Settings
 # A star import, as the queue contract does: pytest collects the contract's tests here.
 from tests.contract.provider_contract import *  # noqa: F403
 from tests.contract.provider_contract import ContractFault, ProviderHarness
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FAULT_KINDS,
     FakeUpstream,
     clean_fake_upstream,  # noqa: F401

@@ -16,7 +16,7 @@ from quart.typing import TestClientProtocol as Client
 from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, TOOL_NAME
 from services.llm_provider_service.providers.price_list import DEFAULT_PRICES
 from tests.integration.conftest import StartApp
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     RecordedRequest,
     camel_schema,

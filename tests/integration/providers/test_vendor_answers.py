@@ -25,7 +25,7 @@ from services.llm_provider_service.di import VENDOR_BUILDERS
 from services.llm_provider_service.errors import ProviderError, ProviderTimeoutError
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
 from services.llm_provider_service.settings import Settings
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     clean_fake_upstream,  # noqa: F401
     fake_upstream,  # noqa: F401

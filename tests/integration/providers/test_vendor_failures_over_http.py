@@ -24,7 +24,7 @@ from tests.integration.providers.test_providers_over_http import (
     provider_entry,
     start,
 )
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     clean_fake_upstream,  # noqa: F401
     fake_upstream,  # noqa: F401

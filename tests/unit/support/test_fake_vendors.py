@@ -18,8 +18,8 @@ from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 from pydantic import BaseModel, ConfigDict, Field
 
-from tests.support import fake_upstream as fake_module
-from tests.support.fake_upstream import (
+from tests.support import fake_vendors as fake_module
+from tests.support.fake_vendors import (
     FakeUpstream,
     SchemaGenerator,
     camel_schema,
