@@ -26,8 +26,6 @@ from tests.contract.provider_contract import ContractFault, ProviderHarness
 from tests.support.fake_vendors import (
     FAULT_KINDS,
     FakeUpstream,
-    clean_fake_upstream,  # noqa: F401
-    fake_upstream,  # noqa: F401
 )
 
 TIMEOUT_SECONDS = 0.5
@@ -80,7 +78,7 @@ def _mock_harness(settings: Settings) -> ProviderHarness:
 @pytest.fixture(params=["mock", "anthropic", "openai", "openrouter", "google"])
 async def provider_under_test(
     request: pytest.FixtureRequest,
-    clean_fake_upstream: FakeUpstream,  # noqa: F811
+    clean_fake_upstream: FakeUpstream,
     make_settings: Callable[..., Settings],
 ) -> AsyncIterator[ProviderHarness]:
     fake = clean_fake_upstream

@@ -20,8 +20,6 @@ from tests.support.fake_vendors import (
     FakeUpstream,
     RecordedRequest,
     camel_schema,
-    clean_fake_upstream,  # noqa: F401
-    fake_upstream,  # noqa: F401
 )
 
 COMPARISON = "/api/v1/comparison"
@@ -65,11 +63,6 @@ VENDORS = [
     Vendor("google", lambda fake: fake.google_base_url, "gemini-2.5-flash-lite"),
 ]
 by_vendor = pytest.mark.parametrize("vendor", VENDORS, ids=[v.name for v in VENDORS])
-
-
-@pytest.fixture
-def fake(clean_fake_upstream: FakeUpstream) -> FakeUpstream:  # noqa: F811
-    return clean_fake_upstream
 
 
 async def start(start_app: StartApp, fake: FakeUpstream, vendor: Vendor, **values: Any) -> Client:
