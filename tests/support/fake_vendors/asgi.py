@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from devtools.asgi import drop, lifespan, read_body, respond
 from tests.support.fake_vendors.wire import Reply
 
 Hang = Callable[[float], Awaitable[bool]]
@@ -25,15 +26,11 @@ def asgi_app(handle: Handler, stopping: Callable[[], asyncio.Event | None]) -> A
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
+        if body is None:
+            return
 
         async def hang(seconds: float) -> bool:
             event = stopping()
@@ -46,22 +43,9 @@ def asgi_app(handle: Handler, stopping: Callable[[], asyncio.Event | None]) -> A
             return tasks[0] in done
 
         reply = await handle(scope, body, hang)
-        if reply is None:  # a response begun and never finished: the connection closes
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            return
-        headers = [(b"content-type", reply.content_type.encode())]
-        headers += [(name.encode(), value.encode()) for name, value in reply.headers]
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        await send({"type": "http.response.body", "body": reply.body})
+        if reply is None:
+            await drop(send)
+        else:
+            await respond(send, reply.status, reply.content_type, reply.body, reply.headers)
 
     return app
-
-
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import pytest
 
+from devtools.asgi import request_line
 from tests.support.fake_vendors import anthropic_wire, gemini_wire, openai_wire
 from tests.support.fake_vendors.asgi import Hang, asgi_app
 from tests.support.fake_vendors.threaded import HOST, ThreadedServer
@@ -271,19 +272,14 @@ def _checked(times: int | None) -> int | None:
 
 def _record(scope: dict[str, Any], body: bytes) -> RecordedRequest | None:
     """The request as recorded, or None when it is to no vendor's endpoint."""
-    method, path = scope["method"], scope["path"]
+    method, path, query, headers = request_line(scope)
     vendor = route(method, path)
     if vendor is None:
         return None
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        key, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
     try:
         payload: Any = json.loads(body) if body else None
     except ValueError:
         payload = None
-    query = scope["query_string"].decode("latin-1")
     return RecordedRequest(vendor, method, path, query, headers, body, payload, None)
 
 

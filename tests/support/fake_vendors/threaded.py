@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import threading
 from typing import Any
 
 from hypercorn.asyncio import serve
-from hypercorn.config import Config
+
+from devtools.asgi import hypercorn_config, listening_socket
 
 HOST = "127.0.0.1"
 START_SECONDS = 10.0
@@ -41,11 +41,8 @@ class ThreadedServer:
     def start(self) -> None:
         if self._thread is not None:
             return
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((HOST, self._requested_port))
+        listener = listening_socket(HOST, self._requested_port)
         port = int(listener.getsockname()[1])
-        listener.listen()  # connections wait in the backlog until Hypercorn accepts them
         ready = threading.Event()
         self._served.clear()
         self._error = None
@@ -86,15 +83,7 @@ class ThreadedServer:
 
     async def _serve(self, listener: socket.socket, ready: threading.Event) -> None:
         self.stopping = asyncio.Event()
-        config = Config()
-        config.bind = [f"fd://{listener.detach()}"]  # Hypercorn owns and closes the socket now
-        config.accesslog = None
-        config.errorlog = logging.getLogger(f"hypercorn.{self._name}")
-        # Requests still in flight at stop() get a second to see `stopping` and finish.
-        config.graceful_timeout = 1.0
-        # The SDKs' connection pools reuse idle connections with no retry in the tests: a
-        # server that closed one meanwhile would fail the next request.
-        config.keep_alive_timeout = 3600
+        config = hypercorn_config(listener, self._name)
         ready.set()
         await serve(self._app, config, shutdown_trigger=self.stopping.wait)
 
