@@ -3,6 +3,7 @@ configuration on a socket bound here, so that the port is known before it serves
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any
@@ -33,8 +34,7 @@ def hypercorn_config(listener: socket.socket, name: str) -> Config:
     return config
 
 
-async def lifespan(receive: Any, send: Any) -> None:
-    """Answer Hypercorn's lifespan messages (there is nothing to start or stop)."""
+async def _lifespan(receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -44,8 +44,12 @@ async def lifespan(receive: Any, send: Any) -> None:
             return
 
 
-async def read_body(receive: Any) -> bytes | None:
-    """The request's whole body, or None when the client left first."""
+async def request_body(scope: dict[str, Any], receive: Any, send: Any) -> bytes | None:
+    """The HTTP request's whole body; None when the client left first, or when `scope` was
+    the lifespan (answered here: there is nothing to start or stop)."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return None
     body, more = b"", True
     while more:
         message = await receive()
@@ -54,6 +58,22 @@ async def read_body(receive: Any) -> bytes | None:
         body += message.get("body", b"")
         more = message.get("more_body", False)
     return body
+
+
+async def hold(receive: Any, seconds: float, stopping: asyncio.Event | None) -> str:
+    """Keep the request waiting `seconds`: "held", or "gone" when the client hangs up first,
+    "stopping" when `stopping` is set first."""
+    waits: dict[asyncio.Future[Any], str] = {
+        asyncio.ensure_future(asyncio.sleep(seconds)): "held",
+        asyncio.ensure_future(receive()): "gone",  # nothing is left to read but http.disconnect
+    }
+    if stopping is not None:
+        waits[asyncio.ensure_future(stopping.wait())] = "stopping"
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return waits[next(iter(done))]
 
 
 def request_line(scope: dict[str, Any]) -> tuple[str, str, str, dict[str, str]]:

@@ -30,10 +30,10 @@ from hypercorn.asyncio import serve
 from common_core.webhooks import SIGNATURE_HEADER, verify
 from devtools.asgi import (
     drop,
+    hold,
     hypercorn_config,
-    lifespan,
     listening_socket,
-    read_body,
+    request_body,
     request_line,
     respond,
 )
@@ -235,10 +235,7 @@ class WebhookReceiver:
     # ---- the server --------------------------------------------------------------------------
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
-            return
-        body = await read_body(receive)
+        body = await request_body(scope, receive, send)
         if body is None:
             return
         reply = self._script.popleft() if self._script else self.default
@@ -247,27 +244,12 @@ class WebhookReceiver:
         self._records.append(record)
         await self._notify()
         if reply.delay > 0:
-            held = await self._hold(receive, reply.delay)
-            if held is not True:  # the client hung up, or the receiver is stopping
-                if held == "stopping":
-                    await drop(send)
+            held = await hold(receive, reply.delay, self._stopping)
+            if held == "stopping":
+                await drop(send)
+            if held != "held":  # the client hung up, or the receiver is stopping
                 return
         await respond(send, reply.status, reply.content_type, reply.body, reply.headers)
         if 200 <= reply.status < 300:
             self._answered.append(record)
             await self._notify()
-
-    async def _hold(self, receive: Any, seconds: float) -> bool | str:
-        """Wait `seconds`: True, or "gone" when the client hangs up first, "stopping" when
-        the receiver stops first."""
-        assert self._stopping is not None
-        waits: dict[asyncio.Future[Any], bool | str] = {
-            asyncio.ensure_future(asyncio.sleep(seconds)): True,
-            asyncio.ensure_future(receive()): "gone",  # http.disconnect
-            asyncio.ensure_future(self._stopping.wait()): "stopping",
-        }
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        return waits[next(iter(done))]

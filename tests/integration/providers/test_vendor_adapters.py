@@ -12,14 +12,7 @@ from typing import Any
 import pytest
 
 from common_core.api_models import LLMConfigOverrides
-from services.llm_provider_service.errors import (
-    InvalidProviderResponseError,
-    ProviderAuthError,
-    ProviderBadRequestError,
-    ProviderError,
-    ProviderTimeoutError,
-    ProviderUnavailableError,
-)
+from services.llm_provider_service import errors
 from services.llm_provider_service.models import Judgement
 from tests.integration.providers.vendor_adapters import (
     PROMPT,
@@ -50,13 +43,14 @@ async def test_a_valid_judgement_from_one_call_and_cached_tokens_on_a_repeat(
     assert vendor_adapter.requests() == 2
 
 
-HTTP_FAULTS: list[tuple[str, type[ProviderError], bool, dict[str, Any]]] = [
-    ("server_error", ProviderUnavailableError, True, {"status": 500, "reason": "server_error"}),
-    ("unavailable", ProviderUnavailableError, True, {"status": 503, "reason": "server_error"}),
-    ("overloaded", ProviderUnavailableError, True, {"status": 503, "reason": "server_error"}),
-    ("rate_limit", ProviderUnavailableError, True, {"status": 429, "reason": "rate_limited"}),
-    ("auth", ProviderAuthError, False, {"status": 401}),
-    ("bad_request", ProviderBadRequestError, False, {"status": 400}),
+UNAVAILABLE = errors.ProviderUnavailableError
+HTTP_FAULTS: list[tuple[str, type[errors.ProviderError], bool, dict[str, Any]]] = [
+    ("server_error", UNAVAILABLE, True, {"status": 500, "reason": "server_error"}),
+    ("unavailable", UNAVAILABLE, True, {"status": 503, "reason": "server_error"}),
+    ("overloaded", UNAVAILABLE, True, {"status": 503, "reason": "server_error"}),
+    ("rate_limit", UNAVAILABLE, True, {"status": 429, "reason": "rate_limited"}),
+    ("auth", errors.ProviderAuthError, False, {"status": 401}),
+    ("bad_request", errors.ProviderBadRequestError, False, {"status": 400}),
 ]
 
 
@@ -64,7 +58,7 @@ HTTP_FAULTS: list[tuple[str, type[ProviderError], bool, dict[str, Any]]] = [
 async def test_an_http_fault_becomes_the_service_error_after_exactly_one_request(
     vendor_adapter: VendorAdapter,
     kind: Any,
-    error: type[ProviderError],
+    error: type[errors.ProviderError],
     retryable: bool,
     attrs: dict[str, Any],
 ) -> None:
@@ -88,7 +82,7 @@ async def test_a_rate_limit_is_retryable_and_carries_the_retry_after(
 ) -> None:
     vendor_adapter.fake.fail(vendor_adapter.case.vendor, "rate_limit")
 
-    with pytest.raises(ProviderUnavailableError) as caught:
+    with pytest.raises(errors.ProviderUnavailableError) as caught:
         await vendor_adapter.make().compare(PROMPT, NO_OVERRIDES)
 
     assert caught.value.retryable is True
@@ -106,7 +100,7 @@ async def test_a_hanging_upstream_is_a_retryable_timeout_after_one_request(
     vendor_adapter.fake.fail(vendor_adapter.case.vendor, "timeout")
     started = time.monotonic()
 
-    with pytest.raises(ProviderTimeoutError) as caught:
+    with pytest.raises(errors.ProviderTimeoutError) as caught:
         await vendor_adapter.make(timeout_seconds=0.3).compare(PROMPT, NO_OVERRIDES)
 
     assert caught.value.retryable is True
@@ -125,7 +119,7 @@ async def test_an_unreachable_upstream_is_a_retryable_connection_error(
     base_url = vendor_adapter.case.base_url(vendor_adapter.fake)
     unreachable = base_url.replace(f":{vendor_adapter.fake.port}", f":{port}")
 
-    with pytest.raises(ProviderUnavailableError) as caught:
+    with pytest.raises(errors.ProviderUnavailableError) as caught:
         await vendor_adapter.make(base_url=unreachable).compare(PROMPT, NO_OVERRIDES)
 
     assert caught.value.reason == "connection_error"
@@ -141,7 +135,7 @@ async def test_a_persistently_invalid_answer_fails_after_one_call_plus_the_reask
 ) -> None:
     vendor_adapter.fake.fail(vendor_adapter.case.vendor, kind)
 
-    with pytest.raises(InvalidProviderResponseError) as caught:
+    with pytest.raises(errors.InvalidProviderResponseError) as caught:
         await vendor_adapter.make(invalid_response_reasks=reasks).compare(PROMPT, NO_OVERRIDES)
 
     assert caught.value.retryable is False
@@ -187,7 +181,7 @@ async def test_calls_beyond_max_concurrency_wait_for_a_free_slot(
     results = await asyncio.gather(*calls, return_exceptions=True)
 
     assert in_flight == 2  # the other two waited for a slot
-    assert sum(isinstance(r, ProviderTimeoutError) for r in results) == 2
+    assert sum(isinstance(r, errors.ProviderTimeoutError) for r in results) == 2
     assert sum(isinstance(r, Judgement) for r in results) == 2
     hung, served = fake.requests_for(vendor)[0], fake.requests_for(vendor)[2]
     assert fake.requests_for(vendor)[1].fault == "timeout"

@@ -17,7 +17,7 @@ from google.genai import types as genai_types
 from pydantic import SecretStr
 
 from common_core.api_models import JUSTIFICATION_MAX_CHARS, LLMConfigOverrides
-from common_core.enums import EssayWinner, LLMProviderType, OutputVerbosity, ReasoningEffort
+from common_core.enums import EssayWinner, LLMProviderType
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
 from services.llm_provider_service.protocols import LLMProvider
 from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
@@ -199,21 +199,19 @@ async def vendor_adapter(
         yield harness
 
 
-def every_override(
-    model: str,
-    temperature: float,
-    max_tokens: int,
-    effort: ReasoningEffort,
-    verbosity: OutputVerbosity,
-) -> LLMConfigOverrides:
-    """Overrides that set each of the five: model, temperature, token cap, effort, verbosity."""
-    return LLMConfigOverrides(
-        model_override=model,
-        temperature_override=temperature,
-        max_tokens_override=max_tokens,
-        reasoning_effort=effort,
-        output_verbosity=verbosity,
-    )
+def every_override(*values: Any) -> LLMConfigOverrides:
+    """Overrides that set each of the five, in this order: model, temperature, token cap,
+    reasoning effort, output verbosity."""
+    return LLMConfigOverrides(**dict(zip(_OVERRIDDEN, values, strict=True)))
+
+
+_OVERRIDDEN = (
+    "model_override",
+    "temperature_override",
+    "max_tokens_override",
+    "reasoning_effort",
+    "output_verbosity",
+)
 
 
 def assert_strict_chat_request(body: dict[str, Any], prompt: ComparisonPrompt) -> None:

@@ -12,20 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from tests.support.fake_vendors import wire
 from tests.support.fake_vendors.schemas import prose
-from tests.support.fake_vendors.wire import (
-    MESSAGES,
-    STATUS,
-    Answers,
-    FaultKind,
-    Reply,
-    Vendor,
-    compact,
-    cut,
-    estimate_tokens,
-    hex_id,
-    json_reply,
-)
+from tests.support.fake_vendors.wire import Answers, FaultKind, Reply, Vendor
 
 _ERROR_TYPES: Final[dict[str, str]] = {
     "server_error": "api_error",
@@ -41,14 +30,14 @@ def error(
     vendor: Vendor, kind: str, message: str | None, headers: tuple[tuple[str, str], ...]
 ) -> Reply:
     """Anthropic's error body; `overloaded` is its own 529."""
-    status = 529 if kind == "overloaded" else STATUS[kind]
-    request_id = f"req_{hex_id()}"
+    status = 529 if kind == "overloaded" else wire.STATUS[kind]
+    request_id = f"req_{wire.hex_id()}"
     body: dict[str, Any] = {
         "type": "error",
-        "error": {"type": _ERROR_TYPES[kind], "message": message or MESSAGES[kind]},
+        "error": {"type": _ERROR_TYPES[kind], "message": message or wire.MESSAGES[kind]},
         "request_id": request_id,
     }
-    return json_reply(status, body, (*headers, ("request-id", request_id)))
+    return wire.json_reply(status, body, (*headers, ("request-id", request_id)))
 
 
 def answer(
@@ -72,10 +61,10 @@ def answer(
         content, stop_reason = [], "end_turn"
     if fault == "max_tokens":
         content, stop_reason = _cut_off(content), "max_tokens"
-    total = estimate_tokens([payload.get("system"), payload["messages"], payload.get("tools")])
+    total = wire.estimate_tokens([payload.get("system"), payload["messages"], payload.get("tools")])
     cache_read, cache_creation, creation_1h = _cache(answers, payload)
     body = {
-        "id": f"msg_{hex_id()}",
+        "id": f"msg_{wire.hex_id()}",
         "type": "message",
         "role": "assistant",
         "model": payload["model"],
@@ -84,7 +73,7 @@ def answer(
         "stop_sequence": None,
         "usage": {
             "input_tokens": max(1, total - cache_read - cache_creation),
-            "output_tokens": estimate_tokens(content),
+            "output_tokens": wire.estimate_tokens(content),
             "cache_read_input_tokens": cache_read,
             "cache_creation_input_tokens": cache_creation,
             "cache_creation": {
@@ -93,29 +82,31 @@ def answer(
             },
         },
     }
-    return json_reply(200, body, (("request-id", f"req_{hex_id()}"),))
+    return wire.json_reply(200, body, (("request-id", f"req_{wire.hex_id()}"),))
 
 
 def _content(
     answers: Answers, payload: dict[str, Any], tool: dict[str, Any] | None, fault: FaultKind | None
 ) -> tuple[list[dict[str, Any]], str]:
-    """The content blocks and stop reason of an answer that is not cut short."""
+    """The content blocks and stop reason of an answer that is not wire.cut short."""
     shown = [payload.get("system"), payload["messages"]]
     content: list[dict[str, Any]] = []
     thinking = payload.get("thinking") or {}
     if thinking.get("type") in ("enabled", "adaptive"):
         thought = prose(answers.rng, 1, 300) if thinking.get("display") != "omitted" else ""
-        content.append({"type": "thinking", "thinking": thought, "signature": f"sig_{hex_id(32)}"})
+        content.append(
+            {"type": "thinking", "thinking": thought, "signature": f"sig_{wire.hex_id(32)}"}
+        )
     output_format = (payload.get("output_config") or {}).get("format") or {}
     if tool is not None:
         tool_input = answers.structured(tool.get("input_schema") or {}, fault, shown)
-        block = {"type": "tool_use", "id": f"toolu_{hex_id()}", "name": tool["name"]}
+        block = {"type": "tool_use", "id": f"toolu_{wire.hex_id()}", "name": tool["name"]}
         return [*content, {**block, "input": tool_input}], "tool_use"
     schema: Any = None
     if output_format.get("type") == "json_schema":
         found = output_format.get("schema")
         schema = found if isinstance(found, dict) else {}
-    text = compact(answers.structured(schema, fault, shown))
+    text = wire.compact(answers.structured(schema, fault, shown))
     return [*content, {"type": "text", "text": text}], "end_turn"
 
 
@@ -135,18 +126,18 @@ def _cache(answers: Answers, payload: Mapping[str, Any]) -> tuple[int, int, int]
     if read:
         return read, 0, 0
     hour = [i for i in marked if blocks[i]["cache_control"].get("ttl") == "1h"]
-    written_1h = estimate_tokens(blocks[: hour[-1] + 1]) if hour else 0
-    return 0, estimate_tokens(prefix), written_1h
+    written_1h = wire.estimate_tokens(blocks[: hour[-1] + 1]) if hour else 0
+    return 0, wire.estimate_tokens(prefix), written_1h
 
 
 def _cut_off(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Content cut off at the token limit: a tool call's input incomplete (the API sends
-    what it has, here nothing), a text block's JSON cut in half."""
+    """Content wire.cut off at the token limit: a tool call's input incomplete (the API sends
+    what it has, here nothing), a text block's JSON wire.cut in half."""
     for block in content:
         if block["type"] == "tool_use":
             block["input"] = {}
         elif block["type"] == "text":
-            block["text"] = cut(block["text"])
+            block["text"] = wire.cut(block["text"])
     return content
 
 

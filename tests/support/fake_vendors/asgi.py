@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from devtools.asgi import drop, lifespan, read_body, respond
+from devtools.asgi import drop, hold, request_body, respond
 from tests.support.fake_vendors.wire import Reply
 
 Hang = Callable[[float], Awaitable[bool]]
@@ -25,22 +25,12 @@ def asgi_app(handle: Handler, stopping: Callable[[], asyncio.Event | None]) -> A
     `stopping` gives the event that the server sets when it starts to stop."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
-            return
-        body = await read_body(receive)
+        body = await request_body(scope, receive, send)
         if body is None:
             return
 
         async def hang(seconds: float) -> bool:
-            event = stopping()
-            waits = [asyncio.sleep(seconds), receive(), *([event.wait()] if event else [])]
-            tasks = [asyncio.ensure_future(waiting) for waiting in waits]
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            return tasks[0] in done
+            return await hold(receive, seconds, stopping()) == "held"
 
         reply = await handle(scope, body, hang)
         if reply is None:

@@ -9,21 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from tests.support.fake_vendors import wire
 from tests.support.fake_vendors.schemas import camel_schema, prose
-from tests.support.fake_vendors.wire import (
-    GEMINI_PATH,
-    MESSAGES,
-    STATUS,
-    Answers,
-    FaultKind,
-    Reply,
-    Vendor,
-    compact,
-    cut,
-    estimate_tokens,
-    hex_id,
-    json_reply,
-)
+from tests.support.fake_vendors.wire import Answers, FaultKind, Reply, Vendor
 
 _STATUSES: Final[dict[str, str]] = {
     "server_error": "INTERNAL",
@@ -39,10 +27,10 @@ def error(
     vendor: Vendor, kind: str, message: str | None, headers: tuple[tuple[str, str], ...]
 ) -> Reply:
     """Google's error body; a rate limit carries a RetryInfo with the `Retry-After` delay."""
-    status = STATUS[kind]
+    status = wire.STATUS[kind]
     body: dict[str, Any] = {
         "code": status,
-        "message": message or MESSAGES[kind],
+        "message": message or wire.MESSAGES[kind],
         "status": _STATUSES[kind],
     }
     retry_after = dict(headers).get("retry-after")
@@ -50,7 +38,7 @@ def error(
         body["details"] = [
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}
         ]
-    return json_reply(status, {"error": body}, headers)
+    return wire.json_reply(status, {"error": body}, headers)
 
 
 def answer(
@@ -67,13 +55,15 @@ def answer(
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
     system = payload.get("systemInstruction")
     shown = [system, payload["contents"]]
-    text = compact(answers.structured(schema if isinstance(schema, dict) else None, fault, shown))
+    text = wire.compact(
+        answers.structured(schema if isinstance(schema, dict) else None, fault, shown)
+    )
     thinking = config.get("thinkingConfig") or {}
     parts: list[dict[str, Any]] = []
     if thinking.get("includeThoughts"):
         parts.append({"text": prose(answers.rng, 1, 300), "thought": True})
     if fault == "max_tokens":
-        text = cut(text)
+        text = wire.cut(text)
     parts.append({"text": text})
     candidate: dict[str, Any] = {
         "content": {"role": "model", "parts": parts},
@@ -82,8 +72,8 @@ def answer(
     }
     if fault == "empty":
         candidate["content"] = {"role": "model"}
-    prompt_tokens = estimate_tokens(shown)
-    candidates_tokens = estimate_tokens(text) if fault != "empty" else 0
+    prompt_tokens = wire.estimate_tokens(shown)
+    candidates_tokens = wire.estimate_tokens(text) if fault != "empty" else 0
     thoughts = answers.rng.randint(16, 256) if thinking.get("thinkingBudget", -1) != 0 else 0
     usage: dict[str, Any] = {
         "promptTokenCount": prompt_tokens,
@@ -95,11 +85,11 @@ def answer(
     cached = min(answers.cached(system), prompt_tokens)
     if cached:
         usage["cachedContentTokenCount"] = cached
-    match = GEMINI_PATH.match(path)
+    match = wire.GEMINI_PATH.match(path)
     body = {
         "candidates": [candidate],
         "usageMetadata": usage,
         "modelVersion": match.group(2) if match else "gemini",
-        "responseId": hex_id(22),
+        "responseId": wire.hex_id(22),
     }
-    return json_reply(200, body)
+    return wire.json_reply(200, body)

@@ -12,20 +12,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
+from tests.support.fake_vendors import wire
 from tests.support.fake_vendors.schemas import Lookup, resolve, resolver
-from tests.support.fake_vendors.wire import (
-    MESSAGES,
-    STATUS,
-    Answers,
-    FaultKind,
-    Reply,
-    Vendor,
-    compact,
-    cut,
-    estimate_tokens,
-    hex_id,
-    json_reply,
-)
+from tests.support.fake_vendors.wire import Answers, FaultKind, Reply, Vendor
 
 _ERRORS: Final[dict[str, tuple[str, str | None]]] = {
     "server_error": ("server_error", None),
@@ -41,13 +30,13 @@ def error(
     vendor: Vendor, kind: str, message: str | None, headers: tuple[tuple[str, str], ...]
 ) -> Reply:
     """OpenAI's error body (OpenRouter's carries the status as `code`)."""
-    status, text = STATUS[kind], message or MESSAGES[kind]
+    status, text = wire.STATUS[kind], message or wire.MESSAGES[kind]
     error_type, code = _ERRORS[kind]
     if vendor == "openrouter":
         body: dict[str, Any] = {"error": {"message": text, "type": error_type, "code": status}}
     else:
         body = {"error": {"message": text, "type": error_type, "param": None, "code": code}}
-    return json_reply(status, body, (*headers, ("x-request-id", f"req_{hex_id()}")))
+    return wire.json_reply(status, body, (*headers, ("x-request-id", f"req_{wire.hex_id()}")))
 
 
 def answer(
@@ -66,17 +55,17 @@ def answer(
             name = spec.get("name", "response")
             text = f"Invalid schema for response_format '{name}': {problem}"
             return error(vendor, "bad_request", text, ())
-    content = "" if fault == "empty" else compact(answers.structured(schema, fault, messages))
+    content = "" if fault == "empty" else wire.compact(answers.structured(schema, fault, messages))
     if fault == "max_tokens":
-        content = cut(content)
+        content = wire.cut(content)
     system = [
         m for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer")
     ]
-    prompt_tokens = estimate_tokens(messages)
-    completion_tokens = estimate_tokens(content) if content else 0
+    prompt_tokens = wire.estimate_tokens(messages)
+    completion_tokens = wire.estimate_tokens(content) if content else 0
     reasoning = answers.rng.randint(16, 256) if payload.get("reasoning_effort") else 0
     body: dict[str, Any] = {
-        "id": f"{'gen-' if vendor == 'openrouter' else 'chatcmpl-'}{hex_id()}",
+        "id": f"{'gen-' if vendor == 'openrouter' else 'chatcmpl-'}{wire.hex_id()}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": payload["model"],
@@ -99,7 +88,7 @@ def answer(
     }
     if vendor == "openrouter":
         body["provider"] = "FakeRouter"
-    return json_reply(200, body, (("x-request-id", f"req_{hex_id()}"),))
+    return wire.json_reply(200, body, (("x-request-id", f"req_{wire.hex_id()}"),))
 
 
 def strict_schema_problem(schema: Mapping[str, Any]) -> str | None:

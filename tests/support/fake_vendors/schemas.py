@@ -51,43 +51,42 @@ def camel_schema(schema: Any) -> Any:
     `responseSchema` with snake_case keys inside (`max_length`, `property_ordering`,
     `any_of`), which the Gemini API accepts as it accepts camelCase; property names are
     left as they are."""
-    if isinstance(schema, list):
-        return [camel_schema(item) for item in schema]
-    if not isinstance(schema, Mapping):
-        return schema
-    converted: dict[str, Any] = {}
-    for key, value in schema.items():
-        name = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key) if "_" in key else key
-        if name in _NAMED_CHILDREN and isinstance(value, Mapping):
-            converted[name] = {child: camel_schema(sub) for child, sub in value.items()}
-        else:
-            converted[name] = camel_schema(value)
-    return converted
+    return _rewrite(schema, lambda node: node)
 
 
 def json_schema(schema: Any) -> Any:
     """A JSON Schema or a Gemini OpenAPI schema (snake_case keywords, "OBJECT" types,
     `nullable`) as JSON Schema 2020-12."""
-    return _standard(camel_schema(schema))
+    return _rewrite(schema, _standard_types)
 
 
-def _standard(node: Any) -> Any:
+def _rewrite(node: Any, finish: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    """`node` with its keywords in camelCase and `finish` applied to every schema object in
+    it, innermost first."""
     if isinstance(node, list):
-        return [_standard(item) for item in node]
+        return [_rewrite(item, finish) for item in node]
     if not isinstance(node, Mapping):
         return node
     out: dict[str, Any] = {}
     for key, value in node.items():
-        named = key in _NAMED_CHILDREN and isinstance(value, Mapping)
-        out[key] = {k: _standard(v) for k, v in value.items()} if named else _standard(value)
-    raw = out.pop("type", None)
+        name = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key) if "_" in key else key
+        if name in _NAMED_CHILDREN and isinstance(value, Mapping):
+            out[name] = {child: _rewrite(sub, finish) for child, sub in value.items()}
+        else:
+            out[name] = _rewrite(value, finish)
+    return finish(out)
+
+
+def _standard_types(node: dict[str, Any]) -> dict[str, Any]:
+    """Gemini's "OBJECT"-style and `nullable` types as JSON Schema's."""
+    raw = node.pop("type", None)
     kinds = [str(k).lower() for k in (raw if isinstance(raw, list) else [raw] if raw else [])]
     kinds = [kind for kind in kinds if kind != "type_unspecified"]
-    if out.pop("nullable", False) is True and kinds and "null" not in kinds:
+    if node.pop("nullable", False) is True and kinds and "null" not in kinds:
         kinds.append("null")
     if kinds:
-        out["type"] = kinds[0] if len(kinds) == 1 else kinds
-    return out
+        node["type"] = kinds[0] if len(kinds) == 1 else kinds
+    return node
 
 
 def schema_errors(schema: Mapping[str, Any], instance: Any) -> list[str]:
