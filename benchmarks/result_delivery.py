@@ -51,10 +51,10 @@ from services.llm_provider_service.events.kafka import KafkaEventPublisher
 from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, Lease
-from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.outbox import RedisResultOutbox
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
 from services.llm_provider_service.settings import Settings
@@ -226,7 +226,7 @@ class Harness:
 
     settings: Settings
     redis: Redis
-    keys: QueueKeys
+    keys: RedisKeys
     queue: RedisRequestQueue
     outbox: RedisResultOutbox
     publisher: KafkaEventPublisher
@@ -237,7 +237,7 @@ class Harness:
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Harness:
-        keys = QueueKeys(settings.queue_key_prefix)
+        keys = RedisKeys(settings.queue_key_prefix)
         metrics = ServiceMetrics()
         queue = RedisRequestQueue(redis, keys, QueueConfig.from_settings(settings))
         outbox = RedisResultOutbox(

@@ -26,26 +26,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from common_core.enums import CircuitBreakerState, EnvironmentType, LLMProviderType
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
 from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
-from services.llm_provider_service.cache.redis_cache import RedisResponseCache
 from services.llm_provider_service.callers import Callers
 from services.llm_provider_service.delivery.webhook import WebhookSender
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
-from services.llm_provider_service.drain_rate import InMemoryDrainRate, RedisDrainRate
+from services.llm_provider_service.drain_rate import InMemoryDrainRate
 from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
 from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.events.log import LogEventPublisher
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
-from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
-from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
-from services.llm_provider_service.position_bias.redis_store import RedisPositionBiasStore
 from services.llm_provider_service.protocols import (
     DrainRate,
     EventPublisher,
@@ -73,13 +69,18 @@ from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.providers.redacting import RedactingProvider
 from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.durability import DurabilityWatch, check_durability
-from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
 from services.llm_provider_service.quotas.memory import InMemoryRateLimiter
-from services.llm_provider_service.quotas.redis_limiter import RedisRateLimiter
 from services.llm_provider_service.quotas.request_rate import RequestRateQuota
 from services.llm_provider_service.redaction import Redactor
+from services.llm_provider_service.redis.cache import RedisResponseCache
+from services.llm_provider_service.redis.drain_rate import RedisDrainRate
+from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.outbox import RedisResultOutbox
+from services.llm_provider_service.redis.position_bias import RedisPositionBiasStore
+from services.llm_provider_service.redis.queue import RedisRequestQueue
+from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import ProviderSettings, Settings
@@ -361,42 +362,42 @@ class RedisQueueDeps(Provider):
         await client.aclose()
 
     @provide
-    def queue(self, redis: Redis, settings: Settings) -> RequestQueue:
-        keys = QueueKeys(settings.queue_key_prefix)
+    def keys(self, settings: Settings) -> RedisKeys:
+        return RedisKeys(settings.queue_key_prefix)
+
+    @provide
+    def queue(self, redis: Redis, keys: RedisKeys, settings: Settings) -> RequestQueue:
         return RedisRequestQueue(redis, keys, QueueConfig.from_settings(settings))
 
     @provide
-    def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
-        return RedisIdempotencyStore(redis, QueueKeys(settings.queue_key_prefix))
+    def idempotency(self, redis: Redis, keys: RedisKeys) -> IdempotencyStore:
+        return RedisIdempotencyStore(redis, keys)
 
     @provide
     def durability_watch(self, redis: Redis, settings: Settings) -> DurabilityWatch:
         return DurabilityWatch(redis, settings)
 
     @provide
-    def drain_rate(self, redis: Redis, settings: Settings) -> DrainRate:
-        return RedisDrainRate(redis, QueueKeys(settings.queue_key_prefix))
+    def drain_rate(self, redis: Redis, keys: RedisKeys) -> DrainRate:
+        return RedisDrainRate(redis, keys)
 
     @provide
-    def response_cache(self, redis: Redis, settings: Settings) -> ResponseCache:
-        keys = QueueKeys(settings.queue_key_prefix)
+    def response_cache(self, redis: Redis, keys: RedisKeys) -> ResponseCache:
         return RedisResponseCache(redis, keys, InMemoryResponseCache(), ttl_seconds=3600)
 
     @provide
-    def outbox(self, redis: Redis, settings: Settings) -> ResultOutbox:
+    def outbox(self, redis: Redis, keys: RedisKeys, settings: Settings) -> ResultOutbox:
         return RedisResultOutbox(
-            redis,
-            QueueKeys(settings.queue_key_prefix),
-            retention_seconds=settings.queue_result_retention_seconds,
+            redis, keys, retention_seconds=settings.queue_result_retention_seconds
         )
 
     @provide
-    def position_bias(self, redis: Redis, settings: Settings) -> PositionBiasStore:
-        return RedisPositionBiasStore(redis, QueueKeys(settings.queue_key_prefix))
+    def position_bias(self, redis: Redis, keys: RedisKeys) -> PositionBiasStore:
+        return RedisPositionBiasStore(redis, keys)
 
     @provide
-    def rate_limiter(self, redis: Redis, settings: Settings) -> RateLimiter:
-        return RedisRateLimiter(redis, QueueKeys(settings.queue_key_prefix))
+    def rate_limiter(self, redis: Redis, keys: RedisKeys) -> RateLimiter:
+        return RedisRateLimiter(redis, keys)
 
 
 class LogEventDeps(Provider):

@@ -15,12 +15,12 @@ from common_core.enums import LLMProviderType
 from services.llm_provider_service.errors import ProviderAuthError, QueueUnavailableError
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
-from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
 from services.llm_provider_service.models import IdempotencyEntry
 from services.llm_provider_service.orchestrator import Completed
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
+from services.llm_provider_service.redis.keys import RedisKeys
 from tests.factories import make_job, make_request, make_result
 from tests.integration.conftest import StartApp
 from tests.support.redis_server import RedisServer
@@ -190,7 +190,7 @@ async def store(request: pytest.FixtureRequest, redis_server: RedisServer, prefi
         return
     redis = Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        yield RedisIdempotencyStore(redis, QueueKeys(prefix))
+        yield RedisIdempotencyStore(redis, RedisKeys(prefix))
     finally:
         await redis.aclose()
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 
 
 @dataclass
@@ -33,5 +33,5 @@ class QueueBuilder:
 
     def build(self, config: QueueConfig) -> RedisRequestQueue:
         return RedisRequestQueue(
-            self.redis, QueueKeys(self.prefix), config, time_offset_ms=self.time
+            self.redis, RedisKeys(self.prefix), config, time_offset_ms=self.time
         )

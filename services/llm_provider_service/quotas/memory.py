@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 class InMemoryRateLimiter:
-    """The GCRA of `quotas/lua/acquire.lua` in process memory (one replica's view only)."""
+    """The GCRA of `redis/lua/rate_acquire.lua` in process memory (one replica's view only)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

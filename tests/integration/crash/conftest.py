@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from tests.integration.crash.support import QueueFactory
 from tests.support.processes import ProcessPool, ensure_redis_running
 from tests.support.redis_server import RedisServer
@@ -78,6 +78,6 @@ def make_queue(redis_client: Redis, prefix: str) -> QueueFactory:
             priority_boost_seconds=60.0,
             result_retention_seconds=3600.0,
         )
-        return RedisRequestQueue(redis_client, QueueKeys(prefix), config)
+        return RedisRequestQueue(redis_client, RedisKeys(prefix), config)
 
     return build

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from services.llm_provider_service.models import QueueRecord
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from tests.factories import make_job
 
 BATCH = 40  # below the client's connection limit

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from common_core.enums import QueueStatus
 from services.llm_provider_service.errors import QueueUnavailableError
-from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.redis.keys import RedisKeys
 from tests.integration.crash.support import QueueFactory, enqueue_many, get_many
 from tests.support.processes import ProcessPool, count_by_request, poll_until
 from tests.support.redis_server import RedisServer
@@ -66,7 +66,7 @@ class Snapshot:
     leases: dict[str, float]
 
 
-async def snapshot(redis: Redis, keys: QueueKeys, ids: list[UUID]) -> Snapshot:
+async def snapshot(redis: Redis, keys: RedisKeys, ids: list[UUID]) -> Snapshot:
     """The fence, the records of `ids` and the lease set, read in one transaction."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.get(keys.fence)
@@ -81,7 +81,7 @@ async def snapshot(redis: Redis, keys: QueueKeys, ids: list[UUID]) -> Snapshot:
     )
 
 
-async def snapshot_after_restart(redis: Redis, keys: QueueKeys, ids: list[UUID]) -> Snapshot:
+async def snapshot_after_restart(redis: Redis, keys: RedisKeys, ids: list[UUID]) -> Snapshot:
     async def attempt() -> Snapshot | None:
         try:
             return await snapshot(redis, keys, ids)
@@ -147,7 +147,7 @@ async def test_killing_redis_loses_no_acknowledged_enqueue_lease_or_result(
     worker = processes.start("worker", "worker", worker_concurrency_per_provider=8)
     await api.wait_ready()
     await worker.wait_ready()
-    keys, queue = QueueKeys(prefix), make_queue()
+    keys, queue = RedisKeys(prefix), make_queue()
     out, stop = Submissions(), asyncio.Event()
     async with httpx.AsyncClient(base_url=api.base_url, timeout=10.0) as client:
         tasks = [asyncio.create_task(submit_until(stop, client, out)) for _ in range(SUBMITTERS)]

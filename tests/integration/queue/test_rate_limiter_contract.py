@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 import tests.contract.rate_limiter_contract as contract
 from services.llm_provider_service.protocols import RateLimiter
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.quotas.redis_limiter import RedisRateLimiter
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
 
 # See tests/unit/services/llm_provider_service/queue/test_memory.py for why a star import.
 from tests.contract.rate_limiter_contract import *  # noqa: F403
@@ -20,8 +20,8 @@ from tests.support.redis_queue import ShiftedTime
 
 
 @pytest.fixture
-def keys() -> QueueKeys:
-    return QueueKeys(f"rate{uuid.uuid4().hex[:10]}")
+def keys() -> RedisKeys:
+    return RedisKeys(f"rate{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def shifted() -> ShiftedTime:
 
 
 @pytest.fixture
-def limiter(redis_client: Redis, keys: QueueKeys, shifted: ShiftedTime) -> RateLimiter:
+def limiter(redis_client: Redis, keys: RedisKeys, shifted: ShiftedTime) -> RateLimiter:
     return RedisRateLimiter(redis_client, keys, time_offset_ms=shifted)
 
 
@@ -42,7 +42,7 @@ def advance(shifted: ShiftedTime) -> Callable[[float], Awaitable[None]]:
     return advance
 
 
-async def test_replicas_share_one_rate(redis_client: Redis, keys: QueueKeys):
+async def test_replicas_share_one_rate(redis_client: Redis, keys: RedisKeys):
     replicas = [RedisRateLimiter(redis_client, keys) for _ in range(3)]
 
     waits = [await replicas[i % 3].acquire("cj", 5) for i in range(6)]
@@ -51,7 +51,7 @@ async def test_replicas_share_one_rate(redis_client: Redis, keys: QueueKeys):
     assert waits[5] > 0
 
 
-async def test_an_idle_caller_leaves_no_key(redis_client: Redis, keys: QueueKeys):
+async def test_an_idle_caller_leaves_no_key(redis_client: Redis, keys: RedisKeys):
     limiter = RedisRateLimiter(redis_client, keys)
 
     await limiter.acquire("cj", 600)  # one request: its TAT is 0.1 s ahead

@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 import tests.contract.outbox_contract as contract
-from services.llm_provider_service.outbox.redis_outbox import RedisResultOutbox
-from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.outbox import RedisResultOutbox
 
 # A star import collects the contract here (see tests/unit/.../queue/test_memory.py for why).
 from tests.contract.outbox_contract import *  # noqa: F403
@@ -23,7 +23,7 @@ def shifted() -> ShiftedTime:
 
 @pytest.fixture
 def outbox(redis_client: Redis, shifted: ShiftedTime) -> RedisResultOutbox:
-    keys = QueueKeys(f"t{uuid.uuid4().hex[:12]}")
+    keys = RedisKeys(f"t{uuid.uuid4().hex[:12]}")
     return RedisResultOutbox(
         redis_client, keys, retention_seconds=contract.RETENTION, time_offset_ms=shifted
     )

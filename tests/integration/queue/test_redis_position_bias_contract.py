@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 
 import tests.contract.position_bias_contract as contract
 from services.llm_provider_service.models import PositionCounts
-from services.llm_provider_service.position_bias.redis_store import RedisPositionBiasStore
-from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.position_bias import RedisPositionBiasStore
 
 # A star import collects the contract here (see tests/unit/.../queue/test_memory.py for why).
 from tests.contract.position_bias_contract import *  # noqa: F403
@@ -19,12 +19,12 @@ from tests.contract.position_bias_contract import *  # noqa: F403
 @pytest.fixture
 def store_factory(redis_client: Redis) -> contract.StoreFactory:
     return lambda cap: RedisPositionBiasStore(
-        redis_client, QueueKeys(f"t{uuid.uuid4().hex[:12]}"), max_models=cap
+        redis_client, RedisKeys(f"t{uuid.uuid4().hex[:12]}"), max_models=cap
     )
 
 
 async def test_two_replicas_share_one_report(redis_client: Redis) -> None:
-    keys = QueueKeys(f"t{uuid.uuid4().hex[:12]}")
+    keys = RedisKeys(f"t{uuid.uuid4().hex[:12]}")
     one, two = (
         RedisPositionBiasStore(redis_client, keys),
         RedisPositionBiasStore(redis_client, keys),

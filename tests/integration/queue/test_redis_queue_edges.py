@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from tests.factories import make_job
 from tests.support.redis_queue import QueueBuilder
 from tests.support.redis_server import RedisServer
@@ -35,7 +35,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 async def test_claim_never_leases_what_a_limited_reap_could_not_expire(redis: Redis):
     builder = QueueBuilder(redis)
     queue = RedisRequestQueue(
-        redis, QueueKeys(builder.prefix), CONFIG, time_offset_ms=builder.time, reap_limit=1
+        redis, RedisKeys(builder.prefix), CONFIG, time_offset_ms=builder.time, reap_limit=1
     )
     jobs = [make_job() for _ in range(4)]
     for job in jobs:
@@ -58,7 +58,7 @@ async def test_a_record_deleted_by_hand_does_not_wedge_the_queue(redis: Redis):
     lost, kept = make_job(), make_job()
     await queue.enqueue(lost, priority=5, ttl_seconds=60)
     await queue.enqueue(kept, priority=5, ttl_seconds=60)
-    await redis.delete(QueueKeys(builder.prefix).request(str(lost.request_id)))
+    await redis.delete(RedisKeys(builder.prefix).request(str(lost.request_id)))
 
     leases = await queue.claim(MOCK, limit=5, owner="w")
 

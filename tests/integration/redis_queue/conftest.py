@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.settings import Settings
 from tests.integration.redis_queue.support import Rig, build_rig
 from tests.support.redis_queue import QueueBuilder

@@ -31,8 +31,8 @@ from services.llm_provider_service.models import (
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.worker import QueueWorker
@@ -81,7 +81,7 @@ class ObservedQueue(RedisRequestQueue):
     lease it handed out, so a test can wait for passes instead of sleeping."""
 
     def __init__(self, redis: Redis, builder: QueueBuilder, config: QueueConfig) -> None:
-        super().__init__(redis, QueueKeys(builder.prefix), config, time_offset_ms=builder.time)
+        super().__init__(redis, RedisKeys(builder.prefix), config, time_offset_ms=builder.time)
         self.reaps = 0
         self.claimed: list[Lease] = []
 

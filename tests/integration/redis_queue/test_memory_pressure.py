@@ -18,8 +18,8 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from tests.factories import make_job, make_request, make_result
 from tests.integration.conftest import StartApp
 from tests.integration.redis_queue.support import wait_until
@@ -216,13 +216,13 @@ async def test_announcing_results_still_works_and_frees_memory_when_redis_is_ful
         priority_boost_seconds=1.0,
         result_retention_seconds=3600.0,
     )
-    queue = RedisRequestQueue(raw, QueueKeys(prefix), config)
+    queue = RedisRequestQueue(raw, RedisKeys(prefix), config)
     essay = "e" * ESSAY_CHARS
     job = make_job(request=make_request(essay_a=essay, essay_b=essay))
     await queue.enqueue(job, priority=5, ttl_seconds=3600)
     [lease] = await queue.claim(job.provider, limit=1, owner="w")
     assert await queue.complete(lease, make_result(job))
-    record_key = QueueKeys(prefix).request(str(job.request_id))
+    record_key = RedisKeys(prefix).request(str(job.request_id))
     await fill_to_oom(raw)
     full = await raw.memory_usage(record_key, samples=0)
     assert full is not None

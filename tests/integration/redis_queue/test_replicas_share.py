@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 
 from common_core.enums import QueueStatus
 from services.llm_provider_service.app import create_app
-from services.llm_provider_service.drain_rate import RedisDrainRate
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.redis.drain_rate import RedisDrainRate
+from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.settings import Settings
 from tests.factories import make_job
 from tests.integration.redis_queue.support import MOCK, wait_until
@@ -72,7 +72,7 @@ async def test_a_lease_expiry_found_by_one_replicas_claim_is_counted_by_another(
 
 
 def drain_rate(redis: Redis, builder: QueueBuilder) -> RedisDrainRate:
-    return RedisDrainRate(redis, QueueKeys(builder.prefix), time_offset_ms=builder.time)
+    return RedisDrainRate(redis, RedisKeys(builder.prefix), time_offset_ms=builder.time)
 
 
 async def test_two_replicas_estimate_from_one_shared_drain_rate(

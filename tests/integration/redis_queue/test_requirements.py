@@ -35,7 +35,6 @@ from services.llm_provider_service.errors import (
     ProviderUnavailableError,
     QueueUnavailableError,
 )
-from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
 from services.llm_provider_service.models import ComparisonJob, IdempotencyEntry, Lease
 from services.llm_provider_service.protocols import IdempotencyStore, RequestQueue
 from services.llm_provider_service.queue.config import QueueConfig
@@ -44,8 +43,9 @@ from services.llm_provider_service.queue.durability import (
     check_durability,
     durability_problems,
 )
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.settings import ConfigurationError, Settings
 from tests.factories import make_job, make_request, make_result
 from tests.fakes import judgement
@@ -210,7 +210,7 @@ class StallingEnqueueDeps(Provider):
     @provide
     def queue(self, redis: Redis, settings: Settings) -> RequestQueue:
         queue = RedisRequestQueue(
-            redis, QueueKeys(settings.queue_key_prefix), QueueConfig.from_settings(settings)
+            redis, RedisKeys(settings.queue_key_prefix), QueueConfig.from_settings(settings)
         )
         return cast(RequestQueue, StallingEnqueue(queue, self._server))
 
@@ -240,7 +240,7 @@ async def test_r1_a_key_whose_enqueue_was_lost_in_a_stall_is_free_again_after_it
 class StallingSave(RedisIdempotencyStore):
     """Redis stalls just as the first request's outcome is being recorded under its key."""
 
-    def __init__(self, redis: Redis, keys: QueueKeys, server: RedisServer) -> None:
+    def __init__(self, redis: Redis, keys: RedisKeys, server: RedisServer) -> None:
         super().__init__(redis, keys)
         self._server = server
         self.stalls = 1
@@ -261,7 +261,7 @@ class StallingSaveDeps(Provider):
 
     @provide
     def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
-        return StallingSave(redis, QueueKeys(settings.queue_key_prefix), self._server)
+        return StallingSave(redis, RedisKeys(settings.queue_key_prefix), self._server)
 
 
 async def test_r1_a_request_queued_just_before_a_stall_is_answered_202_and_replayed(
@@ -316,7 +316,7 @@ async def test_r1_killed_redis_is_a_503_then_202_again_after_restart(
     assert set(statuses) <= {202, 503}
     separate = Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        keys = QueueKeys(settings["queue_key_prefix"])
+        keys = RedisKeys(settings["queue_key_prefix"])
         record = await RedisRequestQueue(separate, keys, queue_config).get(
             UUID((await again.get_json())["queue_id"])
         )
@@ -352,7 +352,7 @@ async def test_r1_a_202_means_the_record_is_already_in_redis_and_survives_a_cras
     async def read() -> Any:
         separate = Redis.from_url(redis_server.url, decode_responses=True)
         try:
-            keys = QueueKeys(settings["queue_key_prefix"])
+            keys = RedisKeys(settings["queue_key_prefix"])
             return await RedisRequestQueue(separate, keys, queue_config).get(queue_id)
         finally:
             await separate.aclose()
@@ -373,7 +373,7 @@ async def test_r1_a_202_means_the_record_is_already_in_redis_and_survives_a_cras
 async def snapshot(redis: Redis, builder: QueueBuilder) -> dict[str, Any]:
     """Every key of the queue and its value, for before/after comparisons."""
     values: dict[str, Any] = {}
-    async for key in redis.scan_iter(match=f"{QueueKeys(builder.prefix).tag}:*"):
+    async for key in redis.scan_iter(match=f"{RedisKeys(builder.prefix).tag}:*"):
         kind = await redis.type(key)
         if kind == "hash":
             values[key] = await redis.hgetall(key)
@@ -552,7 +552,7 @@ async def test_r7_the_worker_fails_rather_than_retry_past_the_expiry(
     assert record.attempts == 1
     assert record.error is not None
     assert record.error.code == "PROVIDER_UNAVAILABLE"
-    assert await redis_client.zcard(QueueKeys(rig.builder.prefix).delayed) == 0
+    assert await redis_client.zcard(RedisKeys(rig.builder.prefix).delayed) == 0
 
 
 # -- R8: back-off, then FAILED with the last error; a poison request does not block others --
@@ -644,7 +644,7 @@ async def test_r9_an_open_breaker_spends_nothing_then_the_backlog_drains_in_orde
             record = await record_of(rig.queue, job.request_id)
             assert (record.status, record.attempts) == (QueueStatus.QUEUED, 0)
         assert rig.queue.claimed == []
-        assert await redis_client.get(QueueKeys(rig.builder.prefix).fence) is None
+        assert await redis_client.get(RedisKeys(rig.builder.prefix).fence) is None
         assert rig.provider.calls == []
 
         rig.end_open_period()

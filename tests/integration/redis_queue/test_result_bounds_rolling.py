@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from services.llm_provider_service.models import ComparisonJob
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from tests.factories import make_job, make_result
 from tests.support.redis_queue import QueueBuilder
 
@@ -24,7 +24,7 @@ async def end_and_announce(queue: RedisRequestQueue, job: ComparisonJob) -> None
     await queue.mark_announced(job.request_id)
 
 
-async def stored_bytes(redis: Redis, keys: QueueKeys, job: ComparisonJob) -> int:
+async def stored_bytes(redis: Redis, keys: RedisKeys, job: ComparisonJob) -> int:
     fields = cast(dict[str, str], await redis.hgetall(keys.request(str(job.request_id))))
     return sum(len(name.encode()) + len(value.encode()) for name, value in fields.items())
 
@@ -33,7 +33,7 @@ async def test_a_record_enqueued_by_the_previous_version_keeps_its_job_and_is_bo
     builder: QueueBuilder, queue_config: QueueConfig, redis_client: Redis
 ):
     queue = builder.build(replace(queue_config, result_max_count=1))
-    keys = QueueKeys(builder.prefix)
+    keys = RedisKeys(builder.prefix)
     old = make_job()
     await queue.enqueue(old, priority=5, ttl_seconds=3600)
     await redis_client.hdel(keys.request(str(old.request_id)), "job_announced")  # as v-1 wrote it
@@ -54,7 +54,7 @@ async def test_a_record_deleted_by_the_previous_version_leaves_the_byte_count_ex
     builder: QueueBuilder, queue_config: QueueConfig, redis_client: Redis
 ):
     queue = builder.build(replace(queue_config, result_max_count=2))
-    keys = QueueKeys(builder.prefix)
+    keys = RedisKeys(builder.prefix)
     jobs = [make_job() for _ in range(3)]
     for job in jobs[:2]:
         await queue.enqueue(job, priority=5, ttl_seconds=3600)

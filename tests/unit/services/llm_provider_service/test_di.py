@@ -11,11 +11,9 @@ from dishka.exceptions import NoFactoryError
 from common_core.enums import EnvironmentType, LLMProviderType
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
-from services.llm_provider_service.cache.redis_cache import RedisResponseCache
 from services.llm_provider_service.di import ENVIRONMENT_DEPS, make_container
 from services.llm_provider_service.errors import ProviderNotConfiguredError
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
-from services.llm_provider_service.idempotency.redis_store import RedisIdempotencyStore
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.protocols import (
     EventPublisher,
@@ -26,7 +24,9 @@ from services.llm_provider_service.protocols import (
 )
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.cache import RedisResponseCache
+from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.worker import QueueWorker
 from tests.support.callers import DEPLOYED_CALLERS

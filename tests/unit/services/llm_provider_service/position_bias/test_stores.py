@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 import tests.contract.position_bias_contract as contract
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
-from services.llm_provider_service.position_bias.redis_store import RedisPositionBiasStore
-from services.llm_provider_service.queue.keys import QueueKeys
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.position_bias import RedisPositionBiasStore
 
 # A star import collects the contract here (see tests/unit/.../queue/test_memory.py for why).
 from tests.contract.position_bias_contract import *  # noqa: F403
@@ -31,7 +31,7 @@ def store_factory(request: pytest.FixtureRequest, redis_client: Redis) -> contra
     if request.param == "memory":
         return lambda cap: InMemoryPositionBiasStore(max_models=cap)
     return lambda cap: RedisPositionBiasStore(
-        redis_client, QueueKeys(f"t{uuid.uuid4().hex[:12]}"), max_models=cap
+        redis_client, RedisKeys(f"t{uuid.uuid4().hex[:12]}"), max_models=cap
     )
 
 

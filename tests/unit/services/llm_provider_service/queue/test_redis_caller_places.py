@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from services.llm_provider_service.errors import QuotaExceededError
 from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.keys import QueueKeys
-from services.llm_provider_service.queue.redis_queue import RedisRequestQueue
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.queue import RedisRequestQueue
 from tests.factories import make_job
 
 CONFIG = QueueConfig(
@@ -33,7 +33,7 @@ async def redis_client() -> AsyncIterator[Redis]:
 
 @pytest.mark.parametrize("ended_by", ["previous_version", "deleted_by_hand"])
 async def test_a_place_not_freed_is_found_free_at_the_limit(redis_client: Redis, ended_by: str):
-    keys = QueueKeys("places")
+    keys = RedisKeys("places")
     queue = RedisRequestQueue(redis_client, keys, CONFIG)
     first = make_job(caller="cj")
     await queue.enqueue(first, priority=5, ttl_seconds=600, caller_limit=1)
@@ -51,7 +51,7 @@ async def test_a_place_not_freed_is_found_free_at_the_limit(redis_client: Redis,
 
 
 async def test_an_ended_request_leaves_its_callers_set_at_once(redis_client: Redis):
-    keys = QueueKeys("places")
+    keys = RedisKeys("places")
     queue = RedisRequestQueue(redis_client, keys, CONFIG)
     kept, cancelled = make_job(caller="cj"), make_job(caller="cj")
     for job in (kept, cancelled):

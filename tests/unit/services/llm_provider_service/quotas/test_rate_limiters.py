@@ -10,9 +10,9 @@ from redis.asyncio import Redis
 
 import tests.contract.rate_limiter_contract as contract
 from services.llm_provider_service.protocols import RateLimiter
-from services.llm_provider_service.queue.keys import QueueKeys
 from services.llm_provider_service.quotas.memory import InMemoryRateLimiter
-from services.llm_provider_service.quotas.redis_limiter import RedisRateLimiter
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
 
 # See tests/unit/services/llm_provider_service/queue/test_memory.py for why a star import.
 from tests.contract.rate_limiter_contract import *  # noqa: F403
@@ -45,7 +45,7 @@ async def harness(
     async def advance_redis(seconds: float) -> None:
         shifted.advance(seconds)
 
-    yield RedisRateLimiter(client, QueueKeys("rate"), time_offset_ms=shifted), advance_redis
+    yield RedisRateLimiter(client, RedisKeys("rate"), time_offset_ms=shifted), advance_redis
     await client.aclose()
 
 

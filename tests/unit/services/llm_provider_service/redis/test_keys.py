@@ -1,0 +1,90 @@
+"""Every Redis key name, pinned: a rolling deploy shares one Redis, so the names never change."""
+
+from __future__ import annotations
+
+import inspect
+from uuid import UUID
+
+from common_core.enums import DeliveryChannel, LLMProviderType
+from services.llm_provider_service.redis.keys import RedisKeys
+
+REQUEST = UUID("0b9f2c4e-1d3a-4c5b-8e7f-6a5b4c3d2e1f")
+
+# Each key of RedisKeys("llmq") for fixed ids, as the version on main wrote it.
+PINNED = {
+    "tag": "{llmq}",
+    "request": "{llmq}:req:q-1",
+    "ready": "{llmq}:ready:anthropic",
+    "delayed": "{llmq}:delayed",
+    "leases": "{llmq}:leases",
+    "expiry": "{llmq}:expiry",
+    "enqueued": "{llmq}:enqueued",
+    "retention": "{llmq}:retention",
+    "unannounced": "{llmq}:unannounced",
+    "depth": "{llmq}:depth",
+    "priorities": "{llmq}:prio",
+    "fence": "{llmq}:fence",
+    "sequence": "{llmq}:seq",
+    "memory_probe": "{llmq}:memprobe",
+    "wake": "{llmq}:wake",
+    "ended": "{llmq}:ended",
+    "ended_size": "{llmq}:ended:size",
+    "ended_bytes": "{llmq}:ended:bytes",
+    "ended_sequence": "{llmq}:ended:seq",
+    "reaped_expired": "{llmq}:reaped:expired",
+    "reaped_failed": "{llmq}:reaped:failed",
+    "reaped_counts": "{llmq}:reaped:counts",
+    "outbox_due": "{llmq}:outbox:due",
+    "outbox_created": "{llmq}:outbox:created:webhook",
+    "outbox_delivery": "{llmq}:outbox:d:e-1:kafka",
+    "outbox_forget": "{llmq}:outbox:forget",
+    "outbox_request": f"{{llmq}}:outbox:req:{REQUEST}",
+    "idempotency": "{llmq}:idem:abc123",
+    "idempotency_fence": f"{{llmq}}:idem:abc123:fence:{REQUEST}",
+    "position_judgements": "{llmq}:posbias:judgements",
+    "position_first_wins": "{llmq}:posbias:first",
+    "active": "{llmq}:active:cj",
+    "rate": "{llmq}:rate:cj",
+    "drained": "{llmq}:drained:openai",
+    "response_cache": "{llmq}:devcache:call-1",
+}
+
+ARGUMENTS = {
+    "request": ("q-1",),
+    "ready": (LLMProviderType.ANTHROPIC,),
+    "outbox_created": (DeliveryChannel.WEBHOOK,),
+    "outbox_delivery": ("e-1:kafka",),
+    "outbox_request": (REQUEST,),
+    "idempotency": ("abc123",),
+    "idempotency_fence": ("abc123", REQUEST),
+    "active": ("cj",),
+    "rate": ("cj",),
+    "drained": (LLMProviderType.OPENAI,),
+    "response_cache": ("call-1",),
+}
+
+
+def _names() -> set[str]:
+    return {
+        name
+        for name, member in inspect.getmembers(RedisKeys)
+        if not name.startswith("_") and (callable(member) or isinstance(member, property))
+    }
+
+
+def _built(keys: RedisKeys, name: str) -> str:
+    member = getattr(keys, name)
+    return str(member(*ARGUMENTS[name]) if callable(member) else member)
+
+
+def test_every_key_name_is_pinned_byte_for_byte():
+    keys = RedisKeys("llmq")
+
+    assert {name: _built(keys, name) for name in _names()} == PINNED
+
+
+def test_the_default_prefix_is_llmq_and_every_key_carries_its_hash_tag():
+    keys = RedisKeys()
+
+    assert keys == RedisKeys("llmq")
+    assert all(_built(keys, name).startswith("{llmq}") for name in _names())
