@@ -11,11 +11,9 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
 
 from common_core.enums import (
     CacheMode,
-    CacheTTL,
     CircuitBreakerState,
     DeliveryChannel,
     DeliveryState,
@@ -26,10 +24,14 @@ from common_core.enums import (
     OutputVerbosity,
     PresentationOrder,
     ProcessingMode,
-    PromptTarget,
     QueueStatus,
     ReasoningEffort,
 )
+from common_core.pass_through import PassThrough
+
+# PromptBlock is part of the public request model: clients import it from here.
+from common_core.prompt_blocks import PromptBlock as PromptBlock
+from common_core.prompt_blocks import check_blocks, not_blank
 
 JUSTIFICATION_MAX_CHARS = 500
 MIN_PRIORITY = 0
@@ -51,62 +53,8 @@ class LLMConfigOverrides(BaseModel):
     output_verbosity: OutputVerbosity | None = None
 
 
-class PromptBlock(BaseModel):
-    """One piece of a cache-friendly prompt, as CJ Assessment sends them.
-
-    `system` blocks form the system prompt and `user_content` blocks the user message, in
-    order. A `cacheable` block in the prompt's stable prefix lets the provider cache that
-    prefix's input tokens for `ttl` (prompt caching: the answer is always fresh).
-    `content_hash` is the sender's own and never sent to a provider. `essay` marks the block
-    holding essay A's or essay B's text, which the service may swap (`essay_order`).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    target: PromptTarget
-    content: str = Field(max_length=1_000_000)
-    cacheable: bool = False
-    ttl: CacheTTL = CacheTTL.FIVE_MINUTES
-    content_hash: str | None = Field(default=None, max_length=128)
-    essay: Literal["a", "b"] | None = None
-
-    @field_validator("content")
-    @classmethod
-    def _content_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
-
-
-def _check_blocks(blocks: list[PromptBlock]) -> list[PromptBlock]:
-    """Rules across blocks: each essay marked at most once, and, in the order the blocks are
-    sent (system, then user content), no 1-hour cache TTL after a 5-minute one, which
-    Anthropic refuses."""
-    for mark in ("a", "b"):
-        if sum(block.essay == mark for block in blocks) > 1:
-            raise PydanticCustomError(
-                "prompt_blocks_essay_twice",
-                "essay {mark!r} marks more than one block",
-                {"mark": mark},
-            )
-    sent = [b for b in blocks if b.target is PromptTarget.SYSTEM]
-    sent += [b for b in blocks if b.target is PromptTarget.USER_CONTENT]
-    seen_short = False
-    for block in (b for b in sent if b.cacheable):
-        if block.ttl is CacheTTL.ONE_HOUR and seen_short:
-            raise PydanticCustomError(
-                "prompt_blocks_ttl_order",
-                "a cacheable block with ttl 1h comes after one with ttl 5m (system blocks "
-                "first, then user_content blocks): longer TTLs must come first",
-            )
-        seen_short = seen_short or block.ttl is CacheTTL.FIVE_MINUTES
-    return blocks
-
-
-class ComparisonRequest(BaseModel):
-    """Body of `POST /api/v1/comparison`. Unknown fields are refused, so a typo never vanishes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _RequestHead(BaseModel):
+    """The request's fields before the pass-through ones, in their JSON order."""
 
     user_prompt: str = Field(max_length=1_000_000)
     essay_a: str | None = None
@@ -114,7 +62,15 @@ class ComparisonRequest(BaseModel):
     llm_config_overrides: LLMConfigOverrides | None = None
     correlation_id: UUID | None = None
     user_id: str | None = Field(default=None, max_length=256)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+# The request's fields, in JSON order: `_RequestHead`'s, the caller's `PassThrough` fields
+# (echoed in the result and its event), then its own (pydantic orders base fields first).
+class ComparisonRequest(PassThrough, _RequestHead):
+    """Body of `POST /api/v1/comparison`. Unknown fields are refused, so a typo never vanishes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     processing_mode: ProcessingMode = ProcessingMode.QUEUE_IF_UNAVAILABLE
     cache_mode: CacheMode = CacheMode.NONE
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
@@ -131,14 +87,12 @@ class ComparisonRequest(BaseModel):
     @field_validator("user_prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+        return not_blank(value)
 
     @field_validator("prompt_blocks")
     @classmethod
     def _blocks_agree(cls, value: list[PromptBlock] | None) -> list[PromptBlock] | None:
-        return None if value is None else _check_blocks(value)
+        return None if value is None else check_blocks(value)
 
 
 class TokenUsage(BaseModel):
@@ -158,8 +112,8 @@ class TokenUsage(BaseModel):
     cache_write_1h_tokens: int = Field(default=0, ge=0)
 
 
-class ComparisonResult(BaseModel):
-    """The 200 body, and the `result` of a completed queued request."""
+class _ResultHead(BaseModel):
+    """The result's fields before the pass-through ones, in their JSON order."""
 
     request_id: UUID
     correlation_id: UUID
@@ -172,7 +126,13 @@ class ComparisonResult(BaseModel):
     token_usage: TokenUsage
     cost_estimate: float | None = None
     trace_id: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+# The result's fields, in JSON order: `_ResultHead`'s, the caller's `PassThrough` fields as
+# the request sent them, then its own.
+class ComparisonResult(PassThrough, _ResultHead):
+    """The 200 body, and the `result` of a completed queued request."""
+
     served_from_cache: bool = False
     provider_request_id: str | None = None
     completed_at: datetime

@@ -9,8 +9,9 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from common_core.api_models import ErrorInfo, TokenUsage
+from common_core.api_models import ComparisonResult, ErrorInfo, TokenUsage
 from common_core.enums import EssayWinner, LLMProviderType, PresentationOrder, QueueStatus
+from common_core.pass_through import PassThrough
 
 DEFAULT_TOPIC_PREFIX = "huleedu"
 SOURCE_SERVICE = "llm_provider_service"
@@ -131,7 +132,9 @@ class ResultErrorDetail(ErrorInfo):
 
 
 class ComparisonResultData(BaseModel):
-    """The result event: the judgement's fields, or `error_detail`, never both.
+    """The result event: the judgement's fields, or `error_detail`, never both, with the
+    caller's pass-through fields (`PassThrough.event_fields`: `request_metadata`, and any
+    later one under its own name, kept as an extra field).
 
     Published events always carry `model`, `response_time_ms`, `token_usage` and
     `cost_estimate` (an error event: what the failed attempts spent, zeros when nothing);
@@ -162,9 +165,41 @@ class ComparisonResultData(BaseModel):
     provider_request_id: str | None = None
     cost_estimate_known: bool = True
 
+    @classmethod
+    def from_result(
+        cls, result: ComparisonResult, *, cost_estimate: float | None, **about_request: Any
+    ) -> ComparisonResultData:
+        """The result event of `result`: `about_request`, the fields the event takes from
+        the request rather than from the result (its ids, `requested_at`, `trace_id`, and
+        the caller's pass-through fields as events name them, `PassThrough.event_fields`);
+        every other field the event shares with the result, from the result; and
+        `cost_estimate` as events state it (`stated_cost`)."""
+        judged = {name: getattr(result, name) for name in _FROM_RESULT if name not in about_request}
+        return cls(**judged, **about_request, **stated_cost(cost_estimate, result.token_usage))
+
     @model_validator(mode="after")
     def _result_xor_error(self) -> ComparisonResultData:
         has_result = self.winner is not None
         if has_result == (self.error_detail is not None):
             raise ValueError("a result event carries either the result fields or error_detail")
         return self
+
+
+# The result's fields an event copies as they are (the cost is stated its own way).
+_FROM_RESULT = tuple(
+    name
+    for name in ComparisonResult.model_fields
+    if name in ComparisonResultData.model_fields
+    and name not in PassThrough.model_fields
+    and name != "cost_estimate"
+)
+
+
+def stated_cost(cost_estimate: float | None, usage: TokenUsage) -> dict[str, Any]:
+    """`cost_estimate` and `cost_estimate_known` as a result event states them: never null
+    (a consumer's model requires a number); an unpriced model's spend is unknown, not free,
+    so 0.0 with `cost_estimate_known` false (true when nothing was spent)."""
+    return {
+        "cost_estimate": cost_estimate if cost_estimate is not None else 0.0,
+        "cost_estimate_known": cost_estimate is not None or usage == TokenUsage(),
+    }

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
 from common_core.api_models import (
     JUSTIFICATION_MAX_CHARS,
-    ComparisonRequest,
     ComparisonResult,
     DeliveryStatus,
     ErrorInfo,
-    LLMConfigOverrides,
     QueuedResponse,
     QueueStatusResponse,
     TokenUsage,
@@ -33,20 +24,14 @@ from common_core.enums import (
     DeliveryState,
     EssayWinner,
     LLMProviderType,
-    PresentationOrder,
     QueueStatus,
 )
 
+# The queued job is one of the service's value types; `job.py` defines it with its stored form.
+from services.llm_provider_service.job import ComparisonJob as ComparisonJob
+
 # Where a queued request's status is read: the 202's `status_url` and `Location`.
 STATUS_PATH = "/api/v1/status/{queue_id}"
-
-# Request fields added since v1. A replica of the previous version refuses unknown request
-# fields (`ComparisonRequest` forbids extras) but ignores unknown job fields, so a stored job
-# keeps these beside its request ("request_additions"), never in it; and the idempotency
-# fingerprint leaves each out while it holds its default. A rolling deploy that adds a field
-# therefore changes no stored fingerprint and no record the running version must read.
-ADDED_REQUEST_FIELDS: tuple[str, ...] = ("essay_order", "prompt_blocks")
-_ADDITIONS = "request_additions"
 
 
 class PromptPart(BaseModel):
@@ -122,69 +107,6 @@ class Judgement(BaseModel):
     model: str
     token_usage: TokenUsage = Field(default_factory=TokenUsage)
     provider_request_id: str | None = None
-
-
-class ComparisonJob(BaseModel):
-    """Everything needed to make the call later: the caller's request as sent, plus the
-    decisions taken on arrival. Storing the request whole is what makes every override
-    survive the queue.
-
-    `presentation_order` is the essay order chosen on arrival (`essay_order.py`) and
-    `order_randomized` whether the service chose it at random; the defaults are what a job
-    stored before essay order existed meant: presented as sent, not randomized.
-
-    `caller` is the configured caller that sent it (`callers.py`), None when the service is
-    open; only that caller may read or cancel it. A job stored before callers existed has
-    none.
-
-    `trace_context` is the W3C context (`traceparent`, and `tracestate` if any) of the span
-    that queued it, which the worker's span continues (`tracing.md`): None without a span,
-    and in a job stored before traces. Left out of the stored form when None; a replica of
-    the previous version ignores it (unknown job fields are ignored, see above).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    request_id: UUID
-    correlation_id: UUID
-    provider: LLMProviderType
-    request: ComparisonRequest
-    requested_at: datetime
-    trace_id: str
-    presentation_order: PresentationOrder = PresentationOrder.AS_SENT
-    order_randomized: bool = False
-    caller: str | None = None
-    trace_context: dict[str, str] | None = None
-
-    @property
-    def overrides(self) -> LLMConfigOverrides:
-        return self.request.llm_config_overrides or LLMConfigOverrides()
-
-    @property
-    def swapped(self) -> bool:
-        return self.presentation_order is PresentationOrder.SWAPPED
-
-    @model_serializer(mode="wrap")
-    def _stored_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("trace_context") is None:
-            data.pop("trace_context", None)
-        request = data.get("request")
-        if isinstance(request, dict):
-            added = {name: request.pop(name) for name in ADDED_REQUEST_FIELDS if name in request}
-            if added:
-                data[_ADDITIONS] = added
-        return data
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_stored_form(cls, data: Any) -> Any:
-        if isinstance(data, dict) and _ADDITIONS in data:
-            data = dict(data)
-            added = data.pop(_ADDITIONS)
-            if isinstance(data.get("request"), dict) and isinstance(added, dict):
-                data["request"] = {**data["request"], **added}
-        return data
 
 
 class QueueRecord(BaseModel):

@@ -59,6 +59,7 @@ from services.llm_provider_service.protocols import (
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.result_deliveries import ResultDeliveries
+from services.llm_provider_service.results import result_of
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.tracing import carrier, default_tracer, trace_id_hex
 
@@ -489,24 +490,7 @@ class ComparisonOrchestrator:
         elapsed: float,
         presentation_order: PresentationOrder,
     ) -> ComparisonResult:
-        return ComparisonResult(
-            request_id=job.request_id,
-            correlation_id=job.correlation_id,
-            winner=judgement.winner,
-            justification=judgement.justification,
-            confidence=judgement.confidence,
-            provider=job.provider,
-            model=judgement.model,
-            response_time_ms=round(elapsed * 1000),
-            token_usage=judgement.token_usage,
-            cost_estimate=self._prices.estimate(judgement.model, judgement.token_usage),
-            trace_id=job.trace_id,
-            metadata=job.request.metadata,
-            served_from_cache=False,
-            provider_request_id=judgement.provider_request_id,
-            completed_at=datetime.now(UTC),
-            presentation_order=presentation_order,
-        )
+        return result_of(job, judgement, elapsed, presentation_order, self._prices)
 
     def _record_success(
         self, provider: LLMProviderType, result: ComparisonResult, elapsed: float

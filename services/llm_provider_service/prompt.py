@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-from common_core.api_models import ComparisonRequest, PromptBlock
+from common_core.api_models import ComparisonRequest
 from common_core.enums import PromptTarget
+from common_core.prompt_blocks import PromptBlock
 from services.llm_provider_service.errors import RequestValidationError
 from services.llm_provider_service.models import ComparisonPrompt, PromptPart
 

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from common_core.api_models import ComparisonResult, ErrorInfo, TokenUsage
 from common_core.consumer_errors import consumer_error_code
@@ -21,6 +22,7 @@ from common_core.events import (
     LLMProviderEvent,
     ResultErrorDetail,
     event_type_name,
+    stated_cost,
     topic_name,
 )
 from services.llm_provider_service.models import (
@@ -125,40 +127,43 @@ class ResultDeliveries:
         error: ErrorInfo | None = None,
         prompt: ComparisonPrompt | None = None,
     ) -> EventEnvelope[ComparisonResultData]:
-        prompt = prompt or render_prompt(job.request)
-        now = self._now()
-        model = result.model if result else self._asked_model(job, error)
-        usage = result.token_usage if result else (error and error.token_usage) or TokenUsage()
-        cost = self._prices.estimate(model, usage)
-        data = ComparisonResultData(
-            request_id=job.request_id,
-            correlation_id=job.correlation_id,
-            winner=result.winner if result else None,
-            justification=result.justification if result else None,
-            confidence=result.confidence if result else None,
-            error_detail=None if result else self._error_detail(job, error, now),
-            provider=job.provider,
-            model=model,
-            response_time_ms=result.response_time_ms if result else 0,
-            token_usage=usage,
-            # Never null in an event: a consumer's model requires a number. An unpriced
-            # model's spend is unknown, not free: 0.0, and `cost_estimate_known` says so.
-            cost_estimate=cost if cost is not None else 0.0,
-            cost_estimate_known=cost is not None or usage == TokenUsage(),
-            requested_at=job.requested_at,
-            completed_at=result.completed_at if result else now,
-            trace_id=job.trace_id,
-            request_metadata={**job.request.metadata, "prompt_sha256": prompt_sha256(prompt)},
-            presentation_order=result.presentation_order if result else None,
-            served_from_cache=result.served_from_cache if result else False,
-            provider_request_id=result.provider_request_id if result else None,
-        )
+        # What every result event of the job says of its request, a result's or an error's.
+        about_request: dict[str, Any] = {
+            "request_id": job.request_id,
+            "correlation_id": job.correlation_id,
+            "provider": job.provider,
+            "requested_at": job.requested_at,
+            "trace_id": job.trace_id,
+            **job.request.event_fields(prompt_sha256(prompt or render_prompt(job.request))),
+        }
+        if result is not None:
+            cost = self._prices.estimate(result.model, result.token_usage)
+            data = ComparisonResultData.from_result(result, cost_estimate=cost, **about_request)
+        else:
+            data = self._error_data(job, error, about_request)
         return EventEnvelope(
             event_id=result_event_id(job.request_id),
             event_type=RESULT_EVENT_TYPE,
             correlation_id=job.correlation_id,
             data=data,
             metadata=_trace_metadata(job),
+        )
+
+    def _error_data(
+        self, job: ComparisonJob, error: ErrorInfo | None, about_request: dict[str, Any]
+    ) -> ComparisonResultData:
+        """The data of `job`'s error event: what the failed attempts spent."""
+        now = self._now()
+        model = self._asked_model(job, error)
+        usage = (error and error.token_usage) or TokenUsage()
+        return ComparisonResultData(
+            error_detail=self._error_detail(job, error, now),
+            model=model,
+            response_time_ms=0,
+            token_usage=usage,
+            **stated_cost(self._prices.estimate(model, usage), usage),
+            completed_at=now,
+            **about_request,
         )
 
     def _asked_model(self, job: ComparisonJob, error: ErrorInfo | None) -> str:

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from quart.typing import TestClientProtocol as Client
 
 from common_core.api_models import LLMConfigOverrides
+from common_core.pass_through import PassThrough
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
 from services.llm_provider_service.providers.mock import MockProvider, MockProviderConfig
 from services.llm_provider_service.settings import Settings
@@ -37,7 +38,7 @@ RESULT_FIELDS = {
     "token_usage",
     "cost_estimate",
     "trace_id",
-    "metadata",
+    *PassThrough.model_fields,  # the caller's own fields, echoed: metadata
     "served_from_cache",
     "provider_request_id",
     "completed_at",

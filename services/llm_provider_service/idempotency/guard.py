@@ -8,8 +8,6 @@ are always two fresh judgements, however identical their content.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 import time
 import uuid
@@ -20,11 +18,10 @@ from common_core.api_models import ComparisonRequest
 from common_core.enums import ErrorCode
 from services.llm_provider_service.callers import Caller
 from services.llm_provider_service.errors import ConflictError, QueueUnavailableError
-from services.llm_provider_service.models import (
-    ADDED_REQUEST_FIELDS,
-    IdempotencyEntry,
-    QueueRecord,
-)
+from services.llm_provider_service.idempotency.entries import finished, outcome_of, queued_outcome
+from services.llm_provider_service.idempotency.fingerprint import fingerprint
+from services.llm_provider_service.idempotency.settling import Pending, retry_settling
+from services.llm_provider_service.models import IdempotencyEntry
 from services.llm_provider_service.orchestrator import (
     ComparisonOrchestrator,
     Completed,
@@ -34,8 +31,6 @@ from services.llm_provider_service.protocols import IdempotencyStore, RequestQue
 from services.llm_provider_service.settings import Settings
 
 _POLL_SECONDS = 0.05
-_RETRY_FIRST_PAUSE_SECONDS = 0.05
-_RETRY_MAX_PAUSE_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -45,22 +40,6 @@ class Replayed:
     """The answer a previous request with the same key got (a 200 or a 202)."""
 
     outcome: Completed | Queued
-
-
-def fingerprint(request: ComparisonRequest) -> str:
-    """What makes two bodies "the same request": every field but the key itself.
-
-    A field added since v1 counts only when it differs from its default, so that the
-    fingerprint of a request that does not use it is what the previous version stored (a
-    client retrying across a rolling deploy is not refused with 409).
-    """
-    at_default = {
-        name
-        for name in ADDED_REQUEST_FIELDS
-        if getattr(request, name) == ComparisonRequest.model_fields[name].default
-    }
-    body = request.model_dump_json(exclude={"idempotency_key", *at_default})
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 class IdempotencyGuard:
@@ -78,7 +57,7 @@ class IdempotencyGuard:
         self._queue = queue
         self._settings = settings
         self._detached: set[asyncio.Future[Completed | Queued]] = set()
-        self._pending: dict[str, _Pending] = {}  # the newest settling of each key
+        self._pending: dict[str, Pending] = {}  # the newest settling of each key
         self._settling: set[asyncio.Future[None]] = set()  # every settling still running
 
     async def submit(
@@ -164,8 +143,8 @@ class IdempotencyGuard:
         """Run `step` (settling the key of `mine`) in the background, retrying while the store
         cannot be reached, until it succeeds or the reservation would have lapsed anyway. A
         retry with the same key in this process waits for it (`_settled`)."""
-        pending = _Pending(asyncio.Event())
-        pending.task = asyncio.ensure_future(self._retry(mine, hold, step, pending.wake))
+        pending = Pending(asyncio.Event())
+        pending.task = asyncio.ensure_future(retry_settling(mine, hold, step, pending.wake))
         self._pending[key] = pending
         self._settling.add(pending.task)
 
@@ -177,32 +156,6 @@ class IdempotencyGuard:
                 task.exception()
 
         pending.task.add_done_callback(done)
-
-    async def _retry(
-        self,
-        mine: IdempotencyEntry,
-        hold: float,
-        step: Callable[[], Awaitable[None]],
-        wake: asyncio.Event,
-    ) -> None:
-        deadline = time.monotonic() + hold
-        pause = _RETRY_FIRST_PAUSE_SECONDS
-        while True:
-            try:
-                await step()
-                return
-            except QueueUnavailableError:
-                if time.monotonic() + pause >= deadline:
-                    logger.warning(
-                        "could not settle the idempotency key of request %s while Redis was "
-                        "away; its reservation lapses by itself",
-                        mine.request_id,
-                    )
-                    return
-            wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), pause)
-            pause = min(pause * 2, _RETRY_MAX_PAUSE_SECONDS)
 
     async def _settled(self, key: str) -> None:
         """A retry first lets this process's settling of an earlier request with the same key
@@ -234,11 +187,11 @@ class IdempotencyGuard:
         except BaseException:
             await asyncio.shield(self._settle_failure(key, mine, hold))
             raise
-        finished = _finished(mine, outcome)
+        entry = finished(mine, outcome)
         keep = self._settings.idempotency_retention_seconds
 
         async def save() -> None:
-            await self._store.save(key, finished, keep_seconds=keep)
+            await self._store.save(key, entry, keep_seconds=keep)
 
         try:
             await save()
@@ -259,9 +212,9 @@ class IdempotencyGuard:
             if record is None:
                 await self._store.release(key, mine, fence_seconds=hold)
                 return
-            queued = _queued_from_record(record)
+            queued = queued_outcome(record)
             keep = self._settings.idempotency_retention_seconds
-            await self._store.save(key, _finished(mine, queued), keep_seconds=keep)
+            await self._store.save(key, finished(mine, queued), keep_seconds=keep)
 
         try:
             await settle()
@@ -283,7 +236,7 @@ class IdempotencyGuard:
         while current is not None and current.outcome == "pending":
             record = await self._queue.get(current.request_id)
             if record is not None:  # queued, but its holder died before saving the key
-                return Replayed(_queued_from_record(record))
+                return Replayed(queued_outcome(record))
             if time.monotonic() >= deadline:
                 raise ConflictError(
                     "a request with this Idempotency-Key is still being served; retry shortly",
@@ -299,16 +252,7 @@ class IdempotencyGuard:
                 "the first request with this Idempotency-Key failed; retry it",
                 retry_after=1.0,
             )
-        return Replayed(_outcome_of(current))
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A key being settled in the background: its task, and the event that cuts its backoff
-    short."""
-
-    wake: asyncio.Event
-    task: asyncio.Future[None] | None = None
+        return Replayed(outcome_of(current))
 
 
 def _forget_detached(
@@ -323,22 +267,3 @@ def _forget_detached(
             work.exception()
 
     return done
-
-
-def _finished(entry: IdempotencyEntry, outcome: Completed | Queued) -> IdempotencyEntry:
-    if isinstance(outcome, Completed):
-        return entry.model_copy(update={"outcome": "completed", "result": outcome.result})
-    return entry.model_copy(
-        update={"outcome": "queued", "queued": outcome.response, "retry_after": outcome.retry_after}
-    )
-
-
-def _outcome_of(entry: IdempotencyEntry) -> Completed | Queued:
-    if entry.outcome == "completed" and entry.result is not None:
-        return Completed(entry.result, provider_seconds=0.0)
-    assert entry.queued is not None
-    return Queued(entry.queued, retry_after=entry.retry_after)
-
-
-def _queued_from_record(record: QueueRecord) -> Queued:
-    return Queued(record.queued_response(), retry_after=1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import types
+import typing
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from common_core.events import ComparisonResultData, EventEnvelope, LLMProviderEvent, topic_name
+from common_core.pass_through import PassThrough
 from common_core.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from services.llm_provider_service.result_deliveries import result_event_id
 from tests.integration.conftest import StartApp
@@ -336,3 +339,58 @@ async def test_a_webhook_host_outside_the_allow_list_is_refused(make_delivery: M
     body = await rig.submit(400, callback_url="https://attacker.example.net/steal")
     assert body["error"]["code"] == "CALLBACK_NOT_ALLOWED"
     assert body["error"]["details"] == {"field": "callback_url", "reason": "host_not_allowed"}
+
+
+# A value away from the default for each kind of pass-through field; a field of another kind
+# fails the test below until it gets one here.
+PASS_THROUGH_SAMPLES: dict[type, Any] = {
+    dict: {"essay_pair": "e1-e2", "batch": 7, "nested": {"k": [1, None]}},
+    str: "rubric-7",
+    int: 7,
+    float: 0.25,
+    bool: True,
+}
+
+
+def pass_through_sample() -> dict[str, Any]:
+    """A value for every `PassThrough` field, chosen by its type."""
+    sample: dict[str, Any] = {}
+    for name, field in PassThrough.model_fields.items():
+        kind = field.annotation
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: X
+            kind = next(k for k in typing.get_args(kind) if k is not type(None))
+        kind = typing.get_origin(kind) or kind
+        assert kind in PASS_THROUGH_SAMPLES, f"no sample for pass-through field {name} ({kind})"
+        sample[name] = PASS_THROUGH_SAMPLES[kind]
+    return sample
+
+
+def carried(in_event: Any, sent: Any) -> bool:
+    """The event's value is the sent one; a dict (`metadata`) may hold the service's keys
+    (`prompt_sha256`) beside the caller's."""
+    if isinstance(sent, dict):
+        return isinstance(in_event, dict) and {k: in_event.get(k) for k in sent} == sent
+    return bool(in_event == sent)
+
+
+async def test_every_pass_through_field_reaches_the_body_the_event_and_the_webhook(
+    make_delivery: MakeDelivery,
+):
+    rig = await make_delivery()
+    topic = f"{rig.prefix}.cj.results.v1"
+    sample = pass_through_sample()
+    async with WebhookReceiver() as receiver:
+        body = await rig.submit(
+            200, callback_topic=topic, callback_url=receiver.url("/results"), **sample
+        )
+        await receiver.wait_for(1, timeout=20, successful=True)
+    [record] = await consume(rig.broker.bootstrap_servers, topic, count=1)
+    kafka = json.loads(record.value)["data"]
+    webhook = json.loads(receiver.requests[-1].body)["data"]
+
+    for name, sent in sample.items():
+        in_event = PassThrough.EVENT_NAMES.get(name, name)
+        assert body[name] == sent, name
+        assert carried(kafka[in_event], sent), (name, kafka)
+        assert carried(webhook[in_event], sent), (name, webhook)
+    assert kafka == webhook

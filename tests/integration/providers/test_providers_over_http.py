@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
+from common_core.pass_through import PassThrough
 from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, TOOL_NAME
 from services.llm_provider_service.providers.price_list import DEFAULT_PRICES
 from tests.integration.conftest import StartApp
@@ -40,7 +41,7 @@ RESULT_FIELDS = {
     "token_usage",
     "cost_estimate",
     "trace_id",
-    "metadata",
+    *PassThrough.model_fields,  # the caller's own fields, echoed: metadata
     "served_from_cache",
     "provider_request_id",
     "completed_at",

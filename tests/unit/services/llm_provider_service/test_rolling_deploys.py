@@ -9,16 +9,17 @@ the version before `essay_order` (v1): its request fields, and a fingerprint it 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict
 
 from common_core.api_models import ComparisonRequest
-from common_core.enums import LLMProviderType, PresentationOrder
-from services.llm_provider_service.idempotency.guard import fingerprint
-from services.llm_provider_service.models import ADDED_REQUEST_FIELDS, ComparisonJob
+from common_core.enums import PresentationOrder
+from services.llm_provider_service import job as stored_job
+from services.llm_provider_service.idempotency.fingerprint import fingerprint
+from services.llm_provider_service.models import ComparisonJob
+from tests.unit.services.llm_provider_service.previous_version import job_of, pinned_request
 
 V1_REQUEST_FIELDS = (
     "user_prompt",
@@ -63,33 +64,13 @@ class V1Request(BaseModel):
     idempotency_key: str | None
 
 
-def pinned_request(**fields: Any) -> ComparisonRequest:
-    return ComparisonRequest(
-        user_prompt="Which essay argues better? {essay_a} vs {essay_b}",
-        essay_a="Cats are independent.",
-        essay_b="Dogs are loyal.",
-        correlation_id=uuid.UUID("5f0c2c43-9e49-4a8e-9d0a-4d3f6c1b2a10"),
-        metadata={"essay_a_id": "E01", "essay_b_id": "E02"},
-        llm_config_overrides={"provider_override": "mock", "temperature_override": 0.2},
-        priority=7,
-        **fields,
-    )
-
-
-def job_of(request: ComparisonRequest, **fields: Any) -> ComparisonJob:
-    return ComparisonJob(
-        request_id=uuid.UUID("0b6a5f5e-2d7e-4c1c-8f55-2f3a3c0d9e11"),
-        correlation_id=uuid.UUID("5f0c2c43-9e49-4a8e-9d0a-4d3f6c1b2a10"),
-        provider=LLMProviderType.MOCK,
-        request=request,
-        requested_at=datetime(2026, 12, 6, 12, 0, tzinfo=UTC),
-        trace_id="t" * 32,
-        **fields,
-    )
+# The request fields added since v1 (stored in "request_additions").
+ADDED_REQUEST_FIELDS = ("essay_order", "prompt_blocks")
 
 
 def test_the_v1_field_list_is_the_request_without_the_added_fields() -> None:
     assert set(ComparisonRequest.model_fields) == {*V1_REQUEST_FIELDS, *ADDED_REQUEST_FIELDS}
+    assert set(V1_REQUEST_FIELDS) == stored_job.V1_REQUEST_FIELDS
 
 
 @pytest.mark.parametrize("sent", [{}, {"essay_order": "randomized"}], ids=["unset", "default"])
