@@ -48,10 +48,8 @@ from devtools.webhook_receiver import WebhookReceiver
 from services.llm_provider_service.delivery.webhook import WebhookSender
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
-from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, Lease
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.outbox import RedisResultOutbox
 from services.llm_provider_service.redis.queue import RedisRequestQueue
@@ -237,28 +235,28 @@ class Harness:
 
     @classmethod
     def build(cls, redis: Redis, settings: Settings) -> Harness:
-        keys = RedisKeys(settings.queue_key_prefix)
+        keys = RedisKeys(settings.queue.key_prefix)
         metrics = ServiceMetrics()
-        queue = RedisRequestQueue(redis, keys, QueueConfig.from_settings(settings))
+        queue = RedisRequestQueue(redis, keys, settings.queue)
         outbox = RedisResultOutbox(
-            redis, keys, retention_seconds=settings.queue_result_retention_seconds
+            redis, keys, retention_seconds=settings.queue.result_retention_seconds
         )
         publisher = KafkaEventPublisher(
-            KafkaPublisherConfig.from_settings(settings),
+            settings.kafka,
             on_transition=lambda _name, _old, new: metrics.set_kafka_breaker_state(new),
         )
         webhooks = None
-        secret = settings.webhook_signing_secret
-        if settings.webhook_allowed_hosts and secret is not None:
+        secret = settings.webhooks.signing_secret
+        if settings.webhooks.allowed_hosts and secret is not None:
             webhooks = WebhookSender(
                 None,
-                WebhookPolicy.from_settings(settings),
+                WebhookPolicy(settings.webhooks),
                 secret.get_secret_value().encode(),
-                timeout_seconds=settings.webhook_timeout_seconds,
+                timeout_seconds=settings.webhooks.timeout_seconds,
             )
         deliveries = ResultDeliveries(
-            topic_prefix=settings.kafka_topic_prefix,
-            webhook_deadline_seconds=settings.webhook_delivery_deadline_seconds,
+            topic_prefix=settings.kafka.topic_prefix,
+            webhook_deadline_seconds=settings.webhooks.delivery_deadline_seconds,
         )
         relay = TimedRelay(
             queue=queue,
@@ -871,7 +869,7 @@ def _interpretation(run: Run) -> list[str]:
     stalled = [s for s in run.steady if s.drain.unrecorded]
     if stalled:
         reasons = ", ".join(f"{r!r} x{c}" for r, c in RELAY_LOG.reasons.items())
-        lease = make_settings("x", "x", 1).outbox_lease_seconds
+        lease = make_settings("x", "x", 1).outbox.lease_seconds
         why = (
             ": redis-py's asyncio pool allows 100 connections unless told otherwise and "
             "fails at once beyond that, and a pass finishes up to a whole batch of deliveries "
@@ -933,14 +931,14 @@ def report(run: Run) -> str:
         "- the path measured: requests ended in the queue (enqueue, claim, complete: not "
         "timed) → announce (`take_unannounced`, `outbox.add`, `mark_announced`) → claim → "
         "publish / POST → `delivered`",
-        f"- settings: outbox_batch_size {settings.outbox_batch_size} (and 200), "
-        f"outbox_lease_seconds {settings.outbox_lease_seconds:g}, "
-        f"outbox_poll_interval_seconds {settings.outbox_poll_interval_seconds:g}, "
-        f"kafka_send_timeout_seconds {settings.kafka_send_timeout_seconds:g}, breaker "
-        f"{settings.kafka_breaker_failure_threshold} failures / "
-        f"{settings.kafka_breaker_reset_timeout_seconds:g} s; scenario 2: "
+        f"- settings: outbox_batch_size {settings.outbox.batch_size} (and 200), "
+        f"outbox_lease_seconds {settings.outbox.lease_seconds:g}, "
+        f"outbox_poll_interval_seconds {settings.outbox.poll_interval_seconds:g}, "
+        f"kafka_send_timeout_seconds {settings.kafka.send_timeout_seconds:g}, breaker "
+        f"{settings.kafka.breaker_failure_threshold} failures / "
+        f"{settings.kafka.breaker_reset_timeout_seconds:g} s; scenario 2: "
         + ", ".join(f"{k} {v:g}" for k, v in OUTAGE_SETTINGS.items())
-        + f"; webhooks: timeout {settings.webhook_timeout_seconds:g} s, the sender's own "
+        + f"; webhooks: timeout {settings.webhooks.timeout_seconds:g} s, the sender's own "
         "client (64 connections), receiver on 127.0.0.1 in the same process",
         "",
         f"## 1. Steady delivery to Kafka ({run.n:,} results, {run.repeats} runs per batch size)",

@@ -10,7 +10,7 @@ from quart import Quart
 from quart.typing import TestClientProtocol
 
 from services.llm_provider_service.app import create_app
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import Settings, load_settings
 from tests.support.redis_server import RedisServer
 
 SettingsFactory = Callable[..., Settings]
@@ -35,7 +35,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def make_settings() -> SettingsFactory:
-    """Settings for a fast, reproducible embedded default; keyword arguments override."""
+    """Settings for a fast, reproducible embedded default; keyword arguments (flat names as
+    in the environment, `queue_max_size=3`, or sections) override. Raises
+    `ConfigurationError` for contradicting settings, as `load_settings` does."""
 
     def factory(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -51,7 +53,7 @@ def make_settings() -> SettingsFactory:
             "worker_shutdown_grace_seconds": 1.0,
         }
         values.update(overrides)
-        return Settings(**values)
+        return load_settings(**values)
 
     return factory
 

@@ -53,7 +53,7 @@ def hypercorn_config(settings: Settings) -> Config:
     # Hypercorn's error log goes through the root handlers like every other line: one format,
     # the broker-noise filter and the secret redaction (`redact_logs`) apply to it too.
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = settings.worker_shutdown_grace_seconds + 5.0
+    config.graceful_timeout = settings.worker.shutdown_grace_seconds + 5.0
     return config
 
 
@@ -78,11 +78,11 @@ async def _work(settings: Settings) -> None:
     server = None
     try:
         redact_logs(await container.get(Redactor))  # for the life of the process
-        if settings.worker_metrics_port is not None:
+        if settings.worker.metrics_port is not None:
             # A standalone worker serves no HTTP API, so its metrics get their own endpoint.
             metrics = await container.get(ServiceMetrics)
             server, _thread = start_http_server(
-                settings.worker_metrics_port, addr=settings.host, registry=metrics.registry
+                settings.worker.metrics_port, addr=settings.host, registry=metrics.registry
             )
         background = await BackgroundTasks.start(
             container, settings, with_worker=True, worker_stop=_stop_event()
@@ -103,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-        settings.check_consistency()
         if args.command == "worker" and not settings.queue_persistence:
             raise ConfigurationError(
                 "a standalone worker needs the shared Redis queue "

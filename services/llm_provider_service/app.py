@@ -49,7 +49,6 @@ def create_app(settings: Settings | None = None, container: AsyncContainer | Non
     starts serving; the container is closed after the worker has drained.
     """
     settings = settings or load_settings()
-    settings.check_consistency()
     container = container or make_container(settings)
     app = Quart("llm_provider_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_body_bytes
@@ -173,7 +172,7 @@ def _register_lifecycle(app: Quart, container: AsyncContainer, settings: Setting
     @app.before_serving
     async def _start_background() -> None:
         tasks = await BackgroundTasks.start(
-            container, settings, with_worker=settings.worker_enabled
+            container, settings, with_worker=settings.worker.enabled
         )
         background.append(tasks)
 

@@ -59,10 +59,10 @@ class BackgroundTasks:
         others: list[asyncio.Task[None]] = []
         watch = await container.get(DurabilityWatch)
         others.append(asyncio.create_task(watch.run(others_stop), name="durability-watch"))
-        if settings.kafka:
+        if settings.uses_kafka:
             events = await container.get(LifecycleEvents)
             drain = events.run(
-                others_stop, shutdown_seconds=settings.lifecycle_events_shutdown_drain_seconds
+                others_stop, shutdown_seconds=settings.lifecycle_events.shutdown_drain_seconds
             )
             others.append(asyncio.create_task(drain, name="lifecycle-events"))
         worker = None

@@ -32,7 +32,6 @@ from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.drain_rate import InMemoryDrainRate
 from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
-from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.events.log import LogEventPublisher
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
@@ -41,6 +40,7 @@ from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
+from services.llm_provider_service.owed_results import OwedResults
 from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
 from services.llm_provider_service.protocols import (
     DrainRate,
@@ -54,10 +54,11 @@ from services.llm_provider_service.protocols import (
     ResponseCache,
     ResultOutbox,
 )
+from services.llm_provider_service.provider_call import ProviderCall, SharedCalls
 from services.llm_provider_service.provider_registry import ProviderRegistry, VendorAdapters
 from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
 from services.llm_provider_service.providers.gemini_provider import GeminiProvider
-from services.llm_provider_service.providers.mock import MockProvider, MockProviderConfig
+from services.llm_provider_service.providers.mock import MockProvider
 from services.llm_provider_service.providers.openai_compatible import build_client
 from services.llm_provider_service.providers.openai_provider import OpenAIProvider
 from services.llm_provider_service.providers.openrouter_provider import (
@@ -67,7 +68,6 @@ from services.llm_provider_service.providers.openrouter_provider import (
 )
 from services.llm_provider_service.providers.pricing import PriceTable
 from services.llm_provider_service.providers.redacting import RedactingProvider
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.durability import DurabilityWatch, check_durability
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.quotas.memory import InMemoryRateLimiter
@@ -82,6 +82,7 @@ from services.llm_provider_service.redis.position_bias import RedisPositionBiasS
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
 from services.llm_provider_service.relay import ResultRelay
+from services.llm_provider_service.request_rules import RequestRules
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import ProviderSettings, Settings
 from services.llm_provider_service.tracing import TRACER_NAME, tracer_provider
@@ -121,8 +122,8 @@ class CoreDeps(Provider):
             {
                 provider: ProviderCircuitBreaker(
                     provider,
-                    failure_threshold=settings.circuit_breaker_failure_threshold,
-                    reset_timeout_seconds=settings.circuit_breaker_reset_timeout_seconds,
+                    failure_threshold=settings.providers.circuit_breaker_failure_threshold,
+                    reset_timeout_seconds=settings.providers.circuit_breaker_reset_timeout_seconds,
                     on_transition=on_transition,
                 )
                 for provider in LLMProviderType
@@ -136,44 +137,24 @@ class CoreDeps(Provider):
         return LifecycleEvents(
             publisher,
             metrics,
-            settings.kafka_topic_prefix,
-            buffer_size=settings.lifecycle_events_buffer_size,
+            settings.kafka.topic_prefix,
+            buffer_size=settings.lifecycle_events.buffer_size,
         )
 
+    request_rules = provide(RequestRules)
+
     @provide
-    def orchestrator(
-        self,
-        registry: ProviderRegistry,
-        breakers: CircuitBreakers,
-        queue: RequestQueue,
-        events: LifecycleEvents,
-        metrics: ServiceMetrics,
-        drain_rate: DrainRate,
-        settings: Settings,
-        cache: ResponseCache,
-        outbox: ResultOutbox,
-        deliveries: ResultDeliveries,
-        counterbalancer: Counterbalancer,
-        prices: PriceTable,
-        unsaved: UnsavedDeliveries,
-        tracer: Tracer,
-    ) -> ComparisonOrchestrator:
-        return ComparisonOrchestrator(
-            tracer=tracer,
-            unsaved=unsaved,
-            counterbalancer=counterbalancer,
-            prices=prices,
-            providers=registry,
-            breakers=breakers,
-            queue=queue,
-            events=events,
-            metrics=metrics,
-            drain_rate=drain_rate,
-            settings=settings,
-            cache=cache,
-            outbox=outbox,
-            deliveries=deliveries,
-        )
+    def webhook_policy(self, settings: Settings) -> WebhookPolicy:
+        return WebhookPolicy(settings.webhooks)
+
+    @provide
+    def shared_calls(self) -> SharedCalls:
+        """The `deduplication_only` calls in flight in this process (nothing kept)."""
+        return SharedCalls()
+
+    provider_call = provide(ProviderCall)
+    owed_results = provide(OwedResults)
+    orchestrator = provide(ComparisonOrchestrator)
 
     @provide
     def counterbalancer(
@@ -187,13 +168,13 @@ class CoreDeps(Provider):
 
     @provide
     def prices(self, settings: Settings) -> PriceTable:
-        return PriceTable(settings.model_prices)
+        return PriceTable(settings.providers.model_prices)
 
     @provide
     def result_deliveries(self, settings: Settings, prices: PriceTable) -> ResultDeliveries:
         return ResultDeliveries(
-            topic_prefix=settings.kafka_topic_prefix,
-            webhook_deadline_seconds=settings.webhook_delivery_deadline_seconds,
+            topic_prefix=settings.kafka.topic_prefix,
+            webhook_deadline_seconds=settings.webhooks.delivery_deadline_seconds,
             prices=prices,
             default_models={
                 p: settings.provider_settings(p).default_model for p in LLMProviderType
@@ -203,15 +184,15 @@ class CoreDeps(Provider):
     @provide
     async def webhooks(self, settings: Settings) -> AsyncIterator[WebhookSender | None]:
         """The webhook sender, or None when no host is allowed (callback_url is refused)."""
-        secret = settings.webhook_signing_secret
-        if not settings.webhook_allowed_hosts or secret is None:
+        secret = settings.webhooks.signing_secret
+        if not settings.webhooks.allowed_hosts or secret is None:
             yield None
             return
         sender = WebhookSender(
             None,
-            WebhookPolicy.from_settings(settings),
+            WebhookPolicy(settings.webhooks),
             secret.get_secret_value().encode(),
-            timeout_seconds=settings.webhook_timeout_seconds,
+            timeout_seconds=settings.webhooks.timeout_seconds,
         )
         yield sender
         await sender.close()
@@ -220,7 +201,7 @@ class CoreDeps(Provider):
     def unsaved_deliveries(self, settings: Settings) -> UnsavedDeliveries:
         """Request-path deliveries held while the outbox cannot be written; one per process,
         shared by the orchestrator (which holds) and the relay (which writes them)."""
-        return UnsavedDeliveries(max_deliveries=settings.outbox_unsaved_max_deliveries)
+        return UnsavedDeliveries(max_deliveries=settings.outbox.unsaved_max_deliveries)
 
     @provide
     def relay(
@@ -253,7 +234,7 @@ class CoreDeps(Provider):
 
     @provide
     def redactor(self, settings: Settings) -> Redactor:
-        return Redactor.from_settings(settings)
+        return Redactor(settings.secrets(), secret_digests=settings.caller_key_digests())
 
     @provide
     def request_rate_quota(self, limiter: RateLimiter, metrics: ServiceMetrics) -> RequestRateQuota:
@@ -275,8 +256,7 @@ class CoreDeps(Provider):
     def worker(
         self,
         queue: RequestQueue,
-        orchestrator: ComparisonOrchestrator,
-        breakers: CircuitBreakers,
+        calls: ProviderCall,
         events: LifecycleEvents,
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
@@ -286,8 +266,7 @@ class CoreDeps(Provider):
         return QueueWorker(
             tracer=tracer,
             queue=queue,
-            orchestrator=orchestrator,
-            breakers=breakers,
+            calls=calls,
             events=events,
             metrics=metrics,
             drain_rate=drain_rate,
@@ -302,7 +281,7 @@ class InMemoryQueueDeps(Provider):
 
     @provide
     async def queue(self, settings: Settings) -> AsyncIterator[RequestQueue]:
-        queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+        queue = InMemoryRequestQueue(settings.queue)
         yield queue
         await queue.close()  # warns about the accepted requests lost with the process
 
@@ -324,7 +303,7 @@ class InMemoryQueueDeps(Provider):
 
     @provide
     def outbox(self, settings: Settings) -> ResultOutbox:
-        return InMemoryResultOutbox(retention_seconds=settings.queue_result_retention_seconds)
+        return InMemoryResultOutbox(retention_seconds=settings.queue.result_retention_seconds)
 
     @provide
     def position_bias(self) -> PositionBiasStore:
@@ -343,10 +322,10 @@ class RedisQueueDeps(Provider):
     @provide
     async def redis(self, settings: Settings) -> AsyncIterator[Redis]:
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
+            settings.redis.url,
             decode_responses=True,
-            socket_connect_timeout=settings.redis_connect_timeout_seconds,
-            socket_timeout=settings.redis_socket_timeout_seconds,
+            socket_connect_timeout=settings.redis.connect_timeout_seconds,
+            socket_timeout=settings.redis.socket_timeout_seconds,
             # One immediate retry, on a dropped connection only: after a Redis restart every
             # pooled connection is stale once. No retry on timeouts, so an unreachable Redis
             # still gives 503 within about a second; the worker's own loop retries the rest.
@@ -354,8 +333,8 @@ class RedisQueueDeps(Provider):
             health_check_interval=30,
             # A burst (a relay pass, a spike of requests) waits for a free connection rather
             # than failing at once with "Too many connections", as the default pool does.
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_socket_timeout_seconds,
+            max_connections=settings.redis.max_connections,
+            timeout=settings.redis.socket_timeout_seconds,
         )
         client = Redis.from_pool(pool)  # the client owns the pool and closes it
         yield client
@@ -363,11 +342,11 @@ class RedisQueueDeps(Provider):
 
     @provide
     def keys(self, settings: Settings) -> RedisKeys:
-        return RedisKeys(settings.queue_key_prefix)
+        return RedisKeys(settings.queue.key_prefix)
 
     @provide
     def queue(self, redis: Redis, keys: RedisKeys, settings: Settings) -> RequestQueue:
-        return RedisRequestQueue(redis, keys, QueueConfig.from_settings(settings))
+        return RedisRequestQueue(redis, keys, settings.queue)
 
     @provide
     def idempotency(self, redis: Redis, keys: RedisKeys) -> IdempotencyStore:
@@ -388,7 +367,7 @@ class RedisQueueDeps(Provider):
     @provide
     def outbox(self, redis: Redis, keys: RedisKeys, settings: Settings) -> ResultOutbox:
         return RedisResultOutbox(
-            redis, keys, retention_seconds=settings.queue_result_retention_seconds
+            redis, keys, retention_seconds=settings.queue.result_retention_seconds
         )
 
     @provide
@@ -420,7 +399,7 @@ class KafkaEventDeps(Provider):
         self, settings: Settings, metrics: ServiceMetrics
     ) -> AsyncIterator[EventPublisher]:
         publisher = KafkaEventPublisher(
-            KafkaPublisherConfig.from_settings(settings),
+            settings.kafka,
             on_transition=lambda _name, _old, new: metrics.set_kafka_breaker_state(new),
         )
         yield publisher
@@ -443,20 +422,20 @@ def _anthropic(config: ProviderSettings, settings: Settings) -> VendorBuild:
         timeout=config.timeout_seconds,
         max_retries=0,  # the service's retry policy is the only one
     )
-    adapter = AnthropicProvider(client, config, prompt_caching=settings.anthropic_prompt_caching)
+    adapter = AnthropicProvider(client, config, prompt_caching=settings.anthropic.prompt_caching)
     return adapter, client.close
 
 
 def _openai(config: ProviderSettings, settings: Settings) -> VendorBuild:
     client = build_client(config, default_base_url=OPENAI_BASE_URL)
     adapter = OpenAIProvider(
-        client, config, reasoning_prefixes=settings.openai_reasoning_model_prefixes
+        client, config, reasoning_prefixes=settings.openai.reasoning_model_prefixes
     )
     return adapter, client.close
 
 
 def _openrouter(config: ProviderSettings, settings: Settings) -> VendorBuild:
-    headers = attribution_headers(settings.openrouter_http_referer, settings.openrouter_app_title)
+    headers = attribution_headers(settings.openrouter.http_referer, settings.openrouter.app_title)
     client = build_client(config, default_base_url=OPENROUTER_BASE_URL, default_headers=headers)
     return OpenRouterProvider(client, config), client.close
 
@@ -514,9 +493,7 @@ class DevelopmentDeps(Provider):
 
     @provide
     def mock_provider(self, settings: Settings) -> MockProvider:
-        return MockProvider(
-            MockProviderConfig.from_settings(settings), random.Random(settings.mock_seed)
-        )
+        return MockProvider(settings.mock, random.Random(settings.mock.seed))
 
     @provide
     def fault_injection(self, mock: MockProvider) -> FaultInjection:
@@ -563,7 +540,7 @@ def queue_deps(settings: Settings) -> Provider:
 
 def event_deps(settings: Settings) -> Provider:
     """Kafka when KAFKA_ENABLED (always in staging and production), else the log."""
-    return KafkaEventDeps() if settings.kafka else LogEventDeps()
+    return KafkaEventDeps() if settings.uses_kafka else LogEventDeps()
 
 
 def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:

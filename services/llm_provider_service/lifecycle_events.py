@@ -12,7 +12,7 @@ for at most `shutdown_seconds` to empty the buffer; what is left then is counted
 
 The app and the standalone worker run the drain when events go to Kafka (`KAFKA_ENABLED`).
 Without a running drain (the log publisher, which never blocks; tests and tools that build
-the orchestrator or worker directly), `emit` publishes inline.
+`ProviderCall`, the orchestrator or the worker directly), `emit` publishes inline.
 """
 
 from __future__ import annotations

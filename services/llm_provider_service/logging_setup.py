@@ -112,7 +112,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     `settings.log_format`, at `settings.log_level`; structlog loggers go through the same
     handler. Python's warnings become log lines too. Returns the handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    redactor = Redactor.from_settings(settings)
+    redactor = Redactor(settings.secrets(), secret_digests=settings.caller_key_digests())
     handler.setFormatter(log_formatter(settings.resolved_log_format, redactor))
     handler.addFilter(drop_broker_reconnect_noise)
     root = logging.getLogger()

@@ -29,7 +29,7 @@ class ProviderRegistry:
     def __init__(self, providers: Mapping[LLMProviderType, LLMProvider], settings: Settings):
         self._providers = dict(providers)
         self._settings = settings
-        self._use_mock = settings.use_mock_llm
+        self._use_mock = settings.providers.use_mock_llm
 
     def settings_for(self, provider: LLMProviderType) -> ProviderSettings:
         return self._settings.provider_settings(provider)

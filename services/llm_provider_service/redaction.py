@@ -7,8 +7,8 @@
   (Anthropic), `sk-or-…` (OpenRouter), `AIza…` (Google);
 - the token of an `Authorization: Bearer …` (a caller's key, a vendor key);
 - the configured secrets, verbatim: the vendor API keys, `WEBHOOK_SIGNING_SECRET` and
-  `ESSAY_ORDER_SECRET` (`from_settings`); and any token whose SHA-256 is a caller's
-  `key_sha256` (the service never holds callers' keys in plain text).
+  `ESSAY_ORDER_SECRET` (`Settings.secrets`); and any token whose SHA-256 is a caller's
+  `key_sha256` (`Settings.caller_key_digests`; the service never holds callers' keys in plain text).
 
 The composition root builds one from the settings (`di.py`). It is applied where vendor
 messages enter the service's errors (`RedactingProvider`), so the error response, the
@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from services.llm_provider_service.errors import ServiceError
-from services.llm_provider_service.settings import Settings
 
 REDACTED = "[REDACTED]"
 REDACTS_EVERY_LINE = "redacts_every_line"
@@ -47,20 +46,6 @@ class Redactor:
         kept = {s for s in secrets if len(s) >= MIN_SECRET_CHARS}
         self._secrets = sorted(kept, key=len, reverse=True)  # a longer one may hold a shorter
         self._digests = frozenset(d.lower() for d in secret_digests)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Redactor:
-        """A redactor for every secret the settings hold."""
-        values = [
-            settings.anthropic_api_key,
-            settings.openai_api_key,
-            settings.google_api_key,
-            settings.openrouter_api_key,
-            settings.webhook_signing_secret,
-            settings.essay_order_secret,
-        ]
-        digests = [d for policy in settings.callers.values() for d in policy.key_sha256]
-        return cls([v.get_secret_value() for v in values if v is not None], secret_digests=digests)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:

@@ -82,7 +82,7 @@ class ResultRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set."""
-        interval = self._settings.outbox_poll_interval_seconds
+        interval = self._settings.outbox.poll_interval_seconds
         while not stop.is_set():
             try:
                 busy = await self.run_once()
@@ -132,8 +132,8 @@ class ResultRelay:
 
     async def announce(self) -> int:
         records = await self._queue.take_unannounced(
-            limit=self._settings.outbox_batch_size,
-            hide_seconds=self._settings.outbox_lease_seconds,
+            limit=self._settings.outbox.batch_size,
+            hide_seconds=self._settings.outbox.lease_seconds,
         )
 
         async def announce_one(record: QueueRecord) -> None:
@@ -146,8 +146,8 @@ class ResultRelay:
 
     async def deliver(self) -> int:
         claimed = await self._outbox.claim(
-            limit=self._settings.outbox_batch_size,
-            lease_seconds=self._settings.outbox_lease_seconds,
+            limit=self._settings.outbox.batch_size,
+            lease_seconds=self._settings.outbox.lease_seconds,
         )
         await self._bounded(self._send, claimed)
         return len(claimed)
@@ -155,7 +155,7 @@ class ResultRelay:
     async def _bounded(self, step: Callable[[T], Awaitable[None]], items: Sequence[T]) -> None:
         """`step` over `items`, OUTBOX_SEND_CONCURRENCY at a time: each step writes to the
         outbox, and a whole batch at once would take most of the shared Redis pool."""
-        gate = asyncio.Semaphore(self._settings.outbox_send_concurrency)
+        gate = asyncio.Semaphore(self._settings.outbox.send_concurrency)
 
         async def bounded(item: T) -> None:
             async with gate:
@@ -207,7 +207,7 @@ class ResultRelay:
                 self._metrics.events_published.labels(_RESULT, "failed").inc()
             if reason in reasons.PERMANENT or (
                 reason == reasons.UNKNOWN_TOPIC
-                and delivery.attempts >= self._settings.kafka_unknown_topic_max_attempts
+                and delivery.attempts >= self._settings.kafka.unknown_topic_max_attempts
             ):
                 await self._give_up_kafka(delivery, str(reason), str(exc))
                 return
@@ -266,8 +266,8 @@ class ResultRelay:
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with full jitter between the base and the attempt's ceiling."""
-        base = self._settings.outbox_retry_base_seconds
-        ceiling = min(self._settings.outbox_retry_max_seconds, base * 2 ** max(0, attempts - 1))
+        base = self._settings.outbox.retry_base_seconds
+        ceiling = min(self._settings.outbox.retry_max_seconds, base * 2 ** max(0, attempts - 1))
         return self._rng.uniform(base, max(base, ceiling))
 
 

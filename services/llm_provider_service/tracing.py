@@ -36,16 +36,16 @@ def tracer_provider(settings: Settings, exporter: SpanExporter | None = None) ->
     exporting in batches over OTLP/HTTP only with OTEL_EXPORTER_ENABLED, or to `exporter`
     when one is given. Call `shutdown()` on it to flush what is batched."""
     resource = Resource(
-        {SERVICE_NAME: settings.otel_service_name, SERVICE_VERSION: service_version()}
+        {SERVICE_NAME: settings.tracing.service_name, SERVICE_VERSION: service_version()}
     )
     provider = TracerProvider(
         resource=resource, sampler=ParentBased(ALWAYS_ON), id_generator=_Level1Ids()
     )
-    if exporter is None and settings.otel_exporter_enabled:
+    if exporter is None and settings.tracing.exporter_enabled:
         exporter = OTLPSpanExporter(
-            endpoint=settings.otel_exporter_endpoint,
-            headers={k: v.get_secret_value() for k, v in settings.otel_exporter_headers.items()},
-            timeout=settings.otel_exporter_timeout_seconds,
+            endpoint=settings.tracing.exporter_endpoint,
+            headers={k: v.get_secret_value() for k, v in settings.tracing.exporter_headers.items()},
+            timeout=settings.tracing.exporter_timeout_seconds,
         )
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -17,9 +17,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from common_core.api_models import ComparisonResult, ErrorInfo
-from common_core.enums import CircuitBreakerState, ErrorCode, LLMProviderType, QueueStatus
-from common_core.events import LLMProviderEvent, QueueStatusChangedData, RequestExpiredData
-from services.llm_provider_service.breaker import CircuitBreakers
+from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import (
     CircuitOpenError,
     MaxTokensTooLowError,
@@ -29,9 +27,10 @@ from services.llm_provider_service.errors import (
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.models import Lease, QueueRecord, ReapReport
-from services.llm_provider_service.orchestrator import ComparisonOrchestrator
+from services.llm_provider_service.models import Lease
 from services.llm_provider_service.protocols import DrainRate, RequestQueue
+from services.llm_provider_service.provider_call import ProviderCall
+from services.llm_provider_service.queue_events import announce_reaped, announce_status
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.tracing import default_tracer, extract
 
@@ -56,8 +55,7 @@ class QueueWorker:
         self,
         *,
         queue: RequestQueue,
-        orchestrator: ComparisonOrchestrator,
-        breakers: CircuitBreakers,
+        calls: ProviderCall,
         events: LifecycleEvents,
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
@@ -68,8 +66,7 @@ class QueueWorker:
     ) -> None:
         self._tracer = tracer or default_tracer()
         self._queue = queue
-        self._orchestrator = orchestrator
-        self._breakers = breakers
+        self._calls = calls
         self._events = events
         self._metrics = metrics
         self._drain_rate = drain_rate
@@ -104,7 +101,7 @@ class QueueWorker:
 
     async def run_once(self) -> None:
         """One pass: housekeeping, then claims for every provider whose breaker allows."""
-        await self._handle_reap(await self._queue.reap())
+        await announce_reaped(await self._queue.reap(), self._events, self._metrics)
         for provider in LLMProviderType:
             limit = self._free_slots(provider)
             if limit <= 0:
@@ -114,17 +111,16 @@ class QueueWorker:
                 self._inflight[provider].add(task)
                 task.add_done_callback(self._on_done(provider))
         self._metrics.observe_queue(await self._queue.stats())
-        for breaker in self._breakers:  # OPEN becomes HALF_OPEN by time alone, not by a call
-            self._metrics.set_breaker_state(breaker.provider, breaker.state)
+        # Set here too: OPEN becomes HALF_OPEN by time alone, not by a call.
+        for provider, state in self._calls.breaker_states():
+            self._metrics.set_breaker_state(provider, state)
 
     def _free_slots(self, provider: LLMProviderType) -> int:
-        breaker = self._breakers[provider]
-        busy = len(self._inflight[provider])
-        if not breaker.allows_call():
-            return 0
-        if breaker.state is CircuitBreakerState.HALF_OPEN:
-            return 1 if busy == 0 else 0  # one probe; the breaker's own gate would refuse more
-        return self._settings.worker_concurrency_per_provider - busy
+        return self._calls.free_slots(
+            provider,
+            busy=len(self._inflight[provider]),
+            concurrency=self._settings.worker.concurrency_per_provider,
+        )
 
     def _on_done(self, provider: LLMProviderType) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
@@ -139,7 +135,7 @@ class QueueWorker:
             asyncio.ensure_future(stop.wait()),
             asyncio.ensure_future(self._slot_freed.wait()),
             asyncio.ensure_future(
-                self._queue.wait_for_work(self._settings.queue_poll_interval_seconds)
+                self._queue.wait_for_work(self._settings.queue.poll_interval_seconds)
             ),
         }
         try:
@@ -147,7 +143,7 @@ class QueueWorker:
             # itself: cancelling a blocking Redis call costs a reconnect.
             await asyncio.wait(
                 waiters,
-                timeout=self._settings.queue_poll_interval_seconds * 2,
+                timeout=self._settings.queue.poll_interval_seconds * 2,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -182,7 +178,7 @@ class QueueWorker:
 
     async def _attempt(self, lease: Lease) -> None:
         call = asyncio.create_task(
-            self._orchestrator.execute(lease.job, attempt=lease.attempt, from_queue=True)
+            self._calls.run(lease.job, attempt=lease.attempt, from_queue=True)
         )
         beat = asyncio.create_task(self._keep_alive(lease, call))
         try:
@@ -214,7 +210,7 @@ class QueueWorker:
             beat.cancel()
 
     async def _keep_alive(self, lease: Lease, call: asyncio.Task[ComparisonResult]) -> None:
-        interval = self._settings.queue_lease_seconds / 3
+        interval = self._settings.queue.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
             try:
@@ -236,7 +232,7 @@ class QueueWorker:
         await self._drain_rate.record(lease.job.provider, lease.queue_id)
         self._metrics.queue_wait.labels(lease.job.provider.value).observe(max(0.0, wait))
         self._metrics.record_transition(QueueStatus.COMPLETED)
-        await self._status_changed(lease, QueueStatus.COMPLETED, None)
+        await announce_status(self._events, lease, QueueStatus.COMPLETED, None)
 
     async def _landed(self, lease: Lease, result: ComparisonResult) -> bool:
         """Complete again once the queue answers: `complete` is idempotent for our token, so
@@ -263,68 +259,16 @@ class QueueWorker:
             self._metrics.queue_retries.labels(lease.job.provider.value).inc()
         elif status is QueueStatus.FAILED:
             self._metrics.record_transition(QueueStatus.FAILED)
-            await self._status_changed(lease, QueueStatus.FAILED, info)
+            await announce_status(self._events, lease, QueueStatus.FAILED, info)
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff, drawn uniformly between the base delay and the attempt's
         ceiling (jitter spreads a recovering provider's backlog), never shorter than the
         vendor's Retry-After, which may exceed QUEUE_RETRY_MAX_SECONDS: the vendor knows."""
-        base = self._settings.queue_retry_base_seconds
-        ceiling = min(self._settings.queue_retry_max_seconds, base * 2 ** max(0, attempt - 1))
+        base = self._settings.queue.retry_base_seconds
+        ceiling = min(self._settings.queue.retry_max_seconds, base * 2 ** max(0, attempt - 1))
         delay = self._rng.uniform(base, max(base, ceiling))
         return max(delay, retry_after or 0.0)
-
-    async def _handle_reap(self, report: ReapReport) -> None:
-        if report.lease_expiries:
-            self._metrics.queue_lease_expiries.inc(report.lease_expiries)
-        for record in report.expired:
-            self._metrics.record_transition(QueueStatus.EXPIRED)
-            await self._events.emit(
-                LLMProviderEvent.REQUEST_EXPIRED,
-                record.correlation_id,
-                RequestExpiredData(
-                    queue_id=record.queue_id,
-                    provider=record.provider,
-                    queued_at=record.queued_at,
-                    expires_at=record.expires_at,
-                    attempts=record.attempts,
-                ),
-            )
-            await self._terminal_without_result(record)
-        for record in report.failed:
-            self._metrics.record_transition(QueueStatus.FAILED)
-            await self._terminal_without_result(record)
-
-    async def _terminal_without_result(self, record: QueueRecord) -> None:
-        """The observability event of a reaped request; its result event is owed through
-        the queue's unannounced set, which the result relay drains."""
-        error = record.error or ErrorInfo(code=record.status.value.upper(), message="")
-        await self._events.emit(
-            LLMProviderEvent.QUEUE_STATUS_CHANGED,
-            record.correlation_id,
-            QueueStatusChangedData(
-                queue_id=record.queue_id,
-                provider=record.provider,
-                status=record.status,
-                attempts=record.attempts,
-                error=error,
-            ),
-        )
-
-    async def _status_changed(
-        self, lease: Lease, status: QueueStatus, error: ErrorInfo | None
-    ) -> None:
-        await self._events.emit(
-            LLMProviderEvent.QUEUE_STATUS_CHANGED,
-            lease.job.correlation_id,
-            QueueStatusChangedData(
-                queue_id=lease.queue_id,
-                provider=lease.job.provider,
-                status=status,
-                attempts=lease.attempt,
-                error=error,
-            ),
-        )
 
     async def _safely(self, op: Awaitable[T]) -> T | None:
         """Run a queue write; if the queue is unreachable the lease simply expires and the
@@ -339,7 +283,7 @@ class QueueWorker:
         tasks = {t for group in self._inflight.values() for t in group}
         if not tasks:
             return
-        grace = self._settings.worker_shutdown_grace_seconds
+        grace = self._settings.worker.shutdown_grace_seconds
         logger.info("waiting up to %.1fs for %d in-flight requests", grace, len(tasks))
         _, pending = await asyncio.wait(tasks, timeout=grace)
         for task in pending:

@@ -20,7 +20,6 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -29,6 +28,7 @@ import pytest
 
 from common_core.api_models import ErrorInfo
 from common_core.enums import LLMProviderType, QueueStatus
+from common_core.pass_through import PassThrough
 from services.llm_provider_service.errors import (
     ConflictError,
     NotFoundError,
@@ -37,20 +37,20 @@ from services.llm_provider_service.errors import (
 )
 from services.llm_provider_service.models import ComparisonJob, Lease, QueueRecord
 from services.llm_provider_service.protocols import RequestQueue
-from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.settings import QueueSettings
 from tests.factories import make_job, make_request, make_result
 
 MOCK = LLMProviderType.MOCK
 OPENAI = LLMProviderType.OPENAI
 TTL = 3600  # long enough that nothing expires unless a test means it to
-MakeQueue = Callable[[QueueConfig], Awaitable[RequestQueue]]
+MakeQueue = Callable[[QueueSettings], Awaitable[RequestQueue]]
 Advance = Callable[[float], Awaitable[None]]
 ERROR = ErrorInfo(code="PROVIDER_UNAVAILABLE", message="the vendor answered 503")
 
 
 @pytest.fixture
-def queue_config() -> QueueConfig:
-    return QueueConfig(
+def queue_config() -> QueueSettings:
+    return QueueSettings(
         max_size=50,
         max_attempts=3,
         lease_seconds=10.0,
@@ -60,8 +60,8 @@ def queue_config() -> QueueConfig:
 
 
 @pytest.fixture
-def make_queue(queue_factory: Callable[[QueueConfig, Any], Any], clock: Any) -> MakeQueue:
-    async def make(config: QueueConfig) -> RequestQueue:
+def make_queue(queue_factory: Callable[[QueueSettings, Any], Any], clock: Any) -> MakeQueue:
+    async def make(config: QueueSettings) -> RequestQueue:
         made = queue_factory(config, clock)
         queue: RequestQueue = await made if inspect.isawaitable(made) else made
         return queue
@@ -70,7 +70,7 @@ def make_queue(queue_factory: Callable[[QueueConfig, Any], Any], clock: Any) -> 
 
 
 @pytest.fixture
-async def queue(make_queue: MakeQueue, queue_config: QueueConfig) -> RequestQueue:
+async def queue(make_queue: MakeQueue, queue_config: QueueSettings) -> RequestQueue:
     return await make_queue(queue_config)
 
 
@@ -105,7 +105,7 @@ async def _claim_order(queue: RequestQueue, provider: LLMProviderType = MOCK) ->
 # -- enqueue ---------------------------------------------------------------------------------
 
 
-async def test_enqueue_stores_a_queued_record(queue: RequestQueue, queue_config: QueueConfig):
+async def test_enqueue_stores_a_queued_record(queue: RequestQueue, queue_config: QueueSettings):
     job = make_job(OPENAI)
 
     record = await queue.enqueue(job, priority=7, ttl_seconds=120)
@@ -166,8 +166,8 @@ async def test_enqueue_returns_an_ended_record_unchanged(queue: RequestQueue):
     assert await queue.claim(MOCK, limit=1, owner="w") == []
 
 
-async def test_enqueue_refuses_when_full(make_queue: MakeQueue, queue_config: QueueConfig):
-    queue = await make_queue(replace(queue_config, max_size=2))
+async def test_enqueue_refuses_when_full(make_queue: MakeQueue, queue_config: QueueSettings):
+    queue = await make_queue(queue_config.model_copy(update={"max_size": 2}))
     first = await _enqueue(queue)
     await _enqueue(queue, OPENAI)
 
@@ -279,7 +279,7 @@ async def test_fifo_within_a_priority_holds_in_the_same_millisecond(queue: Reque
 
 
 async def test_low_priority_waits_at_most_the_boost_difference(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     credit = 10 * queue_config.priority_boost_seconds  # priorities 0 and 10
     old_low = await _enqueue(queue, priority=0)
@@ -347,7 +347,7 @@ async def test_every_claim_gets_a_greater_fence_token(queue: RequestQueue, advan
 
 
 async def test_heartbeat_keeps_a_lease_across_several_lease_periods(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     job = await _enqueue(queue)
     lease = await _claim_one(queue)
@@ -364,7 +364,7 @@ async def test_heartbeat_keeps_a_lease_across_several_lease_periods(
 
 
 async def test_expired_lease_is_requeued_in_its_place(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     first = await _enqueue(queue)
     second = await _enqueue(queue)
@@ -386,7 +386,7 @@ async def test_expired_lease_is_requeued_in_its_place(
 
 
 async def test_stale_lease_changes_nothing_after_a_reclaim(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     job = await _enqueue(queue)
     stale = await _claim_one(queue)
@@ -406,7 +406,7 @@ async def test_stale_lease_changes_nothing_after_a_reclaim(
 
 
 async def test_lease_expiring_on_every_attempt_ends_failed(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     job = await _enqueue(queue)
     other = await _enqueue(queue, OPENAI)
@@ -430,9 +430,9 @@ async def test_lease_expiring_on_every_attempt_ends_failed(
 
 
 async def test_expiry_outranks_spent_attempts_when_a_lease_lapses(
-    make_queue: MakeQueue, queue_config: QueueConfig, advance: Advance
+    make_queue: MakeQueue, queue_config: QueueSettings, advance: Advance
 ):
-    queue = await make_queue(replace(queue_config, max_attempts=1))
+    queue = await make_queue(queue_config.model_copy(update={"max_attempts": 1}))
     job = await _enqueue(queue, ttl=5)
     await _claim_one(queue)
     await advance(queue_config.lease_seconds + 1)
@@ -445,7 +445,7 @@ async def test_expiry_outranks_spent_attempts_when_a_lease_lapses(
 
 
 async def test_lease_expiring_after_the_ttl_ends_expired(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     job = await _enqueue(queue, ttl=5)
     await _claim_one(queue)
@@ -538,7 +538,7 @@ async def test_retry_goes_before_later_requests(queue: RequestQueue, advance: Ad
 
 
 async def test_fail_ends_failed_when_attempts_are_spent(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     job = await _enqueue(queue)
     statuses = []
@@ -757,7 +757,7 @@ async def _end_as(queue: RequestQueue, advance: Advance, status: QueueStatus) ->
     [QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.EXPIRED, QueueStatus.CANCELLED],
 )
 async def test_ended_requests_never_change(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance, status: QueueStatus
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance, status: QueueStatus
 ):
     job = await _end_as(queue, advance, status)
     ended = await _record(queue, job)
@@ -775,7 +775,7 @@ async def test_ended_requests_never_change(
 
 
 async def test_ended_requests_are_dropped_after_retention(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     job = await _enqueue(queue)
     lease = await _claim_one(queue)
@@ -802,7 +802,7 @@ async def _taken(queue: RequestQueue, hide: float = 60.0) -> list[UUID]:
 
 @pytest.mark.parametrize("ending", ["complete", "fail", "cancel", "expire", "lease_spent"])
 async def test_every_ending_owes_an_announcement(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance, ending: str
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance, ending: str
 ):
     job = await _enqueue(queue, ttl=30 if ending == "expire" else TTL)
     assert await _taken(queue) == []
@@ -860,7 +860,7 @@ async def test_a_taken_announcement_is_hidden_until_marked_or_its_time_is_up(
 
 
 async def test_an_unannounced_result_outlives_its_retention(
-    queue: RequestQueue, queue_config: QueueConfig, advance: Advance
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance
 ):
     job = await _enqueue(queue)
     await queue.complete(await _claim_one(queue), make_result(job))
@@ -887,9 +887,9 @@ async def _end_announced(queue: RequestQueue, **result_fields: Any) -> Compariso
 
 
 async def test_ended_records_beyond_the_count_are_trimmed_oldest_first(
-    make_queue: MakeQueue, queue_config: QueueConfig
+    make_queue: MakeQueue, queue_config: QueueSettings
 ):
-    queue = await make_queue(replace(queue_config, result_max_count=3))
+    queue = await make_queue(queue_config.model_copy(update={"result_max_count": 3}))
 
     jobs = [await _end_announced(queue) for _ in range(5)]
 
@@ -899,10 +899,10 @@ async def test_ended_records_beyond_the_count_are_trimmed_oldest_first(
 
 
 async def test_ended_records_beyond_the_byte_budget_are_trimmed_oldest_first(
-    make_queue: MakeQueue, queue_config: QueueConfig
+    make_queue: MakeQueue, queue_config: QueueSettings
 ):
     # Each result carries 20 000 characters, so two records fit in 50 000 bytes, three not.
-    queue = await make_queue(replace(queue_config, result_max_bytes=50_000))
+    queue = await make_queue(queue_config.model_copy(update={"result_max_bytes": 50_000}))
     bulky = {"metadata": {"notes": "x" * 20_000}}
 
     jobs = [await _end_announced(queue, **bulky) for _ in range(5)]
@@ -915,9 +915,11 @@ async def test_ended_records_beyond_the_byte_budget_are_trimmed_oldest_first(
 
 
 async def test_waiting_retrying_and_processing_records_are_never_trimmed(
-    make_queue: MakeQueue, queue_config: QueueConfig
+    make_queue: MakeQueue, queue_config: QueueSettings
 ):
-    queue = await make_queue(replace(queue_config, result_max_count=1, result_max_bytes=1))
+    queue = await make_queue(
+        queue_config.model_copy(update={"result_max_count": 1, "result_max_bytes": 1})
+    )
     retrying = await _enqueue(queue, OPENAI)
     await queue.fail(await _claim_one(queue, OPENAI), ERROR, retry_in=30)
     processing = await _enqueue(queue, OPENAI)
@@ -935,9 +937,9 @@ async def test_waiting_retrying_and_processing_records_are_never_trimmed(
 
 
 async def test_a_result_not_yet_announced_is_never_trimmed(
-    make_queue: MakeQueue, queue_config: QueueConfig
+    make_queue: MakeQueue, queue_config: QueueSettings
 ):
-    queue = await make_queue(replace(queue_config, result_max_count=1))
+    queue = await make_queue(queue_config.model_copy(update={"result_max_count": 1}))
     jobs = [await _enqueue(queue) for _ in range(3)]
     for job in jobs:
         await queue.complete(await _claim_one(queue), make_result(job))
@@ -982,6 +984,25 @@ async def test_an_announced_record_keeps_no_copy_of_the_essays(queue: RequestQue
     assert record.job.request.essay_a is None
     assert record.job.request.essay_b is None
     assert essay not in record.job.model_dump_json()
+
+
+async def test_an_announced_record_keeps_the_pass_through_fields_in_its_result_only(
+    queue: RequestQueue,
+):
+    job = make_job(request=make_request(metadata={"essay_pair": "e1-e2", "notes": "x" * 5_000}))
+    await queue.enqueue(job, priority=5, ttl_seconds=TTL)
+    result = make_result(job, **dict(job.request.passed_through()))  # as result_of builds it
+    await queue.complete(await _claim_one(queue), result)
+
+    await queue.mark_announced(job.request_id)
+
+    record = await _record(queue, job)
+    assert record.result is not None
+    for name, field in PassThrough.model_fields.items():  # every field, present and future
+        sent = getattr(job.request, name)
+        assert sent != field.get_default(call_default_factory=True), name  # the test sends it
+        assert getattr(record.result, name) == sent, name
+        assert getattr(record.job.request, name) == field.get_default(call_default_factory=True)
 
 
 # -- waiting for work ------------------------------------------------------------------------

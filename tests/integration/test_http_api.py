@@ -18,8 +18,8 @@ from quart.typing import TestClientProtocol as Client
 from common_core.api_models import LLMConfigOverrides
 from common_core.pass_through import PassThrough
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
-from services.llm_provider_service.providers.mock import MockProvider, MockProviderConfig
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.providers.mock import MockProvider
+from services.llm_provider_service.settings import MockSettings, Settings
 from tests.integration.conftest import StartApp
 
 COMPARISON = "/api/v1/comparison"
@@ -515,7 +515,7 @@ async def test_overrides_shape_the_queued_result(client: Client):
 class RecordingMockProvider(MockProvider):
     """The mock provider, recording what each call was asked."""
 
-    def __init__(self, config: MockProviderConfig) -> None:
+    def __init__(self, config: MockSettings) -> None:
         super().__init__(config, random.Random(7))
         self.calls: list[tuple[ComparisonPrompt, LLMConfigOverrides]] = []
 
@@ -537,7 +537,7 @@ class RecordingMockDeps(Provider):
 
 
 async def test_every_override_survives_the_queue(start_app: StartApp, settings: Settings):
-    recorder = RecordingMockProvider(MockProviderConfig.from_settings(settings))
+    recorder = RecordingMockProvider(settings.mock)
     client = await start_app(RecordingMockDeps(recorder), settings=settings)
 
     response = await post_comparison(
@@ -552,7 +552,7 @@ async def test_every_override_survives_the_queue(start_app: StartApp, settings: 
 
 
 async def test_essays_are_placed_or_appended_never_dropped(start_app: StartApp, settings: Settings):
-    recorder = RecordingMockProvider(MockProviderConfig.from_settings(settings))
+    recorder = RecordingMockProvider(settings.mock)
     client = await start_app(RecordingMockDeps(recorder), settings=settings)
 
     # As sent: this is about placement in the caller's order (swapped: tests/.../test_prompt.py).

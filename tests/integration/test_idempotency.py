@@ -17,7 +17,6 @@ from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
 from services.llm_provider_service.models import IdempotencyEntry
 from services.llm_provider_service.orchestrator import Completed
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
 from services.llm_provider_service.redis.keys import RedisKeys
@@ -268,7 +267,7 @@ async def test_closing_the_guard_stops_settling_keys_and_says_how_many_were_left
     make_settings: Any, caplog: pytest.LogCaptureFixture
 ):
     settings = make_settings()
-    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    queue = InMemoryRequestQueue(settings.queue)
     guard = IdempotencyGuard(cast(Any, None), UnreachableStore(), queue, settings)
     with pytest.raises(QueueUnavailableError):
         await guard.submit(make_request(), key="cj-1")
@@ -323,7 +322,7 @@ async def test_a_retry_waiting_for_a_first_request_that_fails_goes_ahead_itself(
     # first replica, which then fails having created nothing.
     settings = make_settings(idempotency_wait_seconds=10.0)
     store = PolledStore()
-    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    queue = InMemoryRequestQueue(settings.queue)
     failing, answering = FirstFailsLater(), Answers()
     first = IdempotencyGuard(cast(Any, failing), store, queue, settings)
     second = IdempotencyGuard(cast(Any, answering), store, queue, settings)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from services.llm_provider_service.providers.ability_marker import ability_marker
-from services.llm_provider_service.providers.mock import MockProviderConfig
 from services.llm_provider_service.settings import Settings
 from tests.contract.huleedu_consumer import cj_request
 from tests.integration.conftest import StartApp
@@ -73,7 +72,7 @@ async def test_a_malformed_block_is_a_400_naming_it(
 async def test_blocks_are_the_prompt_and_survive_the_queue(
     start_app: StartApp, settings: Settings
 ) -> None:
-    recorder = RecordingMockProvider(MockProviderConfig.from_settings(settings))
+    recorder = RecordingMockProvider(settings.mock)
     client = await start_app(RecordingMockDeps(recorder), settings=settings)
     body = {**cj_request(provider="mock", model="mock-rater-1"), "processing_mode": "async"}
 

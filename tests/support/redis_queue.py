@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
+from services.llm_provider_service.settings import QueueSettings
 
 
 @dataclass
@@ -31,7 +31,7 @@ class QueueBuilder:
     time: ShiftedTime = field(default_factory=ShiftedTime)
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:12]}")
 
-    def build(self, config: QueueConfig) -> RedisRequestQueue:
+    def build(self, config: QueueSettings) -> RedisRequestQueue:
         return RedisRequestQueue(
             self.redis, RedisKeys(self.prefix), config, time_offset_ms=self.time
         )

@@ -76,7 +76,7 @@ async def served_app(settings: Settings, *overrides: Provider) -> AsyncIterator[
     config.bind = [f"fd://{listener.detach()}"]  # Hypercorn owns and closes the socket now
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = settings.worker_shutdown_grace_seconds + 5.0
+    config.graceful_timeout = settings.worker.shutdown_grace_seconds + 5.0
     use_json_protocol_errors()
     stop = asyncio.Event()
     server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait), name="hypercorn")

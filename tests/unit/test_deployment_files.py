@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import AliasChoices
 
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings.sections import every_env_name
+from tests.support.callers import DEPLOYED_CALLERS, callers_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -229,7 +230,10 @@ def test_final_stage_environment(final: Stage, monkeypatch: pytest.MonkeyPatch) 
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
 
-    settings = settings_from(monkeypatch, {k: v for k, v in env.items() if is_setting(k)})
+    image = {k: v for k, v in env.items() if is_setting(k)}
+    # Production refuses to run open: the deployment adds the callers to the image's settings.
+    callers = {"LLM_PROVIDER_SERVICE_CALLERS": callers_env(DEPLOYED_CALLERS)}
+    settings = settings_from(monkeypatch, image | callers)
     assert settings.environment.value == "production"
     assert settings.host == "0.0.0.0"
     assert settings.port == PORT
@@ -450,17 +454,7 @@ def command_tokens(service: Mapping[str, Any]) -> list[str]:
 
 def settings_env_names() -> set[str]:
     """Every environment variable name `Settings` reads (upper-cased; it is case-insensitive)."""
-    prefix = str(Settings.model_config.get("env_prefix", ""))
-    names: set[str] = set()
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if alias is None:
-            names.add(f"{prefix}{name}".upper())
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        elif isinstance(alias, AliasChoices):
-            names.update(c.upper() for c in alias.choices if isinstance(c, str))
-    return names
+    return {name for names in every_env_name(Settings).values() for name in names}
 
 
 def is_setting(name: str) -> bool:
@@ -580,7 +574,7 @@ def test_provider_keys_pass_through_without_an_empty_default(
         for key in PROVIDER_KEYS:
             assert env[key] is None, f"{name}: {key} resolves to {env[key]!r} without a host key"
         settings = settings_from(monkeypatch, env)
-        assert settings.anthropic_api_key is None
+        assert settings.anthropic.api_key is None
 
 
 @pytest.mark.parametrize(("name", "worker_enabled"), [(API, False), (WORKER, True)])
@@ -593,11 +587,11 @@ def test_app_environment_parses_into_settings(
     settings = settings_from(monkeypatch, environment(services[name]))
     assert settings.environment.value == "development"
     assert settings.queue_persistence is True
-    assert settings.redis_url.startswith("redis://redis:6379")
-    assert settings.kafka_bootstrap_servers.split(":")[0] == "kafka"
-    assert settings.kafka is True, "the stack has a broker: events must go to it"
-    assert settings.kafka_enable_idempotence is True  # real Kafka supports it
-    assert settings.worker_enabled is worker_enabled
+    assert settings.redis.url.startswith("redis://redis:6379")
+    assert settings.kafka.bootstrap_servers.split(":")[0] == "kafka"
+    assert settings.uses_kafka is True, "the stack has a broker: events must go to it"
+    assert settings.kafka.enable_idempotence is True  # real Kafka supports it
+    assert settings.worker.enabled is worker_enabled
     if name == API:
         assert settings.host == "0.0.0.0"
         assert settings.port == PORT

@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import AliasChoices
 
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings.sections import every_env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHITECTURE = ROOT / "documentation" / "architecture.md"
@@ -26,16 +26,12 @@ PACKAGE = ROOT / "services" / "llm_provider_service"
 PREFIX = str(Settings.model_config.get("env_prefix", "")).upper()
 
 
+SETTINGS = every_env_name(Settings)
+
+
 def env_names(field: str) -> list[str]:
     """The environment variable names that set `field`, as `Settings` reads them."""
-    alias = Settings.model_fields[field].validation_alias
-    if alias is None:
-        return [f"{PREFIX}{field.upper()}"]
-    if isinstance(alias, str):
-        return [alias.upper()]
-    if isinstance(alias, AliasChoices):
-        return [choice.upper() for choice in alias.choices if isinstance(choice, str)]
-    raise AssertionError(f"{field}: unexpected validation alias {alias!r}")
+    return SETTINGS[field]
 
 
 def module_paths() -> list[str]:
@@ -66,12 +62,12 @@ def configuration() -> str:
 
 def test_discovery_finds_what_the_documentation_must_cover() -> None:
     # Guards the parametrized tests below against silently checking nothing.
-    assert len(Settings.model_fields) > 40
+    assert len(SETTINGS) > 40
     assert {"app.py", "api/errors.py", "queue/memory.py"} <= set(module_paths())
     assert "llm_provider_http_requests_total" in exported_metric_names()
 
 
-@pytest.mark.parametrize("field", sorted(Settings.model_fields))
+@pytest.mark.parametrize("field", sorted(SETTINGS))
 def test_every_setting_is_documented(field: str, configuration: str) -> None:
     missing = [name for name in env_names(field) if not backticked(configuration, name)]
     assert not missing, f"{field}: {missing} not in {CONFIGURATION.name}"
@@ -79,8 +75,8 @@ def test_every_setting_is_documented(field: str, configuration: str) -> None:
 
 def test_configuration_names_only_real_settings(configuration: str) -> None:
     # With `populate_by_name`, PREFIX + field name is read for aliased fields as well.
-    real = {f"{PREFIX}{f.upper()}" for f in Settings.model_fields}
-    real.update(name for f in Settings.model_fields for name in env_names(f))
+    real = {f"{PREFIX}{f.upper()}" for f in SETTINGS}
+    real.update(name for f in SETTINGS for name in env_names(f))
     named = set(re.findall(rf"\b{PREFIX}[A-Z0-9_]*[A-Z0-9]", configuration))
     assert named, "no setting found in configuration.md"
     assert not named - real, f"documented but not settings: {sorted(named - real)}"

@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import AliasChoices
 
 from common_core.enums import ErrorCode
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings.sections import every_env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "documentation" / "operations"
@@ -30,13 +30,9 @@ _BARE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
 def setting_names() -> set[str]:
     """Every environment variable name that sets a field, prefixed, plus the bare field."""
     names: set[str] = set()
-    for field, info in Settings.model_fields.items():
+    for field, env_names in every_env_name(Settings).items():
         names.add(field.upper())
-        alias = info.validation_alias
-        if isinstance(alias, str):
-            names.add(alias.upper())
-        elif isinstance(alias, AliasChoices):
-            names.update(c.upper() for c in alias.choices if isinstance(c, str))
+        names.update(env_names)
     return names
 
 

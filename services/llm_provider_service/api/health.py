@@ -112,7 +112,7 @@ async def readyz(
     or refusing writes for memory, or Kafka (when enabled) unreachable. A provider without a
     key or with an open breaker does not count: requests then queue, as designed."""
     checks = {"queue": await _queue_readiness(queue)}
-    if settings.kafka:
+    if settings.uses_kafka:
         checks["kafka"] = await publisher.readiness()
     ready = all(check.status is HealthStatus.HEALTHY for check in checks.values())
     return json_response(ReadinessResponse(ready=ready, checks=checks), 200 if ready else 503)
@@ -148,7 +148,7 @@ async def _queue_memory_health(
     if ratio is None:
         return DependencyHealth(status=HealthStatus.HEALTHY, detail="Redis has no maxmemory")
     status = HealthStatus.HEALTHY
-    if ratio >= settings.redis_memory_degraded_ratio:
+    if ratio >= settings.redis.memory_degraded_ratio:
         status = HealthStatus.DEGRADED
     return DependencyHealth(status=status, detail=f"Redis memory at {ratio:.0%} ({used})")
 
@@ -163,7 +163,7 @@ async def _outbox_health(outbox: ResultOutbox, settings: Settings) -> Dependency
     pending = sum(stats.pending.values())
     age = stats.oldest_age_seconds or 0.0
     detail = f"{pending} result deliveries pending, oldest {age:.0f}s"
-    stale = age > STALE_RETRY_ROUNDS * settings.outbox_retry_max_seconds
+    stale = age > STALE_RETRY_ROUNDS * settings.outbox.retry_max_seconds
     return DependencyHealth(
         status=HealthStatus.DEGRADED if stale else HealthStatus.HEALTHY, detail=detail
     )

@@ -60,4 +60,4 @@ async def watch_status(
         if record.status.is_terminal:
             return
         # Polling the queue keeps this correct with any number of replicas and workers.
-        await asyncio.sleep(settings.queue_poll_interval_seconds)
+        await asyncio.sleep(settings.queue.poll_interval_seconds)

@@ -14,12 +14,12 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from typing import Final, Self
+from typing import Final
 from urllib.parse import urlsplit
 
 from services.llm_provider_service.delivery import host_patterns
 from services.llm_provider_service.errors import CallbackNotAllowedError
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import WebhookSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -126,28 +126,25 @@ def _split(url: str, schemes: tuple[str, ...]) -> tuple[str, str, str, int | Non
     return scheme, parts.netloc, parts.hostname.lower(), port
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class WebhookPolicy:
-    """Which callback URLs the service delivers to (see the `webhook_*` settings).
+    """Which callback URLs the service delivers to, by its section of the settings
+    (`WEBHOOK_*`; the default section allows none).
 
     `allowed_hosts` are fnmatch patterns matched against the whole host name, case-insensitive
     (`*` matches dots too: `*.example.com` allows `a.b.example.com` but not `example.com`).
     An IP host is matched in its canonical spelling. No patterns: no callback URL at all."""
 
-    allowed_hosts: tuple[str, ...] = ()
-    allow_private_addresses: bool = False
-    allow_http: bool = False
+    allowed_hosts: tuple[str, ...]
+    allow_private_addresses: bool
+    allow_http: bool
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "allowed_hosts", host_patterns.normalized(self.allowed_hosts))
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        return cls(
-            allowed_hosts=tuple(settings.webhook_allowed_hosts),
-            allow_private_addresses=settings.webhook_allow_private_addresses,
-            allow_http=settings.webhook_allow_http,
-        )
+    def __init__(self, settings: WebhookSettings | None = None) -> None:
+        settings = settings or WebhookSettings()
+        set_field = object.__setattr__  # frozen: set once, here
+        set_field(self, "allowed_hosts", host_patterns.normalized(settings.allowed_hosts))
+        set_field(self, "allow_private_addresses", settings.allow_private_addresses)
+        set_field(self, "allow_http", settings.allow_http)
 
     def check_url(self, url: str) -> None:
         """Raise CallbackNotAllowedError (details `field`, `reason`) unless `url` may be

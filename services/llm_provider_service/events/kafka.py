@@ -34,7 +34,6 @@ from common_core.events import EventEnvelope
 from services.llm_provider_service.breaker import CircuitBreaker, TransitionListener
 from services.llm_provider_service.errors import EventPublishError
 from services.llm_provider_service.events.kafka_breakers import TopicBreakers
-from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.events.kafka_refusals import REFUSALS, check_topic
 from services.llm_provider_service.events.reasons import (
     CIRCUIT_OPEN,
@@ -42,6 +41,7 @@ from services.llm_provider_service.events.reasons import (
     REJECTED,
     UNKNOWN_TOPIC,
 )
+from services.llm_provider_service.settings import KafkaSettings
 from services.llm_provider_service.tracing import carrier
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class KafkaEventPublisher:
     breakers changes."""
 
     def __init__(
-        self, config: KafkaPublisherConfig, *, on_transition: TransitionListener | None = None
+        self, config: KafkaSettings, *, on_transition: TransitionListener | None = None
     ) -> None:
         self._config = config
         self._breakers = TopicBreakers(

@@ -85,7 +85,7 @@ class IdempotencyGuard:
         key = key if caller is None else f"{caller.name}/{key}"
         mine = IdempotencyEntry(fingerprint=fingerprint(request), request_id=uuid.uuid4())
         # Held only for as long as one submission can take; a crashed holder frees the key.
-        hold = self._settings.idempotency_wait_seconds + 60.0
+        hold = self._settings.idempotency.wait_seconds + 60.0
         await self._settled(key)
         for last_try in (False, True):
             try:
@@ -164,7 +164,7 @@ class IdempotencyGuard:
         if pending is None or pending.task is None:
             return
         pending.wake.set()
-        await asyncio.wait({pending.task}, timeout=self._settings.idempotency_wait_seconds)
+        await asyncio.wait({pending.task}, timeout=self._settings.idempotency.wait_seconds)
 
     async def _first_submission(
         self,
@@ -188,7 +188,7 @@ class IdempotencyGuard:
             await asyncio.shield(self._settle_failure(key, mine, hold))
             raise
         entry = finished(mine, outcome)
-        keep = self._settings.idempotency_retention_seconds
+        keep = self._settings.idempotency.retention_seconds
 
         async def save() -> None:
             await self._store.save(key, entry, keep_seconds=keep)
@@ -213,7 +213,7 @@ class IdempotencyGuard:
                 await self._store.release(key, mine, fence_seconds=hold)
                 return
             queued = queued_outcome(record)
-            keep = self._settings.idempotency_retention_seconds
+            keep = self._settings.idempotency.retention_seconds
             await self._store.save(key, finished(mine, queued), keep_seconds=keep)
 
         try:
@@ -231,7 +231,7 @@ class IdempotencyGuard:
                 "this Idempotency-Key was used with a different request body",
                 details={"request_id": str(entry.request_id)},
             ).with_code(ErrorCode.IDEMPOTENCY_KEY_REUSED)
-        deadline = time.monotonic() + self._settings.idempotency_wait_seconds
+        deadline = time.monotonic() + self._settings.idempotency.wait_seconds
         current: IdempotencyEntry | None = entry
         while current is not None and current.outcome == "pending":
             record = await self._queue.get(current.request_id)

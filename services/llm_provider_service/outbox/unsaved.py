@@ -1,9 +1,9 @@
 """Result deliveries the outbox could not take yet, held in process memory.
 
 A request answered on the request path owes its result event to the outbox before the
-response goes out. When the outbox's store (Redis) cannot be reached at that moment, the
-orchestrator `keep`s the deliveries here instead of dropping them, and the relay of the same
-process `flush`es them into the outbox at each pass until the store answers again (the
+response goes out. When the outbox's store (Redis) cannot be reached at that moment,
+`OwedResults` `keep`s the deliveries here instead of dropping them, and the relay of the
+same process `flush`es them into the outbox at each pass until the store answers again (the
 outbox ignores a delivery id it already has, so a partly written batch is no trouble).
 
 Bounded: past `max_deliveries` a batch is refused whole (the caller counts it as lost). What

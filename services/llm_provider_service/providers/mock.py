@@ -8,7 +8,6 @@ import math
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import assert_never, get_args
 
 from common_core.api_models import LLMConfigOverrides, TokenUsage
@@ -32,7 +31,7 @@ from services.llm_provider_service.providers.mock_words import (
     compose_justification,
     fit_to_budget,
 )
-from services.llm_provider_service.settings import MockErrorKind, MockRater, Settings
+from services.llm_provider_service.settings import MockErrorKind, MockSettings
 
 logger = logging.getLogger(__name__)
 
@@ -52,61 +51,33 @@ def _check_fault(error_rate: float, error_kind: str) -> None:
         raise ValueError(f"error_kind must be one of {sorted(_ERROR_KINDS)}, got {error_kind!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class MockProviderConfig:
-    """How the mock rater behaves. Construction raises `ValueError` for values out of range.
-
-    `confidence_weights` are the relative odds of confidence 1..5 (non-negative, not all
-    zero); latencies are in milliseconds; `error_rate` is the chance that a call raises the
-    error for `error_kind` instead of answering.
-    """
-
-    model: str
-    win_probability_a: float
-    confidence_weights: tuple[float, float, float, float, float]
-    latency_ms: float
-    latency_jitter_ms: float
-    error_rate: float
-    error_kind: MockErrorKind
-    rater: MockRater = "random"
-    position_bias: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise ValueError("model must not be empty")
-        if not 0.0 <= self.win_probability_a <= 1.0:
-            raise ValueError(
-                f"win_probability_a must be within [0, 1], got {self.win_probability_a!r}"
-            )
-        weights = self.confidence_weights
-        if len(weights) != len(_CONFIDENCE_LEVELS):
-            raise ValueError(f"confidence_weights needs 5 values, got {len(weights)}")
-        if not all(math.isfinite(w) and w >= 0.0 for w in weights) or sum(weights) <= 0.0:
-            raise ValueError(f"confidence_weights must be finite, >= 0 and not all 0: {weights!r}")
-        for name in ("latency_ms", "latency_jitter_ms"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-        _check_fault(self.error_rate, self.error_kind)
-        if self.rater not in ("random", "bradley_terry"):
-            raise ValueError(f"rater must be random or bradley_terry, got {self.rater!r}")
-        if not math.isfinite(self.position_bias):
-            raise ValueError(f"position_bias must be finite, got {self.position_bias!r}")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MockProviderConfig:
-        """The mock's slice of `settings`; raises `ValueError` for values the mock cannot use."""
-        return cls(
-            model=settings.mock_default_model,
-            win_probability_a=settings.mock_win_probability_a,
-            confidence_weights=settings.mock_confidence_weights,
-            latency_ms=settings.mock_latency_ms,
-            latency_jitter_ms=settings.mock_latency_jitter_ms,
-            error_rate=settings.mock_error_rate,
-            error_kind=settings.mock_error_kind,
-            rater=settings.mock_rater,
-            position_bias=settings.mock_position_bias,
+def _check_config(config: MockSettings) -> None:
+    """Raise `ValueError` for values the mock cannot use, also in a section built without
+    validation (`model_copy`): `confidence_weights` are the relative odds of confidence 1..5
+    (non-negative, not all zero); latencies are in milliseconds; `error_rate` is the chance
+    that a call raises the error for `error_kind` instead of answering."""
+    if not config.default_model:
+        raise ValueError("default_model must not be empty")
+    if not 0.0 <= config.win_probability_a <= 1.0:
+        raise ValueError(
+            f"win_probability_a must be within [0, 1], got {config.win_probability_a!r}"
         )
+    weights = config.confidence_weights
+    if len(weights) != len(_CONFIDENCE_LEVELS):
+        raise ValueError(f"confidence_weights needs 5 values, got {len(weights)}")
+    if not all(math.isfinite(w) and w >= 0.0 for w in weights) or sum(weights) <= 0.0:
+        raise ValueError(f"confidence_weights must be finite, >= 0 and not all 0: {weights!r}")
+    for name, value in (
+        ("latency_ms", config.latency_ms),
+        ("latency_jitter_ms", config.latency_jitter_ms),
+    ):
+        if not (math.isfinite(value) and value >= 0.0):
+            raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    _check_fault(config.error_rate, config.error_kind)
+    if config.rater not in ("random", "bradley_terry"):
+        raise ValueError(f"rater must be random or bradley_terry, got {config.rater!r}")
+    if not math.isfinite(config.position_bias):
+        raise ValueError(f"position_bias must be finite, got {config.position_bias!r}")
 
 
 class MockProvider:
@@ -129,10 +100,12 @@ class MockProvider:
 
     def __init__(
         self,
-        config: MockProviderConfig,
+        config: MockSettings,
         rng: random.Random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """Raises `ValueError` for values of `config` the mock cannot use."""
+        _check_config(config)
         self._config = config
         self._rng = rng
         self._sleep = sleep
@@ -145,7 +118,7 @@ class MockProvider:
 
     @property
     def default_model(self) -> str:
-        return self._config.model
+        return self._config.default_model
 
     @property
     def error_rate(self) -> float:
@@ -200,7 +173,7 @@ class MockProvider:
             winner=winner,
             justification=justification,
             confidence=confidence,
-            model=overrides.model_override or self._config.model,
+            model=overrides.model_override or self._config.default_model,
             token_usage=_token_usage(prompt, justification),
             # Drawn from `rng` as well, so that a seeded run replays byte for byte.
             provider_request_id=f"mock-{uuid.UUID(int=rng.getrandbits(128), version=4).hex}",

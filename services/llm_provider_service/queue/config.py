@@ -1,45 +1,14 @@
-"""The request queue's tuning, and the order score every queue implementation shares."""
+"""What every queue implementation shares: the order score, the announced form of a job,
+and the refusals of a full queue. Its tuning is `settings.QueueSettings`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from common_core.pass_through import PassThrough
 from services.llm_provider_service.errors import QueueFullError, QuotaExceededError
 from services.llm_provider_service.models import ComparisonJob
-from services.llm_provider_service.settings import Settings
 
 # How long a caller refused for a full queue (or a full share of it) is told to wait.
 QUEUE_FULL_RETRY_AFTER_SECONDS = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class QueueConfig:
-    """What a `RequestQueue` needs from the settings; times are in seconds."""
-
-    max_size: int
-    max_attempts: int
-    lease_seconds: float
-    priority_boost_seconds: float
-    result_retention_seconds: float
-    # Ended records kept at most (bytes as stored, and how many); the oldest announced go.
-    result_max_bytes: int = 128 * 1024 * 1024
-    result_max_count: int = 50_000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> QueueConfig:
-        return cls(
-            max_size=settings.queue_max_size,
-            max_attempts=settings.queue_max_attempts,
-            lease_seconds=settings.queue_lease_seconds,
-            priority_boost_seconds=settings.queue_priority_boost_seconds,
-            result_retention_seconds=float(settings.queue_result_retention_seconds),
-            result_max_bytes=settings.queue_result_max_bytes,
-            result_max_count=settings.queue_result_max_count,
-        )
-
-    @property
-    def priority_boost_ms(self) -> int:
-        return round(self.priority_boost_seconds * 1000)
 
 
 def order_score(enqueued_at_ms: int, priority: int, boost_ms: int) -> int:
@@ -66,16 +35,21 @@ def announced_form(job: ComparisonJob) -> ComparisonJob:
 
     Nothing reads the request's text after that (the status route needs the ids and the
     caller; the result event is already built), so the essays, the prompt, its blocks and the
-    request's metadata are dropped: they are most of a record's bytes. Still a valid
-    `ComparisonJob`, so a replica of the previous version reads it as before.
+    caller's pass-through fields (`PassThrough`: the result keeps its own copy) are dropped:
+    they are most of a record's bytes. Still a valid `ComparisonJob`, so a replica of the
+    previous version reads it as before.
     """
+    passed = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in PassThrough.model_fields.items()
+    }
     request = job.request.model_copy(
         update={
             "user_prompt": DROPPED_PROMPT,
             "essay_a": None,
             "essay_b": None,
             "prompt_blocks": None,
-            "metadata": {},
+            **passed,
         }
     )
     return job.model_copy(update={"request": request})

@@ -71,7 +71,7 @@ async def check_durability(redis: Redis, settings: Settings) -> list[str] | None
         return problems
     message = "; ".join(problems)
     refuse = settings.environment is EnvironmentType.PRODUCTION
-    if refuse and not settings.allow_non_durable_redis:
+    if refuse and not settings.redis.allow_non_durable:
         raise ConfigurationError(f"{message}; {ALLOW_HINT}")
     logger.warning("%s (%s)", message, "allowed by setting" if refuse else ALLOW_HINT)
     return problems
@@ -86,7 +86,7 @@ class DurabilityWatch:
 
     def __init__(self, redis: Redis | None, settings: Settings) -> None:
         self._redis = redis
-        self._interval = settings.redis_durability_check_interval_seconds
+        self._interval = settings.redis.durability_check_interval_seconds
         self._problems: list[str] | None = None  # None: not known yet
 
     def known(self, problems: list[str] | None) -> None:

@@ -25,13 +25,13 @@ from services.llm_provider_service.models import (
     ReapReport,
 )
 from services.llm_provider_service.queue.config import (
-    QueueConfig,
     announced_form,
     caller_queue_full,
     order_score,
     queue_full,
 )
 from services.llm_provider_service.queue.memory_ledger import Entry, Findings, QueueLedger, utc
+from services.llm_provider_service.settings import QueueSettings
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class InMemoryRequestQueue:
     next `reap()`.
     """
 
-    def __init__(self, config: QueueConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: QueueSettings, clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._clock = clock
         self._ledger = QueueLedger(config)

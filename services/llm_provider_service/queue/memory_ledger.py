@@ -15,7 +15,7 @@ from uuid import UUID
 from common_core.api_models import ErrorInfo
 from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
 from services.llm_provider_service.models import Lease, QueueRecord
-from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.settings import QueueSettings
 
 # (order score, enqueue sequence, id): unique, and sorted in claim order.
 OrderKey = tuple[int, int, UUID]
@@ -64,7 +64,7 @@ class QueueLedger:
     The caller passes `now` (epoch seconds) to every change.
     """
 
-    def __init__(self, config: QueueConfig) -> None:
+    def __init__(self, config: QueueSettings) -> None:
         self._config = config
         self.entries: dict[UUID, Entry] = {}
         self.ready: defaultdict[LLMProviderType, list[OrderKey]] = defaultdict(list)

@@ -28,7 +28,6 @@ from services.llm_provider_service.models import (
     StoreMemory,
 )
 from services.llm_provider_service.queue.config import (
-    QueueConfig,
     announced_form,
     caller_queue_full,
     queue_full,
@@ -43,6 +42,7 @@ from services.llm_provider_service.redis.queue_layout import (
     utc_from_ms,
 )
 from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.settings import QueueSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RedisRequestQueue:
         self,
         redis: Redis,
         keys: RedisKeys,
-        config: QueueConfig,
+        config: QueueSettings,
         *,
         time_offset_ms: Callable[[], int] = lambda: 0,
         reap_limit: int = 500,

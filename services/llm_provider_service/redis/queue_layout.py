@@ -9,8 +9,8 @@ from uuid import UUID
 from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
 from services.llm_provider_service.models import ComparisonJob, QueueRecord
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.settings import QueueSettings
 
 # The queue's scripts, `lua/queue/<name>.lua`, each run after the prelude `lua/queue/_lib.lua`.
 SCRIPTS = (
@@ -57,7 +57,7 @@ def shared_keys(keys: RedisKeys) -> tuple[str, ...]:
 
 
 def leading_args(
-    keys: RedisKeys, config: QueueConfig, offset_ms: int, reap_limit: int
+    keys: RedisKeys, config: QueueSettings, offset_ms: int, reap_limit: int
 ) -> tuple[str | int, ...]:
     """ARGV[1] to ARGV[6] of every queue script, as `lua/queue/_lib.lua` reads them."""
     lease_expired = ErrorInfo(

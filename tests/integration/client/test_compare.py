@@ -24,7 +24,7 @@ from common_core.client import (
 )
 from common_core.enums import QueueStatus
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
-from services.llm_provider_service.providers.mock import MockProvider, MockProviderConfig
+from services.llm_provider_service.providers.mock import MockProvider
 from services.llm_provider_service.settings import Settings
 from tests.integration.client.conftest import (
     Serve,
@@ -173,7 +173,7 @@ class SlowFirstCallDeps(Provider):
                 deps.answered += 1
                 return judgement
 
-        return Counting(MockProviderConfig.from_settings(settings), random.Random(1), sleep)
+        return Counting(settings.mock, random.Random(1), sleep)
 
 
 async def test_a_timed_out_post_is_retried_with_the_same_key_and_judged_once(

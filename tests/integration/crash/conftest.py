@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
+from services.llm_provider_service.settings import QueueSettings
 from tests.integration.crash.support import QueueFactory
 from tests.support.processes import ProcessPool, ensure_redis_running
 from tests.support.redis_server import RedisServer
@@ -71,7 +71,7 @@ def make_queue(redis_client: Redis, prefix: str) -> QueueFactory:
     is what the requests it enqueues get."""
 
     def build(*, max_attempts: int = 10, lease_seconds: float = 30.0) -> RedisRequestQueue:
-        config = QueueConfig(
+        config = QueueSettings(
             max_size=100_000,
             max_attempts=max_attempts,
             lease_seconds=lease_seconds,

@@ -14,14 +14,12 @@ import pytest
 from common_core.enums import DeliveryChannel, DeliveryState
 from common_core.events import ComparisonResultData, EventEnvelope
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
-from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import KafkaSettings, Settings
 from tests.factories import make_job, make_request, make_result
 from tests.support.kafka_broker import TansuBroker, consume
 
@@ -36,7 +34,7 @@ async def publisher(kafka_broker: TansuBroker) -> AsyncIterator[KafkaEventPublis
     if not kafka_broker.running:
         kafka_broker.start()
     made = KafkaEventPublisher(
-        KafkaPublisherConfig(
+        KafkaSettings(
             bootstrap_servers=kafka_broker.bootstrap_servers,
             enable_idempotence=False,  # Tansu refuses the idempotent producer
             send_timeout_seconds=5.0,
@@ -55,7 +53,7 @@ async def test_an_oversized_record_is_given_up_and_the_others_are_delivered(
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     settings = make_settings(outbox_retry_base_seconds=0.05, outbox_retry_max_seconds=0.05)
-    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+    queue = InMemoryRequestQueue(settings.queue)
     outbox = InMemoryResultOutbox(retention_seconds=600)
     metrics = ServiceMetrics()
     relay = ResultRelay(

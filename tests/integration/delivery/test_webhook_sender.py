@@ -26,13 +26,16 @@ from services.llm_provider_service.delivery.webhook import (
     WebhookSender,
 )
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
+from services.llm_provider_service.settings import WebhookSettings
 from tests.support.redis_server import free_port
 from tests.support.webhook_receiver import WebhookReceiver, webhook_receiver_fixture  # noqa: F401
 
 SECRET = b"whsec_integration_secret_0123456789"
 BODY = json.dumps({"event_id": "evt-1", "data": {"winner": "Essay A"}}).encode()
 LOCAL = WebhookPolicy(
-    allowed_hosts=("127.0.0.1", "localhost"), allow_http=True, allow_private_addresses=True
+    WebhookSettings(
+        allowed_hosts=("127.0.0.1", "localhost"), allow_http=True, allow_private_addresses=True
+    )
 )
 
 
@@ -208,7 +211,7 @@ async def test_an_unresolvable_host_is_retried(monkeypatch: pytest.MonkeyPatch) 
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_such_name)
-    policy = WebhookPolicy(allowed_hosts=("*.example.com",), allow_http=True)
+    policy = WebhookPolicy(WebhookSettings(allowed_hosts=("*.example.com",), allow_http=True))
     async with WebhookSender(None, policy, SECRET, timeout_seconds=2.0) as sender:
         outcome = await send(sender, "http://gone.example.com/hook")
 
@@ -234,7 +237,7 @@ async def test_loopback_is_refused_at_resolve_time_unless_private_addresses_are_
     webhook_receiver: WebhookReceiver,
 ) -> None:
     url = webhook_receiver.url("/hook", host="localhost")
-    strict = WebhookPolicy(allowed_hosts=("localhost",), allow_http=True)
+    strict = WebhookPolicy(WebhookSettings(allowed_hosts=("localhost",), allow_http=True))
     strict.check_url(url)  # a name passes at submission: no DNS then
 
     async with WebhookSender(None, strict, SECRET, timeout_seconds=2.0) as sender:
@@ -246,7 +249,7 @@ async def test_loopback_is_refused_at_resolve_time_unless_private_addresses_are_
     assert webhook_receiver.requests == []
 
     lenient = WebhookPolicy(
-        allowed_hosts=("localhost",), allow_http=True, allow_private_addresses=True
+        WebhookSettings(allowed_hosts=("localhost",), allow_http=True, allow_private_addresses=True)
     )
     async with WebhookSender(None, lenient, SECRET, timeout_seconds=2.0) as sender:
         allowed = await send(sender, url)
@@ -265,7 +268,7 @@ async def test_loopback_is_refused_at_resolve_time_unless_private_addresses_are_
 async def test_a_url_the_policy_refuses_is_rejected_without_a_request(
     webhook_receiver: WebhookReceiver, url: str, reason: str
 ) -> None:
-    policy = WebhookPolicy(allowed_hosts=("127.0.0.1",), allow_http=True)
+    policy = WebhookPolicy(WebhookSettings(allowed_hosts=("127.0.0.1",), allow_http=True))
     async with WebhookSender(None, policy, SECRET, timeout_seconds=2.0) as sender:
         outcome = await send(sender, url.format(port=webhook_receiver.port))
 
@@ -371,7 +374,7 @@ async def test_a_second_dns_answer_cannot_redirect_the_connection(
     The sender resolves once and connects to the checked address; loopback is never tried."""
     script, lookups = rebinding_dns
     script["hooks.example.com"] = [[PUBLIC_DECOY], ["127.0.0.1"]]
-    strict = WebhookPolicy(allowed_hosts=("hooks.example.com",), allow_http=True)
+    strict = WebhookPolicy(WebhookSettings(allowed_hosts=("hooks.example.com",), allow_http=True))
     url = f"http://hooks.example.com:{webhook_receiver.port}/hook"
 
     async with WebhookSender(None, strict, SECRET, timeout_seconds=2.0) as sender:
@@ -395,7 +398,9 @@ async def test_a_pinned_connection_keeps_the_host_name(
     script, lookups = rebinding_dns
     script["hooks.example.com"] = [["127.0.0.1"], [PUBLIC_DECOY]]
     lenient = WebhookPolicy(
-        allowed_hosts=("hooks.example.com",), allow_http=True, allow_private_addresses=True
+        WebhookSettings(
+            allowed_hosts=("hooks.example.com",), allow_http=True, allow_private_addresses=True
+        )
     )
     url = f"http://hooks.example.com:{webhook_receiver.port}/hook"
 

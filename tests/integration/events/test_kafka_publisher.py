@@ -13,7 +13,7 @@ from common_core.enums import CircuitBreakerState, LLMProviderType
 from common_core.events import EventEnvelope, RequestStartedData
 from services.llm_provider_service.errors import EventPublishError
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
-from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
+from services.llm_provider_service.settings import KafkaSettings
 from tests.support.kafka_broker import TansuBroker, consume
 from tests.support.redis_server import free_port
 
@@ -64,8 +64,8 @@ async def make_publisher(
     made: list[KafkaEventPublisher] = []
 
     def make(bootstrap_servers: str | None = None, **values: object) -> KafkaEventPublisher:
-        config = KafkaPublisherConfig(
-            **{  # type: ignore[arg-type]
+        config = KafkaSettings(
+            **{
                 "bootstrap_servers": bootstrap_servers or broker.bootstrap_servers,
                 "client_id": "test_kafka_publisher",
                 "enable_idempotence": False,  # Tansu refuses the idempotent producer

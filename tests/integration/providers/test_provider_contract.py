@@ -17,7 +17,7 @@ import pytest
 import tests.contract.provider_contract as contract
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.di import VENDOR_BUILDERS
-from services.llm_provider_service.providers.mock import MockProvider, MockProviderConfig
+from services.llm_provider_service.providers.mock import MockProvider
 from services.llm_provider_service.settings import MockErrorKind, Settings
 
 # A star import, as the queue contract does: pytest collects the contract's tests here.
@@ -54,9 +54,7 @@ BASE_URLS: dict[LLMProviderType, Callable[[FakeUpstream], str]] = {
 
 
 def _mock_harness(settings: Settings) -> ProviderHarness:
-    mock = MockProvider(
-        MockProviderConfig.from_settings(settings), random.Random(settings.mock_seed)
-    )
+    mock = MockProvider(settings.mock, random.Random(settings.mock.seed))
 
     def inject_raw(kind: str) -> None:
         mock.set_fault(1.0, kind)  # type: ignore[arg-type]  # one of get_args(MockErrorKind)
@@ -64,7 +62,7 @@ def _mock_harness(settings: Settings) -> ProviderHarness:
     return ProviderHarness(
         provider=mock,
         expected=LLMProviderType.MOCK,
-        default_model=settings.mock_default_model,
+        default_model=settings.mock.default_model,
         inject=lambda fault: inject_raw(MOCK_FAULTS[fault]),
         inject_raw=inject_raw,
         raw_faults=get_args(MockErrorKind),

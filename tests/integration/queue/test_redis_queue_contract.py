@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 import tests.contract.queue_contract as contract
 from services.llm_provider_service.protocols import RequestQueue
-from services.llm_provider_service.queue.config import QueueConfig
+from services.llm_provider_service.settings import QueueSettings
 
 # See tests/unit/services/llm_provider_service/queue/test_memory.py for why a star import.
 from tests.contract.queue_contract import *  # noqa: F403
@@ -21,7 +21,7 @@ def clock(redis_client: Redis) -> QueueBuilder:
 
 @pytest.fixture
 def queue_factory():
-    def build(config: QueueConfig, builder: QueueBuilder) -> RequestQueue:
+    def build(config: QueueSettings, builder: QueueBuilder) -> RequestQueue:
         return builder.build(config)
 
     return build

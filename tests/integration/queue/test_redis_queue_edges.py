@@ -8,15 +8,15 @@ import pytest
 from redis.asyncio import Redis
 
 from common_core.enums import LLMProviderType, QueueStatus
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
+from services.llm_provider_service.settings import QueueSettings
 from tests.factories import make_job
 from tests.support.redis_queue import QueueBuilder
 from tests.support.redis_server import RedisServer
 
 MOCK = LLMProviderType.MOCK
-CONFIG = QueueConfig(
+CONFIG = QueueSettings(
     max_size=10_000,
     max_attempts=3,
     lease_seconds=10.0,

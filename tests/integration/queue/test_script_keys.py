@@ -22,7 +22,6 @@ from common_core.api_models import ErrorInfo
 from common_core.enums import DeliveryChannel, LLMProviderType
 from services.llm_provider_service.errors import QuotaExceededError
 from services.llm_provider_service.models import IdempotencyEntry
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.drain_rate import RedisDrainRate
 from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
 from services.llm_provider_service.redis.keys import RedisKeys
@@ -30,6 +29,7 @@ from services.llm_provider_service.redis.outbox import RedisResultOutbox
 from services.llm_provider_service.redis.position_bias import RedisPositionBiasStore
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
+from services.llm_provider_service.settings import QueueSettings
 from tests.contract.outbox_contract import make_delivery
 from tests.factories import make_job, make_result
 from tests.support.redis_queue import ShiftedTime
@@ -133,7 +133,10 @@ async def run_queue_scripts(redis: Redis, keys: RedisKeys, time: ShiftedTime) ->
     the retention purge and the reap's hand-on."""
     # At most 50 waiting, 2 attempts, 5 s leases, 1 s priority boost, 30 s retention, and one
     # ended record kept, so that announcing trims.
-    config = QueueConfig(50, 2, 5.0, 1.0, 30.0, result_max_count=1)
+    limits = {"max_size": 50, "max_attempts": 2, "lease_seconds": 5.0, "result_max_count": 1}
+    config = QueueSettings.model_validate(
+        limits | {"priority_boost_seconds": 1.0, "result_retention_seconds": 30}
+    )
     queue = RedisRequestQueue(redis, keys, config, time_offset_ms=time)
     first = make_job(caller="cj")
     await queue.enqueue(first, priority=0, ttl_seconds=60, caller_limit=1)

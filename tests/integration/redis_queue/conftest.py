@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.queue import RedisRequestQueue
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import QueueSettings, Settings
 from tests.integration.redis_queue.support import Rig, build_rig
 from tests.support.redis_queue import QueueBuilder
 from tests.support.redis_server import RedisServer
@@ -20,8 +19,8 @@ MakeRig = Callable[..., Awaitable[Rig]]
 
 
 @pytest.fixture
-def queue_config() -> QueueConfig:
-    return QueueConfig(
+def queue_config() -> QueueSettings:
+    return QueueSettings(
         max_size=10_000,
         max_attempts=3,
         lease_seconds=10.0,
@@ -44,7 +43,7 @@ def builder(redis_client: Redis) -> QueueBuilder:
 
 
 @pytest.fixture
-def queue(builder: QueueBuilder, queue_config: QueueConfig) -> RedisRequestQueue:
+def queue(builder: QueueBuilder, queue_config: QueueSettings) -> RedisRequestQueue:
     return builder.build(queue_config)
 
 

@@ -30,11 +30,10 @@ from services.llm_provider_service.models import (
 )
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue
 from services.llm_provider_service.provider_registry import ProviderRegistry
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.relay import ResultRelay
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import QueueSettings, Settings
 from services.llm_provider_service.worker import QueueWorker
 from tests.fakes import RecordingPublisher, ScriptedProvider
 from tests.support.redis_queue import QueueBuilder
@@ -80,7 +79,7 @@ class ObservedQueue(RedisRequestQueue):
     """`RedisRequestQueue` that counts the worker's passes (one reap each) and keeps every
     lease it handed out, so a test can wait for passes instead of sleeping."""
 
-    def __init__(self, redis: Redis, builder: QueueBuilder, config: QueueConfig) -> None:
+    def __init__(self, redis: Redis, builder: QueueBuilder, config: QueueSettings) -> None:
         super().__init__(redis, RedisKeys(builder.prefix), config, time_offset_ms=builder.time)
         self.reaps = 0
         self.claimed: list[Lease] = []
@@ -167,7 +166,7 @@ class Rig:
         assert breaker.state is CircuitBreakerState.OPEN
 
     def end_open_period(self) -> None:
-        self.monotonic.now += self.settings.circuit_breaker_reset_timeout_seconds + 1
+        self.monotonic.now += self.settings.providers.circuit_breaker_reset_timeout_seconds + 1
 
     async def passes(self, count: int, within: float = 5.0) -> None:
         """Wait until the worker has made `count` more passes (each begins with a reap)."""
@@ -190,14 +189,14 @@ async def build_rig(
         {
             p: ProviderCircuitBreaker(
                 p,
-                failure_threshold=settings.circuit_breaker_failure_threshold,
-                reset_timeout_seconds=settings.circuit_breaker_reset_timeout_seconds,
+                failure_threshold=settings.providers.circuit_breaker_failure_threshold,
+                reset_timeout_seconds=settings.providers.circuit_breaker_reset_timeout_seconds,
                 monotonic=monotonic,
             )
             for p in LLMProviderType
         }
     )
-    queue = ObservedQueue(redis, builder, QueueConfig.from_settings(settings))
+    queue = ObservedQueue(redis, builder, settings.queue)
     container: AsyncContainer = make_container(
         settings, RigDeps(queue, provider, publisher, breakers)
     )

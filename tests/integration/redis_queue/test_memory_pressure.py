@@ -17,9 +17,9 @@ import pytest
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
+from services.llm_provider_service.settings import QueueSettings
 from tests.factories import make_job, make_request, make_result
 from tests.integration.conftest import StartApp
 from tests.integration.redis_queue.support import wait_until
@@ -209,7 +209,7 @@ async def test_announcing_results_still_works_and_frees_memory_when_redis_is_ful
 ):
     # Redis lets a script write on at maxmemory once its first write removed something:
     # announced.lua begins with a ZREM, so the relay keeps freeing memory when Redis is full.
-    config = QueueConfig(
+    config = QueueSettings(
         max_size=100,
         max_attempts=3,
         lease_seconds=30.0,

@@ -11,10 +11,9 @@ from redis.asyncio import Redis
 
 from common_core.enums import QueueStatus
 from services.llm_provider_service.app import create_app
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.drain_rate import RedisDrainRate
 from services.llm_provider_service.redis.keys import RedisKeys
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import QueueSettings, Settings
 from tests.factories import make_job
 from tests.integration.redis_queue.support import MOCK, wait_until
 from tests.support.redis_queue import QueueBuilder
@@ -36,7 +35,7 @@ def body(**fields: Any) -> dict[str, Any]:
 
 
 async def test_what_one_replicas_claim_reaped_is_reported_by_another_replicas_reap(
-    builder: QueueBuilder, queue_config: QueueConfig
+    builder: QueueBuilder, queue_config: QueueSettings
 ):
     first, second = builder.build(queue_config), builder.build(queue_config)
     job = make_job()
@@ -52,7 +51,7 @@ async def test_what_one_replicas_claim_reaped_is_reported_by_another_replicas_re
 
 
 async def test_a_lease_expiry_found_by_one_replicas_claim_is_counted_by_another(
-    builder: QueueBuilder, queue_config: QueueConfig
+    builder: QueueBuilder, queue_config: QueueSettings
 ):
     first, second = builder.build(queue_config), builder.build(queue_config)
     await first.enqueue(make_job(), priority=5, ttl_seconds=3600)

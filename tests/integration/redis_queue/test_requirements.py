@@ -16,7 +16,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -37,7 +36,6 @@ from services.llm_provider_service.errors import (
 )
 from services.llm_provider_service.models import ComparisonJob, IdempotencyEntry, Lease
 from services.llm_provider_service.protocols import IdempotencyStore, RequestQueue
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.durability import (
     DurabilityWatch,
     check_durability,
@@ -46,7 +44,7 @@ from services.llm_provider_service.queue.durability import (
 from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
-from services.llm_provider_service.settings import ConfigurationError, Settings
+from services.llm_provider_service.settings import ConfigurationError, QueueSettings, Settings
 from tests.factories import make_job, make_request, make_result
 from tests.fakes import judgement
 from tests.integration.conftest import StartApp
@@ -209,9 +207,7 @@ class StallingEnqueueDeps(Provider):
 
     @provide
     def queue(self, redis: Redis, settings: Settings) -> RequestQueue:
-        queue = RedisRequestQueue(
-            redis, RedisKeys(settings.queue_key_prefix), QueueConfig.from_settings(settings)
-        )
+        queue = RedisRequestQueue(redis, RedisKeys(settings.queue.key_prefix), settings.queue)
         return cast(RequestQueue, StallingEnqueue(queue, self._server))
 
 
@@ -261,7 +257,7 @@ class StallingSaveDeps(Provider):
 
     @provide
     def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
-        return StallingSave(redis, RedisKeys(settings.queue_key_prefix), self._server)
+        return StallingSave(redis, RedisKeys(settings.queue.key_prefix), self._server)
 
 
 async def test_r1_a_request_queued_just_before_a_stall_is_answered_202_and_replayed(
@@ -289,7 +285,7 @@ async def test_r1_a_request_queued_just_before_a_stall_is_answered_202_and_repla
 
 
 async def test_r1_killed_redis_is_a_503_then_202_again_after_restart(
-    start_app: StartApp, redis_server: RedisServer, queue_config: QueueConfig
+    start_app: StartApp, redis_server: RedisServer, queue_config: QueueSettings
 ):
     settings = persistent(redis_server.url)
     client = await start_app(**settings, worker_enabled=False)
@@ -340,7 +336,7 @@ async def test_r1_the_first_request_after_redis_restarted_is_accepted(
 
 
 async def test_r1_a_202_means_the_record_is_already_in_redis_and_survives_a_crash(
-    start_app: StartApp, redis_server: RedisServer, queue_config: QueueConfig
+    start_app: StartApp, redis_server: RedisServer, queue_config: QueueSettings
 ):
     settings = persistent(redis_server.url)
     client = await start_app(**settings, worker_enabled=False)
@@ -402,7 +398,10 @@ async def assert_stale_lease_changes_nothing(
 
 
 async def test_r5_a_reclaimed_lease_can_neither_heartbeat_nor_finish(
-    queue: RedisRequestQueue, builder: QueueBuilder, redis_client: Redis, queue_config: QueueConfig
+    queue: RedisRequestQueue,
+    builder: QueueBuilder,
+    redis_client: Redis,
+    queue_config: QueueSettings,
 ):
     job = await enqueue(queue)
     [old] = await queue.claim(MOCK, limit=1, owner="worker-1")
@@ -429,11 +428,11 @@ async def test_r5_a_reclaimed_lease_can_neither_heartbeat_nor_finish(
 async def test_r5_a_lease_the_reaper_took_back_can_change_nothing(
     builder: QueueBuilder,
     redis_client: Redis,
-    queue_config: QueueConfig,
+    queue_config: QueueSettings,
     max_attempts: int,
     taken_back_as: QueueStatus,
 ):
-    config = replace(queue_config, max_attempts=max_attempts)
+    config = queue_config.model_copy(update={"max_attempts": max_attempts})
     queue = builder.build(config)
     job = await enqueue(queue)
     [old] = await queue.claim(MOCK, limit=1, owner="worker-1")
@@ -582,7 +581,7 @@ async def test_r8_retryable_failures_back_off_then_end_failed_with_the_last_erro
 
 
 async def test_r8_a_request_that_kills_every_worker_ends_failed_and_blocks_nothing(
-    queue: RedisRequestQueue, builder: QueueBuilder, queue_config: QueueConfig
+    queue: RedisRequestQueue, builder: QueueBuilder, queue_config: QueueSettings
 ):
     poison = await enqueue(queue, priority=9)  # first in line every time it is back
     others = [await enqueue(queue) for _ in range(4)]
@@ -662,7 +661,7 @@ async def test_r9_an_open_breaker_spends_nothing_then_the_backlog_drains_in_orde
 
 
 async def test_r10_claim_order_is_enqueue_order_within_one_millisecond_too(
-    redis_client: Redis, queue_config: QueueConfig
+    redis_client: Redis, queue_config: QueueSettings
 ):
     # 1100 in a row also crosses any tie-breaker counter that wraps at 1000 (an earlier
     # enqueue.lua used INCR % 1000, which put the 1000th before the 999th in one millisecond).
@@ -688,7 +687,7 @@ async def test_r10_higher_priority_is_claimed_first_then_fifo(queue: RedisReques
 
 
 async def test_r10_a_low_priority_request_waits_at_most_the_boost_difference(
-    queue: RedisRequestQueue, builder: QueueBuilder, queue_config: QueueConfig
+    queue: RedisRequestQueue, builder: QueueBuilder, queue_config: QueueSettings
 ):
     credit = 10 * queue_config.priority_boost_seconds  # priorities 0 and 10
     low = await enqueue(queue, priority=0)
@@ -727,7 +726,7 @@ def skew_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
             monkeypatch.setattr(module, "datetime", SkewedDatetime)
 
 
-async def deadline_scenario(redis: Redis, config: QueueConfig) -> list[tuple[Any, ...]]:
+async def deadline_scenario(redis: Redis, config: QueueSettings) -> list[tuple[Any, ...]]:
     """Leases, TTLs and claims over 31 s of queue time; what happened, in relative terms."""
     builder = QueueBuilder(redis)
     queue = builder.build(config)
@@ -766,7 +765,7 @@ async def deadline_scenario(redis: Redis, config: QueueConfig) -> list[tuple[Any
 
 
 async def test_r15_leases_ttls_and_claims_ignore_the_worker_clock(
-    redis_client: Redis, queue_config: QueueConfig, monkeypatch: pytest.MonkeyPatch
+    redis_client: Redis, queue_config: QueueSettings, monkeypatch: pytest.MonkeyPatch
 ):
     honest = await deadline_scenario(redis_client, queue_config)
     skewed = []
@@ -836,7 +835,9 @@ async def non_durable(scratch_redis: RedisServer) -> AsyncIterator[Redis]:
 
 async def test_r16_production_refuses_a_redis_without_aof(non_durable: Redis, make_settings):
     with pytest.raises(ConfigurationError) as refused:
-        await check_durability(non_durable, make_settings(environment="production"))
+        await check_durability(
+            non_durable, make_settings(environment="production", callers=DEPLOYED_CALLERS)
+        )
 
     assert "appendonly no" in str(refused.value)
     assert "ALLOW_NON_DURABLE_REDIS" in str(refused.value)
@@ -847,7 +848,9 @@ async def test_r16_other_environments_warn_about_a_redis_without_aof(
     non_durable: Redis, make_settings, caplog: pytest.LogCaptureFixture, environment: str
 ):
     with caplog.at_level(logging.WARNING):
-        await check_durability(non_durable, make_settings(environment=environment))
+        await check_durability(
+            non_durable, make_settings(environment=environment, callers=DEPLOYED_CALLERS)
+        )
 
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "appendonly no" in warning.getMessage()
@@ -856,7 +859,9 @@ async def test_r16_other_environments_warn_about_a_redis_without_aof(
 async def test_r16_production_starts_on_a_non_durable_redis_when_explicitly_allowed(
     non_durable: Redis, make_settings, caplog: pytest.LogCaptureFixture
 ):
-    settings = make_settings(environment="production", allow_non_durable_redis=True)
+    settings = make_settings(
+        environment="production", callers=DEPLOYED_CALLERS, allow_non_durable_redis=True
+    )
 
     with caplog.at_level(logging.WARNING):
         await check_durability(non_durable, settings)
@@ -872,7 +877,9 @@ async def test_r16_an_evicting_maxmemory_policy_is_a_problem(non_durable: Redis,
 
     problems = await durability_problems(non_durable)
     with pytest.raises(ConfigurationError) as refused:
-        await check_durability(non_durable, make_settings(environment="production"))
+        await check_durability(
+            non_durable, make_settings(environment="production", callers=DEPLOYED_CALLERS)
+        )
 
     assert len(problems) == 1
     assert "maxmemory-policy allkeys-lru" in problems[0]
@@ -884,7 +891,9 @@ async def test_r16_a_durable_redis_has_no_problem(
 ):
     with caplog.at_level(logging.INFO):
         problems = await durability_problems(redis_client)
-        await check_durability(redis_client, make_settings(environment="production"))
+        await check_durability(
+            redis_client, make_settings(environment="production", callers=DEPLOYED_CALLERS)
+        )
 
     assert problems == []
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
@@ -910,7 +919,9 @@ async def test_r16_appendfsync_no_is_a_problem(scratch_client: Redis, make_setti
 
     problems = await durability_problems(scratch_client)
     with pytest.raises(ConfigurationError) as refused:
-        await check_durability(scratch_client, make_settings(environment="production"))
+        await check_durability(
+            scratch_client, make_settings(environment="production", callers=DEPLOYED_CALLERS)
+        )
 
     assert len(problems) == 1
     assert "appendfsync no" in problems[0]
@@ -932,7 +943,9 @@ async def test_r16_the_watch_reports_a_change_made_while_running(
     caplog: pytest.LogCaptureFixture,
     environment: str,
 ):
-    watch = DurabilityWatch(scratch_client, make_settings(environment=environment))
+    watch = DurabilityWatch(
+        scratch_client, make_settings(environment=environment, callers=DEPLOYED_CALLERS)
+    )
     with caplog.at_level(logging.INFO, logger=DURABILITY_LOGGER):
         await watch.check()
         durable = watch.health()
@@ -1029,7 +1042,7 @@ async def test_r17_lease_expiries_and_failed_transitions_are_counted(
     rig = await make_rig(
         queue_max_attempts=2, queue_lease_seconds=10.0, worker_concurrency_per_provider=1
     )
-    crashed = rig.builder.build(QueueConfig.from_settings(rig.settings))  # a replica that dies
+    crashed = rig.builder.build(rig.settings.queue)  # a replica that dies
     spent = await enqueue(rig.queue)
     await crashed.claim(MOCK, limit=1, owner="crashed")
     rig.builder.time.advance(11)

@@ -4,15 +4,14 @@ deleted by its retention purge without leaving `ended`) never break the bounds' 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import cast
 
 from redis.asyncio import Redis
 
 from services.llm_provider_service.models import ComparisonJob
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
+from services.llm_provider_service.settings import QueueSettings
 from tests.factories import make_job, make_result
 from tests.support.redis_queue import QueueBuilder
 
@@ -30,9 +29,9 @@ async def stored_bytes(redis: Redis, keys: RedisKeys, job: ComparisonJob) -> int
 
 
 async def test_a_record_enqueued_by_the_previous_version_keeps_its_job_and_is_bounded(
-    builder: QueueBuilder, queue_config: QueueConfig, redis_client: Redis
+    builder: QueueBuilder, queue_config: QueueSettings, redis_client: Redis
 ):
-    queue = builder.build(replace(queue_config, result_max_count=1))
+    queue = builder.build(queue_config.model_copy(update={"result_max_count": 1}))
     keys = RedisKeys(builder.prefix)
     old = make_job()
     await queue.enqueue(old, priority=5, ttl_seconds=3600)
@@ -51,9 +50,9 @@ async def test_a_record_enqueued_by_the_previous_version_keeps_its_job_and_is_bo
 
 
 async def test_a_record_deleted_by_the_previous_version_leaves_the_byte_count_exact(
-    builder: QueueBuilder, queue_config: QueueConfig, redis_client: Redis
+    builder: QueueBuilder, queue_config: QueueSettings, redis_client: Redis
 ):
-    queue = builder.build(replace(queue_config, result_max_count=2))
+    queue = builder.build(queue_config.model_copy(update={"result_max_count": 2}))
     keys = RedisKeys(builder.prefix)
     jobs = [make_job() for _ in range(3)]
     for job in jobs[:2]:

@@ -22,6 +22,7 @@ from services.llm_provider_service.protocols import (
     RequestQueue,
     ResponseCache,
 )
+from services.llm_provider_service.provider_call import ProviderCall
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.redis.cache import RedisResponseCache
@@ -76,7 +77,7 @@ async def test_deployed_container_is_redis_without_mock_cache_or_fault_injection
         redis_url=redis_server.url,
         callers=DEPLOYED_CALLERS,
     )
-    settings.check_consistency()  # the deployed settings themselves are accepted
+    # (built at all: the deployed settings themselves are accepted)
     container = make_container(settings)
     try:
         for dependency in (ComparisonOrchestrator, QueueWorker, IdempotencyGuard):
@@ -118,14 +119,32 @@ async def test_persistence_switches_the_embedded_default_to_redis(
 async def test_use_mock_llm_never_reaches_the_mock_when_deployed(
     make_settings: SettingsFactory, environment: EnvironmentType
 ):
-    settings = make_settings(
-        environment=environment.value, anthropic_api_key="sk-test", use_mock_llm=True
-    )  # refused by check_consistency; the registry must still never answer from the mock
+    accepted = make_settings(
+        environment=environment.value, anthropic_api_key="sk-test", callers=DEPLOYED_CALLERS
+    )
+    # Settings refuse USE_MOCK_LLM when deployed; built around that refusal, the registry
+    # must still never answer from the mock.
+    mock = accepted.providers.model_copy(update={"use_mock_llm": True})
+    settings = accepted.model_copy(update={"providers": mock})
     container = make_container(settings)
     try:
         registry = await container.get(ProviderRegistry)
         for provider in LLMProviderType:
             assert not registry.is_available(provider), provider
+    finally:
+        await container.close()
+
+
+async def test_the_orchestrator_and_the_worker_share_one_provider_call(settings: Settings):
+    # One ProviderCall per process: its breakers, in-flight registry and unpriced-model log
+    # are the ones both the request path and the worker see.
+    container = make_container(settings)
+    try:
+        calls = await container.get(ProviderCall)
+        orchestrator = await container.get(ComparisonOrchestrator)
+        worker = await container.get(QueueWorker)
+        assert orchestrator._calls is calls
+        assert worker._calls is calls
     finally:
         await container.close()
 

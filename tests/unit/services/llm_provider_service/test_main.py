@@ -18,7 +18,7 @@ def test_hypercorns_error_log_passes_the_root_handlers_so_it_is_redacted(
 ):
     settings = Settings(_env_file=None, openai_api_key=SecretStr("sk-test-0123456789abcdef"))
     errorlog = Logger(hypercorn_config(settings)).error_logger
-    remove = redact_logs(Redactor.from_settings(settings))
+    remove = redact_logs(Redactor(settings.secrets(), secret_digests=settings.caller_key_digests()))
     try:
         with caplog.at_level(logging.ERROR):
             assert errorlog is not None

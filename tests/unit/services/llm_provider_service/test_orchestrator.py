@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import pytest
 
@@ -16,8 +15,6 @@ from common_core.enums import (
 )
 from common_core.events import ComparisonResultData, EventEnvelope
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
-from services.llm_provider_service.cache.memory import InMemoryResponseCache
-from services.llm_provider_service.drain_rate import InMemoryDrainRate
 from services.llm_provider_service.errors import (
     CacheNotAllowedError,
     CircuitOpenError,
@@ -28,64 +25,27 @@ from services.llm_provider_service.errors import (
     ProviderUnavailableError,
     QueueFullError,
 )
-from services.llm_provider_service.essay_order import Counterbalancer
-from services.llm_provider_service.lifecycle_events import LifecycleEvents
-from services.llm_provider_service.metrics import ServiceMetrics
-from services.llm_provider_service.orchestrator import ComparisonOrchestrator, Completed, Queued
-from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
-from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
-from services.llm_provider_service.provider_registry import ProviderRegistry
-from services.llm_provider_service.queue.config import QueueConfig
-from services.llm_provider_service.queue.memory import InMemoryRequestQueue
-from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
+from services.llm_provider_service.orchestrator import Completed, Queued
+from services.llm_provider_service.result_deliveries import result_event_id
 from tests.factories import make_request
-from tests.fakes import RecordingPublisher, ScriptedProvider, judgement
+from tests.support.request_path import RequestPath, build_request_path
 
 MOCK = LLMProviderType.MOCK
 
 
-@dataclass
-class Harness:
-    orchestrator: ComparisonOrchestrator
-    provider: ScriptedProvider
-    queue: InMemoryRequestQueue
-    publisher: RecordingPublisher
-    breakers: CircuitBreakers
-    metrics: ServiceMetrics
-    outbox: InMemoryResultOutbox
-
-
-def build_harness(settings) -> Harness:
-    cache = InMemoryResponseCache()
-    outbox = InMemoryResultOutbox(retention_seconds=600)
-    provider = ScriptedProvider()
-    metrics = ServiceMetrics()
-    publisher = RecordingPublisher()
-    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings))
+def build_harness(settings) -> RequestPath:
+    # Breakers of their own: three failures open them for a minute, whatever the settings.
     breakers = CircuitBreakers(
         {
             p: ProviderCircuitBreaker(p, failure_threshold=3, reset_timeout_seconds=60)
             for p in LLMProviderType
         }
     )
-    orchestrator = ComparisonOrchestrator(
-        providers=ProviderRegistry({MOCK: provider}, settings),
-        breakers=breakers,
-        queue=queue,
-        events=LifecycleEvents(publisher, metrics, "huleedu"),
-        metrics=metrics,
-        drain_rate=InMemoryDrainRate(),
-        settings=settings,
-        cache=cache,
-        outbox=outbox,
-        deliveries=ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=3600),
-        counterbalancer=Counterbalancer(b"k" * 32, InMemoryPositionBiasStore(), metrics),
-    )
-    return Harness(orchestrator, provider, queue, publisher, breakers, metrics, outbox)
+    return build_request_path(settings, breakers=breakers)
 
 
 @pytest.fixture
-def harness(settings) -> Harness:
+def harness(settings) -> RequestPath:
     return build_harness(settings)
 
 
@@ -243,17 +203,6 @@ async def test_lifecycle_events_and_metrics(harness):
         "llm_provider_provider_calls_total", {"provider": "mock", "outcome": "success"}
     )
     assert value == 1.0
-
-
-async def test_execute_makes_one_fresh_call(harness):
-    harness.provider.script = [judgement(confidence=2)]
-    submitted = await harness.orchestrator.submit(make_request(processing_mode="async"))
-    assert isinstance(submitted, Queued)
-    [lease] = await harness.queue.claim(MOCK, limit=1, owner="t")
-    result = await harness.orchestrator.execute(lease.job, attempt=lease.attempt, from_queue=True)
-    assert result.confidence == 2
-    assert result.request_id == lease.job.request_id
-    assert len(harness.provider.calls) == 1
 
 
 async def test_deduplication_shares_one_call_among_identical_requests_in_flight(harness):

@@ -28,7 +28,7 @@ SECRETS = {
 def redactor(make_settings: Callable[..., Settings]) -> Redactor:
     digest = hashlib.sha256(CALLER_KEY.encode()).hexdigest()
     settings = make_settings(**SECRETS, callers={"cj": {"key_sha256": digest}})
-    return Redactor.from_settings(settings)
+    return Redactor(settings.secrets(), secret_digests=settings.caller_key_digests())
 
 
 @pytest.mark.parametrize(

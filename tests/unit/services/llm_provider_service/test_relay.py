@@ -17,7 +17,6 @@ from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookO
 from services.llm_provider_service.errors import EventPublishError
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
@@ -57,7 +56,7 @@ class Rig:
 def rig(make_settings) -> Rig:
     settings = make_settings(outbox_retry_base_seconds=1.0, outbox_retry_max_seconds=8.0)
     clock = FakeClock()
-    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings), clock=clock)
+    queue = InMemoryRequestQueue(settings.queue, clock=clock)
     outbox = InMemoryResultOutbox(retention_seconds=600, clock=clock)
     publisher = RecordingPublisher()
     webhooks = FakeWebhooks()
@@ -262,7 +261,7 @@ async def test_an_open_kafka_breaker_defers_results_to_its_probe_uncounted(rig: 
 async def test_sends_in_one_pass_are_bounded(make_settings):
     settings = make_settings(outbox_send_concurrency=3, outbox_batch_size=20)
     clock = FakeClock()
-    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings), clock=clock)
+    queue = InMemoryRequestQueue(settings.queue, clock=clock)
     outbox = InMemoryResultOutbox(retention_seconds=600, clock=clock)
     active, peak = 0, 0
 
@@ -371,7 +370,7 @@ async def test_an_unknown_topic_is_retried_a_bounded_number_of_times_then_given_
         kafka_unknown_topic_max_attempts=3,
     )
     clock = FakeClock()
-    queue = InMemoryRequestQueue(QueueConfig.from_settings(settings), clock=clock)
+    queue = InMemoryRequestQueue(settings.queue, clock=clock)
     outbox = InMemoryResultOutbox(retention_seconds=600, clock=clock)
     metrics = ServiceMetrics()
     topic = "huleedu.cj.missing.v1"

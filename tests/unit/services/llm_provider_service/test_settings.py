@@ -40,13 +40,14 @@ def test_defaults_follow_the_environment(
     persistence: bool,
 ):
     monkeypatch.setenv("ENVIRONMENT", environment)
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_CALLERS", callers_env(DEPLOYED_CALLERS))
 
     settings = Settings()
 
     assert settings.environment is EnvironmentType(environment)
     assert settings.default_provider is provider
     assert settings.queue_persistence is persistence
-    assert settings.enable_response_cache is False
+    assert settings.providers.enable_response_cache is False
 
 
 @pytest.mark.parametrize(
@@ -62,6 +63,7 @@ def test_the_log_format_follows_the_environment_unless_set(
     monkeypatch: pytest.MonkeyPatch, environment: str, log_format: str
 ):
     monkeypatch.setenv("ENVIRONMENT", environment)
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_CALLERS", callers_env(DEPLOYED_CALLERS))
     assert Settings().resolved_log_format == log_format
 
     other = "console" if log_format == "json" else "json"
@@ -89,13 +91,20 @@ def test_unset_environment_means_development():
 
 def test_explicit_settings_beat_the_environment_defaults(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_CALLERS", callers_env(DEPLOYED_CALLERS))
     monkeypatch.setenv("LLM_PROVIDER_SERVICE_DEFAULT_LLM_PROVIDER", "openai")
-    monkeypatch.setenv("LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE", "false")
 
     settings = Settings()
 
     assert settings.default_provider is LLMProviderType.OPENAI
-    assert settings.queue_persistence is False
+    # Production refuses the queue in memory when validating, so the explicit `false` is
+    # seen there; in development an explicit `true` beats the default the same way.
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE", "false")
+    with pytest.raises(ConfigurationError, match="ENABLE_QUEUE_PERSISTENCE is off"):
+        load_settings()
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE", "true")
+    assert Settings().queue_persistence is True
 
 
 @pytest.mark.parametrize(
@@ -119,13 +128,16 @@ def test_api_keys_are_read_from_prefixed_and_vendor_names(
 
     settings = Settings()
 
-    key = getattr(settings, field)
+    key = getattr(settings, field.removesuffix("_api_key")).api_key
     assert isinstance(key, SecretStr)
     assert key.get_secret_value() == "sk-test-value"
     provider = LLMProviderType(field.removesuffix("_api_key"))
     assert settings.provider_settings(provider).configured is True
     others = {"anthropic_api_key", "openai_api_key", "google_api_key", "openrouter_api_key"}
-    assert all(getattr(settings, other) is None for other in others - {field})
+    assert all(
+        getattr(settings, other.removesuffix("_api_key")).api_key is None
+        for other in others - {field}
+    )
 
 
 def test_api_keys_never_appear_in_repr_str_or_json(monkeypatch: pytest.MonkeyPatch):
@@ -150,9 +162,9 @@ def test_api_keys_never_appear_in_repr_str_or_json(monkeypatch: pytest.MonkeyPat
     for text in renderings:
         for secret in secrets.values():
             assert secret not in text
-    assert settings.openrouter_api_key is not None
+    assert settings.openrouter.api_key is not None
     assert (
-        settings.openrouter_api_key.get_secret_value()
+        settings.openrouter.api_key.get_secret_value()
         == secrets["LLM_PROVIDER_SERVICE_OPENROUTER_API_KEY"]
     )
 
@@ -164,7 +176,7 @@ def test_base_urls_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
     settings = Settings()
 
-    assert getattr(settings, f"{provider}_base_url") == url
+    assert getattr(settings, provider).base_url == url
     assert settings.provider_settings(LLMProviderType(provider)).base_url == url
 
 
@@ -173,21 +185,21 @@ def test_base_urls_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch
     [
         ("PORT", "9090", lambda s: s.port == 9090),
         ("HOST", "0.0.0.0", lambda s: s.host == "0.0.0.0"),
-        ("REDIS_URL", "redis://cache:6380/2", lambda s: s.redis_url == "redis://cache:6380/2"),
+        ("REDIS_URL", "redis://cache:6380/2", lambda s: s.redis.url == "redis://cache:6380/2"),
         (
             "KAFKA_BOOTSTRAP_SERVERS",
             "kafka-1:29092,kafka-2:29092",
-            lambda s: s.kafka_bootstrap_servers == "kafka-1:29092,kafka-2:29092",
+            lambda s: s.kafka.bootstrap_servers == "kafka-1:29092,kafka-2:29092",
         ),
-        ("USE_MOCK_LLM", "true", lambda s: s.use_mock_llm is True),
-        ("ENABLE_RESPONSE_CACHE", "true", lambda s: s.enable_response_cache is True),
+        ("USE_MOCK_LLM", "true", lambda s: s.providers.use_mock_llm is True),
+        ("ENABLE_RESPONSE_CACHE", "true", lambda s: s.providers.enable_response_cache is True),
         (
             "DEFAULT_LLM_PROVIDER",
             "google",
             lambda s: s.default_provider is LLMProviderType.GOOGLE,
         ),
-        ("QUEUE_REQUEST_TTL_SECONDS", "600", lambda s: s.queue_request_ttl_seconds == 600),
-        ("QUEUE_MAX_SIZE", "42", lambda s: s.queue_max_size == 42),
+        ("QUEUE_REQUEST_TTL_SECONDS", "600", lambda s: s.queue.request_ttl_seconds == 600),
+        ("QUEUE_MAX_SIZE", "42", lambda s: s.queue.max_size == 42),
     ],
 )
 def test_documented_settings_are_read_from_prefixed_variables(
@@ -200,20 +212,18 @@ def test_documented_settings_are_read_from_prefixed_variables(
 
 
 def test_testing_defaults_are_consistent(make_settings: SettingsFactory):
-    make_settings().check_consistency()
-    make_settings(environment="development", enable_response_cache=True).check_consistency()
+    make_settings()
+    make_settings(environment="development", enable_response_cache=True)
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
 def test_response_cache_is_refused_in_deployed_environments(
     make_settings: SettingsFactory, environment: str
 ):
-    settings = make_settings(
-        environment=environment, anthropic_api_key="sk-test", enable_response_cache=True
-    )
-
     with pytest.raises(ConfigurationError) as refused:
-        settings.check_consistency()
+        make_settings(
+            environment=environment, anthropic_api_key="sk-test", enable_response_cache=True
+        )
 
     message = str(refused.value)
     assert "LLM_PROVIDER_SERVICE_ENABLE_RESPONSE_CACHE" in message
@@ -230,29 +240,23 @@ def test_response_cache_is_refused_in_deployed_environments(
 def test_mock_is_refused_in_production(
     make_settings: SettingsFactory, mock_settings: dict[str, Any]
 ):
-    settings = make_settings(environment="production", anthropic_api_key="sk", **mock_settings)
-
     with pytest.raises(ConfigurationError, match="mock provider"):
-        settings.check_consistency()
+        make_settings(environment="production", anthropic_api_key="sk", **mock_settings)
 
 
 def test_queue_without_persistence_is_refused_in_production(make_settings: SettingsFactory):
-    settings = make_settings(
-        environment="production", anthropic_api_key="sk", enable_queue_persistence=False
-    )
-
     with pytest.raises(ConfigurationError) as refused:
-        settings.check_consistency()
+        make_settings(
+            environment="production", anthropic_api_key="sk", enable_queue_persistence=False
+        )
 
     assert "ENABLE_QUEUE_PERSISTENCE is off" in str(refused.value)
     assert "lost on restart" in str(refused.value)
 
 
 def test_request_ttl_longer_than_the_maximum_is_refused(make_settings: SettingsFactory):
-    settings = make_settings(queue_request_ttl_seconds=7200, queue_max_ttl_seconds=3600)
-
     with pytest.raises(ConfigurationError) as refused:
-        settings.check_consistency()
+        make_settings(queue_request_ttl_seconds=7200, queue_max_ttl_seconds=3600)
 
     message = str(refused.value)
     assert "QUEUE_REQUEST_TTL_SECONDS (7200)" in message
@@ -311,25 +315,21 @@ def test_serve_refuses_to_start_with_a_cache_in_production():
 
 
 def test_kafka_is_on_by_default_only_when_deployed(make_settings: SettingsFactory):
-    assert make_settings().kafka is False
-    assert make_settings(environment="development").kafka is False
-    assert make_settings(environment="production", anthropic_api_key="sk").kafka is True
-    assert make_settings(kafka_enabled=True).kafka is True
+    assert make_settings().uses_kafka is False
+    assert make_settings(environment="development").uses_kafka is False
+    assert _deployed(make_settings, "production").uses_kafka is True
+    assert make_settings(kafka_enabled=True).uses_kafka is True
 
 
 def test_production_without_kafka_is_refused(make_settings: SettingsFactory):
-    settings = make_settings(environment="production", anthropic_api_key="sk", kafka_enabled=False)
     with pytest.raises(ConfigurationError, match="KAFKA_ENABLED is off"):
-        settings.check_consistency()
+        make_settings(environment="production", anthropic_api_key="sk", kafka_enabled=False)
 
 
 def test_webhook_hosts_without_a_signing_secret_are_refused(make_settings: SettingsFactory):
-    settings = make_settings(webhook_allowed_hosts=("hooks.example.org",))
     with pytest.raises(ConfigurationError, match="WEBHOOK_SIGNING_SECRET"):
-        settings.check_consistency()
-    make_settings(
-        webhook_allowed_hosts=("hooks.example.org",), webhook_signing_secret="x" * 16
-    ).check_consistency()
+        make_settings(webhook_allowed_hosts=("hooks.example.org",))
+    make_settings(webhook_allowed_hosts=("hooks.example.org",), webhook_signing_secret="x" * 16)
 
 
 def test_a_short_or_blank_signing_secret(monkeypatch: pytest.MonkeyPatch):
@@ -337,13 +337,12 @@ def test_a_short_or_blank_signing_secret(monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(ConfigurationError, match="at least 16 characters"):
         load_settings()
     monkeypatch.setenv("LLM_PROVIDER_SERVICE_WEBHOOK_SIGNING_SECRET", "  ")
-    assert load_settings().webhook_signing_secret is None
+    assert load_settings().webhooks.signing_secret is None
 
 
 def test_an_outbox_lease_shorter_than_a_send_is_refused(make_settings: SettingsFactory):
-    settings = make_settings(outbox_lease_seconds=15.0, webhook_timeout_seconds=10.0)
     with pytest.raises(ConfigurationError, match="OUTBOX_LEASE_SECONDS"):
-        settings.check_consistency()
+        make_settings(outbox_lease_seconds=15.0, webhook_timeout_seconds=10.0)
 
 
 def test_the_default_processing_mode_is_read_and_checked(monkeypatch: pytest.MonkeyPatch):
@@ -360,7 +359,10 @@ def test_model_prices_take_two_or_five_numbers(monkeypatch: pytest.MonkeyPatch):
         "LLM_PROVIDER_SERVICE_MODEL_PRICES",
         '{"house": [1, 2], "cached-house": [1, 2, 0.1, 1.25, 2]}',
     )
-    assert load_settings().model_prices == {"house": (1, 2), "cached-house": (1, 2, 0.1, 1.25, 2)}
+    assert load_settings().providers.model_prices == {
+        "house": (1, 2),
+        "cached-house": (1, 2, 0.1, 1.25, 2),
+    }
     monkeypatch.setenv("LLM_PROVIDER_SERVICE_MODEL_PRICES", '{"odd": [1, 2, 3]}')
     with pytest.raises(ConfigurationError, match=r"MODEL_PRICES: .*odd: a price is"):
         load_settings()
@@ -385,7 +387,7 @@ def _deployed(make_settings: SettingsFactory, environment: str, **overrides: Any
 def test_deployed_settings_with_callers_are_accepted(
     make_settings: SettingsFactory, environment: str
 ):
-    _deployed(make_settings, environment).check_consistency()
+    _deployed(make_settings, environment)
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
@@ -408,10 +410,8 @@ def test_deployed_settings_with_callers_are_accepted(
 def test_deployed_refuses_what_is_unsafe_on_a_network(
     make_settings: SettingsFactory, environment: str, overrides: dict[str, Any], why: str
 ):
-    settings = _deployed(make_settings, environment, **overrides)
-
     with pytest.raises(ConfigurationError) as refused:
-        settings.check_consistency()
+        _deployed(make_settings, environment, **overrides)
 
     assert why in str(refused.value)
     assert f"ENVIRONMENT={environment}" in str(refused.value)
@@ -424,7 +424,7 @@ def test_development_stays_open_and_permissive(make_settings: SettingsFactory):
         webhook_allow_private_addresses=True,
         webhook_allowed_hosts=("*",),
         webhook_signing_secret=SECRET,
-    ).check_consistency()
+    )
 
 
 @pytest.mark.parametrize(
@@ -517,10 +517,8 @@ def test_a_missing_callers_file_and_both_sources_are_refused(
 
 
 def test_a_caller_topic_outside_the_allow_list_is_refused(make_settings: SettingsFactory):
-    settings = make_settings(callers={"cj": policy(CJ_KEY, topics=["other.results"])})
-
     with pytest.raises(ConfigurationError) as refused:
-        settings.check_consistency()
+        make_settings(callers={"cj": policy(CJ_KEY, topics=["other.results"])})
 
     assert "caller cj may use topics other.results" in str(refused.value)
 
@@ -537,3 +535,40 @@ def test_serve_refuses_to_start_open_in_production():
 
     assert len(lines) == 1, lines
     assert "no callers are configured" in lines[0]
+
+
+# -- Sections: read under their flat names, validated in one phase ---------------------------
+
+
+def test_sections_are_read_from_their_flat_environment_names(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_QUEUE_LEASE_SECONDS", "12.5")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE", "true")
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_OTEL_SERVICE_NAME", "llm-a")
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-key")
+    # Only the documented names: not the section's prefix with the field's name.
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_REDIS_ALLOW_NON_DURABLE", "true")
+
+    settings = Settings()
+
+    assert settings.queue.lease_seconds == 12.5
+    assert settings.queue.persistence is True
+    assert settings.tracing.service_name == "llm-a"
+    assert settings.google.api_key is not None
+    assert settings.google.api_key.get_secret_value() == "gm-key"
+    assert settings.redis.allow_non_durable is False
+
+
+def test_a_section_given_in_code_beats_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_QUEUE_MAX_SIZE", "42")
+
+    assert Settings(queue={"max_size": 6}).queue.max_size == 6
+    assert Settings(queue_max_size=7).queue.max_size == 7
+    assert Settings().queue.max_size == 42
+
+
+def test_contradicting_settings_cannot_be_built(monkeypatch: pytest.MonkeyPatch):
+    with pytest.raises(ValueError, match=r"QUEUE_REQUEST_TTL_SECONDS \(7200\) is longer"):
+        Settings(queue_request_ttl_seconds=7200, queue_max_ttl_seconds=3600)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ValueError, match="no callers are configured"):
+        Settings()

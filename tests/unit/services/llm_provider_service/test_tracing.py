@@ -88,7 +88,7 @@ def test_the_exporter_is_off_by_default_and_its_headers_are_secret():
     settings = Settings(
         environment="testing", otel_exporter_headers={"authorization": "Bearer collector-token"}
     )
-    assert settings.otel_exporter_enabled is False
+    assert settings.tracing.exporter_enabled is False
     assert "collector-token" not in repr(settings)
 
 

@@ -10,26 +10,17 @@ from uuid import UUID
 import pytest
 
 from common_core.enums import LLMProviderType, QueueStatus
-from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
-from services.llm_provider_service.cache.memory import InMemoryResponseCache
-from services.llm_provider_service.drain_rate import InMemoryDrainRate
+from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
-from services.llm_provider_service.essay_order import Counterbalancer
-from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, QueueRecord
-from services.llm_provider_service.orchestrator import ComparisonOrchestrator
-from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
-from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
-from services.llm_provider_service.provider_registry import ProviderRegistry
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
-from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.worker import QueueWorker
 from tests.factories import make_job
 from tests.fakes import RecordingPublisher, ScriptedProvider
+from tests.support.request_path import build_request_path
 
 MOCK = LLMProviderType.MOCK
 
@@ -52,57 +43,27 @@ class Rig:
 
 
 def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
-    provider = ScriptedProvider()
-    metrics = ServiceMetrics()
-    publisher = RecordingPublisher()
-    queue = queue or InMemoryRequestQueue(QueueConfig.from_settings(settings))
-    breakers = CircuitBreakers(
-        {
-            p: ProviderCircuitBreaker(
-                p,
-                failure_threshold=settings.circuit_breaker_failure_threshold,
-                reset_timeout_seconds=settings.circuit_breaker_reset_timeout_seconds,
-            )
-            for p in LLMProviderType
-        }
-    )
-    events = LifecycleEvents(publisher, metrics, "huleedu")
-    drain = InMemoryDrainRate()
-    outbox = InMemoryResultOutbox(retention_seconds=600)
-    deliveries = ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=3600)
-    orchestrator = ComparisonOrchestrator(
-        providers=ProviderRegistry({MOCK: provider}, settings),
-        breakers=breakers,
-        queue=queue,
-        events=events,
-        metrics=metrics,
-        drain_rate=drain,
-        settings=settings,
-        cache=InMemoryResponseCache(),
-        outbox=outbox,
-        deliveries=deliveries,
-        counterbalancer=Counterbalancer(b"k" * 32, InMemoryPositionBiasStore(), metrics),
-    )
+    path = build_request_path(settings, queue=queue)
     relay = ResultRelay(
-        queue=queue,
-        outbox=outbox,
-        publisher=publisher,
+        queue=path.queue,
+        outbox=path.outbox,
+        publisher=path.publisher,
         webhooks=None,
-        deliveries=deliveries,
-        metrics=metrics,
+        deliveries=path.deliveries,
+        metrics=path.metrics,
         settings=settings,
     )
-    worker = QueueWorker(
-        queue=queue,
-        orchestrator=orchestrator,
-        breakers=breakers,
-        events=events,
-        metrics=metrics,
-        drain_rate=drain,
-        settings=settings,
-        owner="test-worker",
+    worker = path.worker(owner="test-worker")
+    return Rig(
+        worker,
+        path.queue,
+        path.provider,
+        path.breakers,
+        path.publisher,
+        path.metrics,
+        settings,
+        relay,
     )
-    return Rig(worker, queue, provider, breakers, publisher, metrics, settings, relay)
 
 
 @pytest.fixture
@@ -242,7 +203,7 @@ class LeaseStealingQueue(InMemoryRequestQueue):
 
 async def test_lost_lease_cancels_the_call_and_drops_its_result(make_settings):
     settings = make_settings(queue_lease_seconds=0.15)
-    rig = build(settings, LeaseStealingQueue(QueueConfig.from_settings(settings)))
+    rig = build(settings, LeaseStealingQueue(settings.queue))
     rig.provider.gate = asyncio.Event()  # the call would run forever
     job = await enqueue(rig)
     await rig.worker.run_once()
@@ -316,6 +277,6 @@ def test_backoff_grows_with_jitter_and_honours_retry_after(rig):
     settings = rig.settings
     delays = [rig.worker.backoff(attempt, None) for attempt in (1, 2, 3, 10)]
     assert all(
-        settings.queue_retry_base_seconds <= d <= settings.queue_retry_max_seconds for d in delays
+        settings.queue.retry_base_seconds <= d <= settings.queue.retry_max_seconds for d in delays
     )
     assert rig.worker.backoff(1, retry_after=7.5) == 7.5

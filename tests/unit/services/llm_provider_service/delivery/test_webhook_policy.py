@@ -16,10 +16,12 @@ from services.llm_provider_service.delivery.webhook_policy import (
     is_public_address,
 )
 from services.llm_provider_service.errors import CallbackNotAllowedError
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import Settings, WebhookSettings
 
-POLICY = WebhookPolicy(allowed_hosts=("hooks.example.com", "*.partner.io", "203.0.113.*", "*"))
-STRICT = WebhookPolicy(allowed_hosts=("hooks.example.com", "*.partner.io"))
+POLICY = WebhookPolicy(
+    WebhookSettings(allowed_hosts=("hooks.example.com", "*.partner.io", "203.0.113.*", "*"))
+)
+STRICT = WebhookPolicy(WebhookSettings(allowed_hosts=("hooks.example.com", "*.partner.io")))
 
 
 @pytest.mark.parametrize(
@@ -116,13 +118,15 @@ def test_refused_urls_say_why(policy: WebhookPolicy, url: str, reason: str) -> N
     ],
 )
 def test_http_and_private_addresses_pass_when_allowed(url: str) -> None:
-    WebhookPolicy(allowed_hosts=("*",), allow_http=True, allow_private_addresses=True).check_url(
-        url
-    )
+    WebhookPolicy(
+        WebhookSettings(allowed_hosts=("*",), allow_http=True, allow_private_addresses=True)
+    ).check_url(url)
 
 
 def test_private_addresses_still_need_an_allowed_host() -> None:
-    policy = WebhookPolicy(allowed_hosts=("hooks.example.com",), allow_private_addresses=True)
+    policy = WebhookPolicy(
+        WebhookSettings(allowed_hosts=("hooks.example.com",), allow_private_addresses=True)
+    )
 
     with pytest.raises(CallbackNotAllowedError) as caught:
         policy.check_url("https://10.0.0.5/")
@@ -131,7 +135,9 @@ def test_private_addresses_still_need_an_allowed_host() -> None:
 
 
 def test_patterns_are_case_insensitive_and_trimmed() -> None:
-    policy = WebhookPolicy(allowed_hosts=(" Hooks.Example.COM. ", "", "*.Partner.IO"))
+    policy = WebhookPolicy(
+        WebhookSettings(allowed_hosts=(" Hooks.Example.COM. ", "", "*.Partner.IO"))
+    )
 
     assert policy.allowed_hosts == ("hooks.example.com", "*.partner.io")
     policy.check_url("https://hooks.example.com/")
@@ -139,7 +145,9 @@ def test_patterns_are_case_insensitive_and_trimmed() -> None:
 
 
 def test_an_ip_host_is_matched_in_its_canonical_spelling() -> None:
-    policy = WebhookPolicy(allowed_hosts=("127.0.0.1", "::1"), allow_private_addresses=True)
+    policy = WebhookPolicy(
+        WebhookSettings(allowed_hosts=("127.0.0.1", "::1"), allow_private_addresses=True)
+    )
 
     policy.check_url("https://2130706433/")
     policy.check_url("https://[0:0:0:0:0:0:0:1]/")
@@ -154,13 +162,15 @@ def test_target_reads_host_port_and_address() -> None:
         None,
     )
 
-    lenient = WebhookPolicy(allowed_hosts=("*",), allow_http=True, allow_private_addresses=True)
+    lenient = WebhookPolicy(
+        WebhookSettings(allowed_hosts=("*",), allow_http=True, allow_private_addresses=True)
+    )
     target = lenient.target("http://[::1]:8080/x")
     assert (target.host, target.port, str(target.address)) == ("::1", 8080, "::1")
     assert lenient.target("http://h.example/").port == 80
 
 
-def test_from_settings() -> None:
+def test_the_policy_takes_its_section_of_the_settings() -> None:
     settings = Settings(
         environment="testing",
         webhook_allowed_hosts=("Hooks.Example.com",),
@@ -169,10 +179,12 @@ def test_from_settings() -> None:
         webhook_signing_secret=SecretStr("s" * 32),
     )
 
-    assert WebhookPolicy.from_settings(settings) == WebhookPolicy(
-        allowed_hosts=("hooks.example.com",), allow_http=True, allow_private_addresses=True
+    assert WebhookPolicy(settings.webhooks) == WebhookPolicy(
+        WebhookSettings(
+            allowed_hosts=("hooks.example.com",), allow_http=True, allow_private_addresses=True
+        )
     )
-    assert WebhookPolicy.from_settings(Settings(environment="testing")) == WebhookPolicy()
+    assert WebhookPolicy(Settings(environment="testing").webhooks) == WebhookPolicy()
 
 
 @pytest.mark.parametrize(
@@ -258,7 +270,7 @@ async def test_a_failed_lookup_raises_oserror_not_refused(dns: dict[str, list[st
 
 
 async def test_private_addresses_allowed_skips_the_lookup(dns: dict[str, list[str]]) -> None:
-    lenient = WebhookPolicy(allowed_hosts=("*",), allow_private_addresses=True)
+    lenient = WebhookPolicy(WebhookSettings(allowed_hosts=("*",), allow_private_addresses=True))
 
     await lenient.resolve_and_check("nowhere.example.com", 443)  # not resolved, so no error
 
@@ -293,7 +305,7 @@ async def test_checked_addresses_of_an_ip_literal_need_no_lookup(
 async def test_checked_addresses_with_private_allowed_still_resolve_and_pin(
     dns: dict[str, list[str]],
 ) -> None:
-    lenient = WebhookPolicy(allowed_hosts=("*",), allow_private_addresses=True)
+    lenient = WebhookPolicy(WebhookSettings(allowed_hosts=("*",), allow_private_addresses=True))
     dns["internal.example.com"] = ["10.0.0.7"]
 
     assert [str(a) for a in await lenient.checked_addresses("internal.example.com", 80)] == [

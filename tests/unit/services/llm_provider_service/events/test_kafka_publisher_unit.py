@@ -17,8 +17,7 @@ from common_core.enums import CircuitBreakerState, LLMProviderType
 from common_core.events import EventEnvelope, RequestStartedData
 from services.llm_provider_service.errors import EventPublishError
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
-from services.llm_provider_service.events.kafka_config import KafkaPublisherConfig
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import KafkaSettings, Settings
 from tests.support.redis_server import free_port
 
 TOPIC = "test.kafka_publisher_unit"
@@ -42,7 +41,7 @@ def transitions() -> Transitions:
 @pytest.fixture
 async def unreachable(transitions: Transitions) -> AsyncIterator[KafkaEventPublisher]:
     """A publisher whose broker refuses connections; threshold 2, reset after 30 s."""
-    config = KafkaPublisherConfig(
+    config = KafkaSettings(
         bootstrap_servers=f"127.0.0.1:{free_port()}",
         enable_idempotence=False,
         send_timeout_seconds=2.0,
@@ -66,7 +65,8 @@ def test_config_comes_from_settings(make_settings: Callable[..., Settings]) -> N
         kafka_breaker_reset_timeout_seconds=12.0,
     )
 
-    assert KafkaPublisherConfig.from_settings(settings) == KafkaPublisherConfig(
+    assert settings.kafka == KafkaSettings(
+        enabled=False,  # the environment's default, resolved by `Settings`
         bootstrap_servers="kafka-1:9092,kafka-2:9092",
         client_id="llm-1",
         enable_idempotence=False,

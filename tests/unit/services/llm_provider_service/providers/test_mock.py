@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
@@ -23,8 +22,8 @@ from services.llm_provider_service.errors import (
 )
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
 from services.llm_provider_service.protocols import LLMProvider
-from services.llm_provider_service.providers.mock import MockProvider, MockProviderConfig
-from services.llm_provider_service.settings import MockErrorKind, Settings
+from services.llm_provider_service.providers.mock import MockProvider
+from services.llm_provider_service.settings import MockErrorKind, MockSettings, Settings
 
 NO_OVERRIDES = LLMConfigOverrides()
 PROMPT = ComparisonPrompt.plain(
@@ -35,8 +34,8 @@ OTHER_PROMPT = ComparisonPrompt.plain(
     system_prompt="Judge strictly.",
     user_prompt="Compare these.\n\nEssay A:\n" + "Long text. " * 300 + "\n\nEssay B:\nShort.",
 )
-BASE_CONFIG = MockProviderConfig(
-    model="mock-rater-1",
+BASE_CONFIG = MockSettings(
+    default_model="mock-rater-1",
     win_probability_a=0.5,
     confidence_weights=(1.0, 2.0, 4.0, 3.0, 1.0),
     latency_ms=20.0,
@@ -64,7 +63,7 @@ def sleep() -> RecordingSleep:
 def make_provider(
     sleep: RecordingSleep | None = None, *, seed: int = 1234, **changes: object
 ) -> MockProvider:
-    config = dataclasses.replace(BASE_CONFIG, **changes)  # type: ignore[arg-type]
+    config = BASE_CONFIG.model_copy(update=changes)
     return MockProvider(config, random.Random(seed), sleep=sleep or RecordingSleep())
 
 
@@ -331,7 +330,7 @@ def test_set_fault_refuses_bad_values_and_keeps_the_old_ones(rate: float, kind: 
 @pytest.mark.parametrize(
     "changes",
     [
-        {"model": ""},
+        {"default_model": ""},
         {"win_probability_a": 1.5},
         {"win_probability_a": -0.1},
         {"confidence_weights": (0.0, 0.0, 0.0, 0.0, 0.0)},
@@ -344,12 +343,12 @@ def test_set_fault_refuses_bad_values_and_keeps_the_old_ones(rate: float, kind: 
         {"error_kind": "teapot"},
     ],
 )
-def test_config_refuses_values_out_of_range(changes: dict[str, object]) -> None:
+def test_the_provider_refuses_values_out_of_range(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"must|needs"):
-        dataclasses.replace(BASE_CONFIG, **changes)  # type: ignore[arg-type]
+        MockProvider(BASE_CONFIG.model_copy(update=changes), random.Random(1))
 
 
-def test_config_from_settings() -> None:
+def test_the_mock_takes_its_section_of_the_settings() -> None:
     settings = Settings(
         mock_default_model="mock-x",
         mock_win_probability_a=0.6,
@@ -360,8 +359,8 @@ def test_config_from_settings() -> None:
         mock_error_kind="rate_limit",
     )
 
-    assert MockProviderConfig.from_settings(settings) == MockProviderConfig(
-        model="mock-x",
+    assert settings.mock == MockSettings(
+        default_model="mock-x",
         win_probability_a=0.6,
         confidence_weights=(0.0, 1.0, 2.0, 1.0, 0.0),
         latency_ms=5.0,

@@ -4,7 +4,6 @@ randomness per call."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import re
@@ -40,7 +39,7 @@ def prompt(first: float | None, second: float | None) -> ComparisonPrompt:
 
 
 def rater(*, bias: float = 0.0, seed: int = 7) -> MockProvider:
-    config = dataclasses.replace(BASE_CONFIG, rater="bradley_terry", position_bias=bias)
+    config = BASE_CONFIG.model_copy(update={"rater": "bradley_terry", "position_bias": bias})
     return MockProvider(config, random.Random(seed), sleep=RecordingSleep())
 
 

@@ -9,9 +9,8 @@ import pytest
 
 import tests.contract.queue_contract as contract
 from services.llm_provider_service.protocols import RequestQueue
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
-from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.settings import QueueSettings, Settings
 
 # The star import collects every contract test into this module, where the three fixtures
 # below bind them to this implementation. It is the cleanest way to reuse the suite: the
@@ -48,7 +47,7 @@ def test_every_contract_test_is_collected_here() -> None:
 
 
 def test_it_satisfies_the_protocol() -> None:
-    config = QueueConfig(1, 1, 1.0, 0.0, 1.0)
+    config = QueueSettings(max_size=1, max_attempts=1, lease_seconds=1.0)
     queue: RequestQueue = InMemoryRequestQueue(config)  # mypy checks the structural match
     assert isinstance(queue, InMemoryRequestQueue)
 
@@ -62,14 +61,18 @@ def test_config_reads_the_settings() -> None:
         queue_result_retention_seconds=900,
     )
 
-    config = QueueConfig.from_settings(settings)
+    config = settings.queue
 
-    assert config == QueueConfig(7, 2, 4.5, 30.0, 900.0)
+    boost, retention = config.priority_boost_seconds, config.result_retention_seconds
+    assert (config.max_size, config.max_attempts, config.lease_seconds) == (7, 2, 4.5)
+    assert (boost, retention) == (30.0, 900.0)
     assert config.priority_boost_ms == 30_000
 
 
 async def test_uses_the_real_clock_by_default() -> None:
-    queue = InMemoryRequestQueue(QueueConfig(10, 3, 30.0, 60.0, 60.0))
+    queue = InMemoryRequestQueue(
+        QueueSettings(max_size=10, max_attempts=3, result_retention_seconds=60)
+    )
     before = time.time()
 
     record = await queue.enqueue(make_job(), priority=5, ttl_seconds=60)
@@ -80,7 +83,10 @@ async def test_uses_the_real_clock_by_default() -> None:
 async def test_close_names_waiting_and_in_flight_requests_and_bounds_the_list(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    queue = InMemoryRequestQueue(QueueConfig(100, 3, 30.0, 60.0, 60.0), clock=clock)
+    queue = InMemoryRequestQueue(
+        QueueSettings(max_size=100, max_attempts=3, result_retention_seconds=60),
+        clock=clock,
+    )
     jobs = [make_job() for _ in range(25)]
     for job in jobs:
         await queue.enqueue(job, priority=5, ttl_seconds=60)

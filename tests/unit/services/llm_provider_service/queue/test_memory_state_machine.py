@@ -31,12 +31,13 @@ from common_core.api_models import ErrorInfo
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import ConflictError, NotFoundError, QueueFullError
 from services.llm_provider_service.models import ComparisonJob, Lease, QueueRecord
-from services.llm_provider_service.queue.config import QueueConfig, order_score
+from services.llm_provider_service.queue.config import order_score
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.settings import QueueSettings
 from tests.factories import FakeClock, make_job, make_result
 
 T = TypeVar("T")
-CONFIG = QueueConfig(
+CONFIG = QueueSettings(
     max_size=6,
     max_attempts=2,  # small, so that running out of attempts is reached often
     lease_seconds=10.0,

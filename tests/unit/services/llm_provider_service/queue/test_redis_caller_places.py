@@ -10,12 +10,12 @@ import pytest
 from redis.asyncio import Redis
 
 from services.llm_provider_service.errors import QuotaExceededError
-from services.llm_provider_service.queue.config import QueueConfig
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
+from services.llm_provider_service.settings import QueueSettings
 from tests.factories import make_job
 
-CONFIG = QueueConfig(
+CONFIG = QueueSettings(
     max_size=100,
     max_attempts=3,
     lease_seconds=10.0,
