@@ -68,8 +68,10 @@ def _input_key(section: type[Section], field: str) -> str:
 
 
 def nest(settings: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with every flat name (`queue_max_size`) moved into its section. A value given
-    in the section (`queue={"max_size": 3}`) beats one under the flat name."""
+    """`data` with every flat name (`queue_max_size`) and every environment name of a
+    section's field (`ANTHROPIC_API_KEY`, as `Settings(...)` took them before sections)
+    moved into its section. A value given in the section (`queue={"max_size": 3}`) beats
+    one under the flat name, and the flat name beats the environment names, in their order."""
     data = dict(data)
     for name, section in sections(settings).items():
         given = data.get(name, {})
@@ -78,9 +80,9 @@ def nest(settings: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
         fields = section.model_fields
         values = {_input_key(section, k) if k in fields else k: v for k, v in given.items()}
         for field in fields:
-            flat = flat_name(section, field)
-            if flat in data:  # a value given in the section itself comes first
-                values.setdefault(_input_key(section, field), data.pop(flat))
+            for key in (flat_name(section, field), *env_names(section, field)):
+                if key in data:  # a value given in the section itself comes first
+                    values.setdefault(_input_key(section, field), data.pop(key))
         if values or name in data:
             data[name] = values
     return data

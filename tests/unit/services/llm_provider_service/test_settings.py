@@ -572,3 +572,24 @@ def test_contradicting_settings_cannot_be_built(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ENVIRONMENT", "production")
     with pytest.raises(ValueError, match="no callers are configured"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "section"),
+    [
+        ("anthropic_api_key", "anthropic"),
+        ("ANTHROPIC_API_KEY", "anthropic"),
+        ("LLM_PROVIDER_SERVICE_OPENAI_API_KEY", "openai"),
+        ("GEMINI_API_KEY", "google"),
+        ("GOOGLE_API_KEY", "google"),
+        ("OPENROUTER_API_KEY", "openrouter"),
+    ],
+)
+def test_settings_in_code_take_every_environment_name_of_a_section_field(name: str, section: str):
+    # As before sections: a key passed under its vendor's name is the key, not ignored.
+    given: dict[str, Any] = {name: "sk-in-code"}
+    settings = Settings(**given)
+
+    key = getattr(settings, section).api_key
+    assert key is not None
+    assert key.get_secret_value() == "sk-in-code"
