@@ -1,0 +1,140 @@
+"""Where requests, results and shared counters are kept: this process's memory, or Redis."""
+
+from collections.abc import AsyncIterator
+
+from dishka import Provider, Scope, provide
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from services.llm_provider_service.cache.memory import InMemoryResponseCache
+from services.llm_provider_service.drain_rate import InMemoryDrainRate
+from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
+from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
+from services.llm_provider_service.position_bias.memory import InMemoryPositionBiasStore
+from services.llm_provider_service.protocols import (
+    DrainRate,
+    IdempotencyStore,
+    PositionBiasStore,
+    RateLimiter,
+    RequestQueue,
+    ResponseCache,
+    ResultOutbox,
+)
+from services.llm_provider_service.queue.durability import DurabilityWatch
+from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.quotas.memory import InMemoryRateLimiter
+from services.llm_provider_service.redis.cache import RedisResponseCache
+from services.llm_provider_service.redis.drain_rate import RedisDrainRate
+from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
+from services.llm_provider_service.redis.keys import RedisKeys
+from services.llm_provider_service.redis.outbox import RedisResultOutbox
+from services.llm_provider_service.redis.position_bias import RedisPositionBiasStore
+from services.llm_provider_service.redis.queue import RedisRequestQueue
+from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
+from services.llm_provider_service.settings import QueueSettings, Settings
+from services.llm_provider_service.settings.infrastructure import RedisSettings
+
+
+class InMemoryQueueDeps(Provider):
+    """The queue in this process's memory: development and tests, lost on restart."""
+
+    scope = Scope.APP
+
+    @provide
+    async def queue(self, section: QueueSettings) -> AsyncIterator[RequestQueue]:
+        queue = InMemoryRequestQueue(section)
+        yield queue
+        await queue.close()  # warns about the accepted requests lost with the process
+
+    @provide
+    def durability_watch(self, settings: Settings) -> DurabilityWatch:
+        return DurabilityWatch(None, settings)  # no Redis: nothing to watch
+
+    # Factories, not the classes: each takes test seams (a clock, a size) left at defaults.
+    @provide
+    def idempotency(self) -> IdempotencyStore:
+        return InMemoryIdempotencyStore()
+
+    @provide
+    def drain_rate(self) -> DrainRate:
+        return InMemoryDrainRate()
+
+    @provide
+    def response_cache(self) -> ResponseCache:
+        return InMemoryResponseCache()
+
+    @provide
+    def position_bias(self) -> PositionBiasStore:
+        return InMemoryPositionBiasStore()
+
+    @provide
+    def rate_limiter(self) -> RateLimiter:
+        return InMemoryRateLimiter()
+
+    @provide
+    def outbox(self, section: QueueSettings) -> ResultOutbox:
+        return InMemoryResultOutbox(retention_seconds=section.result_retention_seconds)
+
+
+class RedisQueueDeps(Provider):
+    """The durable queue in Redis, shared by every replica and worker process."""
+
+    scope = Scope.APP
+
+    idempotency = provide(RedisIdempotencyStore, provides=IdempotencyStore)
+
+    @provide
+    async def redis(self, section: RedisSettings) -> AsyncIterator[Redis]:
+        pool = BlockingConnectionPool.from_url(
+            section.url,
+            decode_responses=True,
+            socket_connect_timeout=section.connect_timeout_seconds,
+            socket_timeout=section.socket_timeout_seconds,
+            # One immediate retry, on a dropped connection only: after a Redis restart every
+            # pooled connection is stale once. No retry on timeouts, so an unreachable Redis
+            # still gives 503 within about a second; the worker's own loop retries the rest.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            health_check_interval=30,
+            # A burst (a relay pass, a spike of requests) waits for a free connection rather
+            # than failing at once with "Too many connections", as the default pool does.
+            max_connections=section.max_connections,
+            timeout=section.socket_timeout_seconds,
+        )
+        client = Redis.from_pool(pool)  # the client owns the pool and closes it
+        yield client
+        await client.aclose()
+
+    @provide
+    def keys(self, section: QueueSettings) -> RedisKeys:
+        return RedisKeys(section.key_prefix)
+
+    @provide
+    def durability_watch(self, redis: Redis, settings: Settings) -> DurabilityWatch:
+        return DurabilityWatch(redis, settings)
+
+    # Factories, not the classes: each takes test seams (a clock offset, a limit) at defaults.
+    @provide
+    def queue(self, redis: Redis, keys: RedisKeys, section: QueueSettings) -> RequestQueue:
+        return RedisRequestQueue(redis, keys, section)
+
+    @provide
+    def drain_rate(self, redis: Redis, keys: RedisKeys) -> DrainRate:
+        return RedisDrainRate(redis, keys)
+
+    @provide
+    def position_bias(self, redis: Redis, keys: RedisKeys) -> PositionBiasStore:
+        return RedisPositionBiasStore(redis, keys)
+
+    @provide
+    def rate_limiter(self, redis: Redis, keys: RedisKeys) -> RateLimiter:
+        return RedisRateLimiter(redis, keys)
+
+    @provide
+    def response_cache(self, redis: Redis, keys: RedisKeys) -> ResponseCache:
+        return RedisResponseCache(redis, keys, InMemoryResponseCache(), ttl_seconds=3600)
+
+    @provide
+    def outbox(self, redis: Redis, keys: RedisKeys, section: QueueSettings) -> ResultOutbox:
+        return RedisResultOutbox(redis, keys, retention_seconds=section.result_retention_seconds)
