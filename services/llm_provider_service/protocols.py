@@ -1,6 +1,6 @@
 """Ports: the interfaces the orchestrator, worker and routes depend on.
 
-Concrete adapters live in `providers/`, `queue/` and `events/`; only `di.py` and `app.py`
+Concrete adapters live in `providers/`, `queue/` and `events/`; only `di/` and `app.py`
 import them.
 """
 
