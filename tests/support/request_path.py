@@ -115,6 +115,7 @@ class RequestPath:
             metrics=self.metrics,
             drain_rate=self.drain_rate,
             settings=self.settings,
+            tracer=default_tracer(),
             **options,
         )
 

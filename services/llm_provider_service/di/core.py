@@ -3,7 +3,6 @@
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from dishka import Provider, Scope, from_context, provide
 from opentelemetry.trace import Tracer, TracerProvider
@@ -13,6 +12,7 @@ from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircu
 from services.llm_provider_service.callers import Callers
 from services.llm_provider_service.delivery.webhook import WebhookSender
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
+from services.llm_provider_service.di.from_signature import provide_class
 from services.llm_provider_service.essay_order import Counterbalancer
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
@@ -21,12 +21,10 @@ from services.llm_provider_service.orchestrator import ComparisonOrchestrator
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.owed_results import OwedResults
 from services.llm_provider_service.protocols import (
-    DrainRate,
     EventPublisher,
     IdempotencyStore,
     PositionBiasStore,
     RequestQueue,
-    ResultOutbox,
 )
 from services.llm_provider_service.provider_call import ProviderCall, SharedCalls
 from services.llm_provider_service.providers.pricing import PriceTable
@@ -37,32 +35,18 @@ from services.llm_provider_service.request_rules import RequestRules
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.settings.infrastructure import (
-    IdempotencySettings,
     KafkaSettings,
     LifecycleEventsSettings,
     OutboxSettings,
-    QueueSettings,
-    RedisSettings,
     WebhookSettings,
-    WorkerSettings,
 )
-from services.llm_provider_service.settings.providers import MockSettings
+from services.llm_provider_service.settings.sections import sections
 from services.llm_provider_service.tracing import TRACER_NAME, tracer_provider
 from services.llm_provider_service.worker import QueueWorker
 
-# Each section of `Settings` that a constructor takes, by its attribute name: the container
-# hands `settings.<name>` to any class whose `__init__` asks for that section's type.
-SECTIONS: dict[str, type[Any]] = {
-    "mock": MockSettings,
-    "redis": RedisSettings,
-    "queue": QueueSettings,
-    "idempotency": IdempotencySettings,
-    "worker": WorkerSettings,
-    "kafka": KafkaSettings,
-    "lifecycle_events": LifecycleEventsSettings,
-    "outbox": OutboxSettings,
-    "webhooks": WebhookSettings,
-}
+# Each section of `Settings` by its attribute name (`queue`: `QueueSettings`, ...): the
+# container hands `settings.<name>` to any constructor that asks for that section's type.
+SECTIONS = sections(Settings)
 
 
 def _section_of(name: str) -> Callable[[Settings], object]:
@@ -96,6 +80,10 @@ class CoreDeps(Provider):
     owed_results = provide(OwedResults)
     orchestrator = provide(ComparisonOrchestrator)
     request_rate_quota = provide(RequestRateQuota)
+    # Test seams (a registry, a clock, an rng, an owner name) keep their defaults.
+    metrics = provide_class(ServiceMetrics)
+    relay = provide_class(ResultRelay)
+    worker = provide_class(QueueWorker)
 
     @provide
     async def tracer_provider(self, settings: Settings) -> AsyncIterator[TracerProvider]:
@@ -103,10 +91,6 @@ class CoreDeps(Provider):
         provider = tracer_provider(settings)
         yield provider
         await asyncio.to_thread(provider.shutdown)  # the exporter's last POST blocks
-
-    @provide
-    def metrics(self) -> ServiceMetrics:
-        return ServiceMetrics()  # a factory: the class also accepts its own registry
 
     @provide
     def webhook_policy(self, section: WebhookSettings) -> WebhookPolicy:
@@ -198,32 +182,6 @@ class CoreDeps(Provider):
         return UnsavedDeliveries(max_deliveries=section.unsaved_max_deliveries)
 
     @provide
-    def relay(
-        self,
-        queue: RequestQueue,
-        outbox: ResultOutbox,
-        publisher: EventPublisher,
-        webhooks: WebhookSender | None,
-        deliveries: ResultDeliveries,
-        metrics: ServiceMetrics,
-        settings: Settings,
-        unsaved: UnsavedDeliveries,
-        tracer: Tracer,
-    ) -> ResultRelay:
-        """A factory, not the class: its clock and jitter (`now`, `rng`) keep their defaults."""
-        return ResultRelay(
-            tracer=tracer,
-            unsaved=unsaved,
-            queue=queue,
-            outbox=outbox,
-            publisher=publisher,
-            webhooks=webhooks,
-            deliveries=deliveries,
-            metrics=metrics,
-            settings=settings,
-        )
-
-    @provide
     def callers(self, settings: Settings) -> Callers:
         return Callers(settings.callers)
 
@@ -242,25 +200,3 @@ class CoreDeps(Provider):
         guard = IdempotencyGuard(orchestrator, store, queue, settings)
         yield guard
         await guard.close()  # before the Redis client it settles keys through is closed
-
-    @provide
-    def worker(
-        self,
-        queue: RequestQueue,
-        calls: ProviderCall,
-        events: LifecycleEvents,
-        metrics: ServiceMetrics,
-        drain_rate: DrainRate,
-        settings: Settings,
-        tracer: Tracer,
-    ) -> QueueWorker:
-        """A factory, not the class: its owner name and jitter keep their defaults."""
-        return QueueWorker(
-            tracer=tracer,
-            queue=queue,
-            calls=calls,
-            events=events,
-            metrics=metrics,
-            drain_rate=drain_rate,
-            settings=settings,
-        )

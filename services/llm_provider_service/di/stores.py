@@ -9,6 +9,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
+from services.llm_provider_service.di.from_signature import provide_class
 from services.llm_provider_service.drain_rate import InMemoryDrainRate
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
@@ -42,6 +43,12 @@ class InMemoryQueueDeps(Provider):
 
     scope = Scope.APP
 
+    idempotency = provide_class(InMemoryIdempotencyStore, provides=IdempotencyStore)
+    drain_rate = provide_class(InMemoryDrainRate, provides=DrainRate)
+    response_cache = provide_class(InMemoryResponseCache, provides=ResponseCache)
+    position_bias = provide_class(InMemoryPositionBiasStore, provides=PositionBiasStore)
+    rate_limiter = provide_class(InMemoryRateLimiter, provides=RateLimiter)
+
     @provide
     async def queue(self, section: QueueSettings) -> AsyncIterator[RequestQueue]:
         queue = InMemoryRequestQueue(section)
@@ -51,27 +58,6 @@ class InMemoryQueueDeps(Provider):
     @provide
     def durability_watch(self, settings: Settings) -> DurabilityWatch:
         return DurabilityWatch(None, settings)  # no Redis: nothing to watch
-
-    # Factories, not the classes: each takes test seams (a clock, a size) left at defaults.
-    @provide
-    def idempotency(self) -> IdempotencyStore:
-        return InMemoryIdempotencyStore()
-
-    @provide
-    def drain_rate(self) -> DrainRate:
-        return InMemoryDrainRate()
-
-    @provide
-    def response_cache(self) -> ResponseCache:
-        return InMemoryResponseCache()
-
-    @provide
-    def position_bias(self) -> PositionBiasStore:
-        return InMemoryPositionBiasStore()
-
-    @provide
-    def rate_limiter(self) -> RateLimiter:
-        return InMemoryRateLimiter()
 
     @provide
     def outbox(self, section: QueueSettings) -> ResultOutbox:
@@ -83,7 +69,11 @@ class RedisQueueDeps(Provider):
 
     scope = Scope.APP
 
-    idempotency = provide(RedisIdempotencyStore, provides=IdempotencyStore)
+    queue = provide_class(RedisRequestQueue, provides=RequestQueue)
+    idempotency = provide_class(RedisIdempotencyStore, provides=IdempotencyStore)
+    drain_rate = provide_class(RedisDrainRate, provides=DrainRate)
+    position_bias = provide_class(RedisPositionBiasStore, provides=PositionBiasStore)
+    rate_limiter = provide_class(RedisRateLimiter, provides=RateLimiter)
 
     @provide
     async def redis(self, section: RedisSettings) -> AsyncIterator[Redis]:
@@ -113,23 +103,6 @@ class RedisQueueDeps(Provider):
     @provide
     def durability_watch(self, redis: Redis, settings: Settings) -> DurabilityWatch:
         return DurabilityWatch(redis, settings)
-
-    # Factories, not the classes: each takes test seams (a clock offset, a limit) at defaults.
-    @provide
-    def queue(self, redis: Redis, keys: RedisKeys, section: QueueSettings) -> RequestQueue:
-        return RedisRequestQueue(redis, keys, section)
-
-    @provide
-    def drain_rate(self, redis: Redis, keys: RedisKeys) -> DrainRate:
-        return RedisDrainRate(redis, keys)
-
-    @provide
-    def position_bias(self, redis: Redis, keys: RedisKeys) -> PositionBiasStore:
-        return RedisPositionBiasStore(redis, keys)
-
-    @provide
-    def rate_limiter(self, redis: Redis, keys: RedisKeys) -> RateLimiter:
-        return RedisRateLimiter(redis, keys)
 
     @provide
     def response_cache(self, redis: Redis, keys: RedisKeys) -> ResponseCache:
