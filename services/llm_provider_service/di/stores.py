@@ -1,6 +1,7 @@
 """Where requests, results and shared counters are kept: this process's memory, or Redis."""
 
 from collections.abc import AsyncIterator
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from dishka import Provider, Scope, provide
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -9,7 +10,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
-from services.llm_provider_service.di.from_signature import provide_class
+from services.llm_provider_service.di.from_signature import provide_class, without_seams
 from services.llm_provider_service.drain_rate import InMemoryDrainRate
 from services.llm_provider_service.idempotency.memory import InMemoryIdempotencyStore
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
@@ -38,16 +39,40 @@ from services.llm_provider_service.settings import QueueSettings, Settings
 from services.llm_provider_service.settings.infrastructure import RedisSettings
 
 
-class InMemoryQueueDeps(Provider):
-    """The queue in this process's memory: development and tests, lost on restart."""
+class Store(NamedTuple):
+    """A port and its two adapters, each built by dishka from its signature."""
+
+    port: Any
+    memory: type[Any]
+    redis: type[Any]
+
+
+STORES = [
+    Store(IdempotencyStore, InMemoryIdempotencyStore, RedisIdempotencyStore),
+    Store(DrainRate, InMemoryDrainRate, RedisDrainRate),
+    Store(PositionBiasStore, InMemoryPositionBiasStore, RedisPositionBiasStore),
+    Store(RateLimiter, InMemoryRateLimiter, RedisRateLimiter),
+]
+
+
+class StoreDeps(Provider):
+    """Binds the port of each of `STORES` to its adapter named by `kept_in`."""
 
     scope = Scope.APP
+    kept_in: ClassVar[Literal["memory", "redis"]]
 
-    idempotency = provide_class(InMemoryIdempotencyStore, provides=IdempotencyStore)
-    drain_rate = provide_class(InMemoryDrainRate, provides=DrainRate)
+    def __init__(self) -> None:
+        super().__init__()
+        for store in STORES:
+            self.provide(without_seams(getattr(store, self.kept_in)), provides=store.port)
+
+
+class InMemoryQueueDeps(StoreDeps):
+    """The queue in this process's memory: development and tests, lost on restart."""
+
+    kept_in = "memory"
+
     response_cache = provide_class(InMemoryResponseCache, provides=ResponseCache)
-    position_bias = provide_class(InMemoryPositionBiasStore, provides=PositionBiasStore)
-    rate_limiter = provide_class(InMemoryRateLimiter, provides=RateLimiter)
 
     @provide
     async def queue(self, section: QueueSettings) -> AsyncIterator[RequestQueue]:
@@ -64,16 +89,11 @@ class InMemoryQueueDeps(Provider):
         return InMemoryResultOutbox(retention_seconds=section.result_retention_seconds)
 
 
-class RedisQueueDeps(Provider):
+class RedisQueueDeps(StoreDeps):
     """The durable queue in Redis, shared by every replica and worker process."""
 
-    scope = Scope.APP
-
+    kept_in = "redis"
     queue = provide_class(RedisRequestQueue, provides=RequestQueue)
-    idempotency = provide_class(RedisIdempotencyStore, provides=IdempotencyStore)
-    drain_rate = provide_class(RedisDrainRate, provides=DrainRate)
-    position_bias = provide_class(RedisPositionBiasStore, provides=PositionBiasStore)
-    rate_limiter = provide_class(RedisRateLimiter, provides=RateLimiter)
 
     @provide
     async def redis(self, section: RedisSettings) -> AsyncIterator[Redis]:

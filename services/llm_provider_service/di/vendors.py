@@ -83,7 +83,8 @@ VENDOR_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], Ve
 
 
 class VendorDeps(Provider):
-    """One SDK client per configured vendor for the life of the app, closed on shutdown."""
+    """One SDK client per configured vendor for the life of the app, closed on shutdown; a
+    vendor disabled or without a key gets none (the registry answers for it with 503)."""
 
     scope = Scope.APP
 
