@@ -35,7 +35,7 @@ from services.llm_provider_service.redis.outbox import RedisResultOutbox
 from services.llm_provider_service.redis.position_bias import RedisPositionBiasStore
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
-from services.llm_provider_service.settings import QueueSettings, Settings
+from services.llm_provider_service.settings import QueueSettings
 from services.llm_provider_service.settings.infrastructure import RedisSettings
 
 
@@ -81,8 +81,8 @@ class InMemoryQueueDeps(StoreDeps):
         await queue.close()  # warns about the accepted requests lost with the process
 
     @provide
-    def durability_watch(self, settings: Settings) -> DurabilityWatch:
-        return DurabilityWatch(None, settings)  # no Redis: nothing to watch
+    def durability_watch(self, section: RedisSettings) -> DurabilityWatch:
+        return DurabilityWatch(None, section)  # no Redis: nothing to watch
 
     @provide
     def outbox(self, section: QueueSettings) -> ResultOutbox:
@@ -121,8 +121,8 @@ class RedisQueueDeps(StoreDeps):
         return RedisKeys(section.key_prefix)
 
     @provide
-    def durability_watch(self, redis: Redis, settings: Settings) -> DurabilityWatch:
-        return DurabilityWatch(redis, settings)
+    def durability_watch(self, redis: Redis, section: RedisSettings) -> DurabilityWatch:
+        return DurabilityWatch(redis, section)
 
     @provide
     def response_cache(self, redis: Redis, keys: RedisKeys) -> ResponseCache:
