@@ -28,6 +28,7 @@ import pytest
 
 from common_core.api_models import ErrorInfo
 from common_core.enums import LLMProviderType, QueueStatus
+from common_core.pass_through import PassThrough
 from services.llm_provider_service.errors import (
     ConflictError,
     NotFoundError,
@@ -983,6 +984,25 @@ async def test_an_announced_record_keeps_no_copy_of_the_essays(queue: RequestQue
     assert record.job.request.essay_a is None
     assert record.job.request.essay_b is None
     assert essay not in record.job.model_dump_json()
+
+
+async def test_an_announced_record_keeps_the_pass_through_fields_in_its_result_only(
+    queue: RequestQueue,
+):
+    job = make_job(request=make_request(metadata={"essay_pair": "e1-e2", "notes": "x" * 5_000}))
+    await queue.enqueue(job, priority=5, ttl_seconds=TTL)
+    result = make_result(job, **dict(job.request.passed_through()))  # as result_of builds it
+    await queue.complete(await _claim_one(queue), result)
+
+    await queue.mark_announced(job.request_id)
+
+    record = await _record(queue, job)
+    assert record.result is not None
+    for name, field in PassThrough.model_fields.items():  # every field, present and future
+        sent = getattr(job.request, name)
+        assert sent != field.get_default(call_default_factory=True), name  # the test sends it
+        assert getattr(record.result, name) == sent, name
+        assert getattr(record.job.request, name) == field.get_default(call_default_factory=True)
 
 
 # -- waiting for work ------------------------------------------------------------------------

@@ -3,6 +3,7 @@ and the refusals of a full queue. Its tuning is `settings.QueueSettings`."""
 
 from __future__ import annotations
 
+from common_core.pass_through import PassThrough
 from services.llm_provider_service.errors import QueueFullError, QuotaExceededError
 from services.llm_provider_service.models import ComparisonJob
 
@@ -34,16 +35,21 @@ def announced_form(job: ComparisonJob) -> ComparisonJob:
 
     Nothing reads the request's text after that (the status route needs the ids and the
     caller; the result event is already built), so the essays, the prompt, its blocks and the
-    request's metadata are dropped: they are most of a record's bytes. Still a valid
-    `ComparisonJob`, so a replica of the previous version reads it as before.
+    caller's pass-through fields (`PassThrough`: the result keeps its own copy) are dropped:
+    they are most of a record's bytes. Still a valid `ComparisonJob`, so a replica of the
+    previous version reads it as before.
     """
+    passed = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in PassThrough.model_fields.items()
+    }
     request = job.request.model_copy(
         update={
             "user_prompt": DROPPED_PROMPT,
             "essay_a": None,
             "essay_b": None,
             "prompt_blocks": None,
-            "metadata": {},
+            **passed,
         }
     )
     return job.model_copy(update={"request": request})
