@@ -1,6 +1,6 @@
 """How fast each provider's queue drains, observed, for honest wait estimates.
 
-The `DrainRate` port (`protocols.py`) has two adapters: `InMemoryDrainRate`, with the
+The `DrainRate` port (`protocols/queue.py`) has two adapters: `InMemoryDrainRate`, with the
 in-memory queue (one process is the whole service), and `RedisDrainRate`
 (`redis/drain_rate.py`), with the Redis queue, where every worker records its completions in
 Redis and every replica, API-only ones included, estimates from the same numbers.

@@ -33,12 +33,8 @@
     └── EventPublishError             an event could not be handed to the broker
 
 Adapters translate SDK, Redis and Kafka exceptions into these with `raise ... from e`;
-`api/errors.py` turns them into HTTP responses, and nothing else does. It also gives Quart's
-own refusals a code: `VALIDATION_ERROR` 400, `NOT_FOUND` 404, `METHOD_NOT_ALLOWED` 405 (with
-`Allow`), `REQUEST_TIMEOUT` 408 (the body did not arrive in time), `PAYLOAD_TOO_LARGE` 413,
-any other 4xx `BAD_REQUEST`. The answers Hypercorn makes itself, without the app, are shaped
-by `server_errors.py`: `BAD_REQUEST` 400 (not parseable, or an invalid WebSocket handshake),
-`HEADERS_TOO_LARGE` 431, `NOT_IMPLEMENTED` 501.
+`api/errors.py` turns them into HTTP responses, and nothing else does (its docstring lists
+the codes it gives Quart's own refusals, and those of the answers Hypercorn makes itself).
 """
 
 from __future__ import annotations
@@ -54,6 +50,9 @@ class ServiceError(Exception):
 
     code: ClassVar[ErrorCode] = ErrorCode.INTERNAL_ERROR
     http_status: ClassVar[int] = 500
+    # What the failed call(s) cost, where the vendor billed them (a `ProviderError` after an
+    # answer outside the schema, and its re-asks); None when nothing is known to have been spent.
+    spent: TokenUsage | None = None
 
     def __init__(
         self,
@@ -74,6 +73,16 @@ class ServiceError(Exception):
         """The same error under a more specific stable code."""
         self.code = code  # type: ignore[misc]
         return self
+
+    def info(self, model: str | None = None) -> ErrorInfo:
+        """This outcome as a request's `error` (status body, queue record, result event)."""
+        return ErrorInfo(
+            code=self.code.value,
+            message=self.message,
+            details=self.details,
+            model=model or self.details.get("model"),
+            token_usage=self.spent,
+        )
 
 
 class RequestError(ServiceError):
@@ -174,15 +183,6 @@ class MaxTokensTooLowError(RequestError):
         )
         self.provider = provider
 
-    def info(self, model: str | None = None) -> ErrorInfo:
-        """This outcome as a queued request's `error` (status body, result event)."""
-        return ErrorInfo(
-            code=self.code.value,
-            message=self.message,
-            details=self.details,
-            model=model or self.details.get("model"),
-        )
-
 
 class ProviderError(ServiceError):
     """A vendor call failed. `retryable` errors count toward the provider's circuit breaker."""
@@ -204,19 +204,6 @@ class ProviderError(ServiceError):
         super().__init__(message, details=merged, retry_after=retry_after)
         self.provider = provider
         self.status = status
-        # What the failed call(s) cost, where the vendor billed them (an answer outside the
-        # schema, and its re-asks); None when nothing is known to have been spent.
-        self.spent: TokenUsage | None = None
-
-    def info(self, model: str | None = None) -> ErrorInfo:
-        """This failure as a request's `error` (status body, queue record, result event)."""
-        return ErrorInfo(
-            code=self.code.value,
-            message=self.message,
-            details=self.details,
-            model=model or self.details.get("model"),
-            token_usage=self.spent,
-        )
 
 
 class ProviderAuthError(ProviderError):

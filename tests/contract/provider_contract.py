@@ -5,7 +5,7 @@ A harness module runs it by importing everything from here and defining one fixt
 service builds it) and the few test-side levers the suite needs (inject a fault, heal, count
 the vendor requests, read the model a request asked for). The suite never looks at how an
 adapter talks to its vendor; it only checks what the protocol promises
-(`services/llm_provider_service/protocols.py`):
+(`services/llm_provider_service/protocols/provider.py`):
 
 - `compare` returns a valid `Judgement` (the judgement schema, a named model, sane usage);
 - `model_override` is honoured;

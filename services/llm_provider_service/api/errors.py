@@ -1,4 +1,12 @@
-"""The one place errors become HTTP responses, all in the shape `{"error": {...}}`."""
+"""The one place errors become HTTP responses, all in the shape `{"error": {...}}`.
+
+A `ServiceError` (`errors.py`) answers with its own `code` and `http_status`. Quart's own
+refusals get a code too: `VALIDATION_ERROR` 400, `NOT_FOUND` 404, `METHOD_NOT_ALLOWED` 405
+(with `Allow`), `REQUEST_TIMEOUT` 408 (the body did not arrive in time), `PAYLOAD_TOO_LARGE`
+413, any other 4xx `BAD_REQUEST`. The answers Hypercorn makes itself, without the app, are
+shaped by `server_errors.py`: `BAD_REQUEST` 400 (not parseable, or an invalid WebSocket
+handshake), `HEADERS_TOO_LARGE` 431, `NOT_IMPLEMENTED` 501.
+"""
 
 from __future__ import annotations
 

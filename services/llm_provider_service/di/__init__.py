@@ -15,7 +15,6 @@ from services.llm_provider_service.di.core import CoreDeps, SettingsDeps
 from services.llm_provider_service.di.events import KafkaEventDeps, LogEventDeps
 from services.llm_provider_service.di.stores import InMemoryQueueDeps, RedisQueueDeps
 from services.llm_provider_service.di.vendors import (
-    VENDOR_BUILDERS,
     DeployedDeps,
     DevelopmentDeps,
     TestingDeps,
@@ -26,7 +25,6 @@ from services.llm_provider_service.settings import Settings
 
 __all__ = [
     "ENVIRONMENT_DEPS",
-    "VENDOR_BUILDERS",
     "CoreDeps",
     "DeployedDeps",
     "DevelopmentDeps",

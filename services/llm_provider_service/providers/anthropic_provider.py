@@ -43,87 +43,39 @@ Documented choices:
   wait ate into the grace second, what is left.
 - Stopping at the token limit (`stop_reason` "max_tokens") without a readable judgement is
   `MaxTokensTooLowError` (422, the caller's own limit), never re-asked.
-- The answer is read in one place, `_judgement` (with `_usage`), under `ask_until_valid`'s
-  guard: a 200 body of any other shape is `InvalidProviderResponseError`.
+- The answer is read in one place, `judgement_from_message` (with `token_usage`), under
+  `ask_until_valid`'s guard: a 200 body of any other shape is `InvalidProviderResponseError`.
+
+The request is built in `anthropic_request.py` and the answer read in `anthropic_answer.py`;
+this module makes the call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import anthropic
-import httpx2
-from anthropic.types import (
-    Message,
-    TextBlockParam,
-    ThinkingConfigParam,
-    ToolChoiceParam,
-    ToolParam,
-    ToolUseBlock,
-)
+from anthropic.types import Message
 
-from common_core.api_models import LLMConfigOverrides, TokenUsage
-from common_core.enums import CacheTTL, LLMProviderType, ReasoningEffort
-from services.llm_provider_service.errors import (
-    InvalidProviderResponseError,
-    MaxTokensTooLowError,
-    ProviderError,
+from common_core.api_models import LLMConfigOverrides
+from common_core.enums import LLMProviderType
+from services.llm_provider_service.models import ComparisonPrompt, Judgement
+from services.llm_provider_service.providers.anthropic_answer import (
+    judgement_from_message,
+    token_usage,
+    translate_error,
 )
-from services.llm_provider_service.models import ComparisonPrompt, Judgement, PromptPart
+from services.llm_provider_service.providers.anthropic_request import (
+    TOOL,
+    MessageRequest,
+    plan_request,
+)
 from services.llm_provider_service.providers.call_slots import CallSlots, call_timeout
-from services.llm_provider_service.providers.http_errors import (
-    connection_error,
-    error_for_status,
-    retry_after_seconds,
-    timeout_error,
-)
-from services.llm_provider_service.providers.judgement import (
-    JUDGEMENT_SCHEMA,
-    TOOL_DESCRIPTION,
-    TOOL_NAME,
-    ask_until_valid,
-    parse_judgement,
-)
+from services.llm_provider_service.providers.judgement import ask_until_valid
 from services.llm_provider_service.settings import ProviderSettings
 
-logger = logging.getLogger(__name__)
-
 _PROVIDER = LLMProviderType.ANTHROPIC
-DEFAULT_MAX_TOKENS = 1024
-ANSWER_RESERVE_TOKENS = 256
-MIN_THINKING_BUDGET = 1024
-THINKING_BUDGETS: dict[ReasoningEffort, int] = {
-    ReasoningEffort.LOW: 1024,
-    ReasoningEffort.MEDIUM: 4096,
-    ReasoningEffort.HIGH: 16384,
-}
-THINKING_INSTRUCTION = (
-    f"Give your answer only by calling the `{TOOL_NAME}` tool, exactly once; "
-    "do not answer in plain text."
-)
 _DEADLINE_GRACE_SECONDS = 1.0
-_TOOL: ToolParam = {
-    "name": TOOL_NAME,
-    "description": TOOL_DESCRIPTION,
-    "input_schema": JUDGEMENT_SCHEMA,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """One request as it will be sent (identical on every re-ask)."""
-
-    model: str
-    max_tokens: int
-    system: str | list[TextBlockParam]
-    user_content: str | list[TextBlockParam]
-    tool_choice: ToolChoiceParam
-    thinking: ThinkingConfigParam | anthropic.Omit
-    extra_body: dict[str, object] | None
 
 
 class AnthropicProvider:
@@ -148,63 +100,21 @@ class AnthropicProvider:
     async def compare(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> Judgement:
         """One fresh judgement; re-asks an invalid answer at most `invalid_response_reasks`
         times and raises only `ProviderError`s."""
-        call = self._plan(prompt, overrides)
+        call = plan_request(
+            prompt,
+            overrides,
+            default_model=self._config.default_model,
+            prompt_caching=self._prompt_caching,
+        )
         return await ask_until_valid(
             _PROVIDER,
             self._config.invalid_response_reasks,
             lambda: self._send(call),
-            _usage,
-            lambda message, spent: _judgement(message, call, spent),
+            token_usage,
+            lambda message, spent: judgement_from_message(message, call, spent),
         )
 
-    def _plan(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> _Call:
-        if overrides.output_verbosity is not None:
-            logger.debug("anthropic has no output verbosity; ignoring output_verbosity")
-        max_tokens, budget = plan_tokens(overrides)
-        thinking: ThinkingConfigParam | anthropic.Omit = anthropic.omit
-        tool_choice: ToolChoiceParam = {"type": "tool", "name": TOOL_NAME}
-        extra_body: dict[str, object] | None = None
-        temperature = overrides.temperature_override
-        if budget is not None:
-            thinking = {"type": "enabled", "budget_tokens": budget}
-            tool_choice = {"type": "auto"}
-            if temperature is not None:
-                logger.debug("thinking requires temperature 1; ignoring temperature_override")
-        elif temperature is not None:
-            extra_body = {"temperature": temperature}
-        system, user = self._content(prompt, thinking=budget is not None)
-        return _Call(
-            model=overrides.model_override or self._config.default_model,
-            max_tokens=max_tokens,
-            system=system,
-            user_content=user,
-            tool_choice=tool_choice,
-            thinking=thinking,
-            extra_body=extra_body,
-        )
-
-    def _content(
-        self, prompt: ComparisonPrompt, *, thinking: bool
-    ) -> tuple[str | list[TextBlockParam], str | list[TextBlockParam]]:
-        """The system prompt and the user message's content: plain strings without prompt
-        caching, else text blocks with the cache breakpoints (`cache_breakpoints`). The user
-        message stays one string unless a part of it carries a breakpoint."""
-        if not self._prompt_caching:
-            plain = prompt.system_prompt
-            return (f"{plain}\n\n{THINKING_INSTRUCTION}" if thinking else plain), (
-                prompt.user_prompt
-            )
-        marks = cache_breakpoints(prompt)
-        count = len(prompt.system_parts)
-        system = _text_blocks(prompt.system_parts, [marks.get(i) for i in range(count)])
-        if thinking:
-            system.append({"type": "text", "text": THINKING_INSTRUCTION})
-        user_marks = [marks.get(count + i) for i in range(len(prompt.user_parts))]
-        if not any(user_marks):
-            return system, prompt.user_prompt
-        return system, _text_blocks(prompt.user_parts, user_marks)
-
-    async def _send(self, call: _Call) -> Message:
+    async def _send(self, call: MessageRequest) -> Message:
         """Exactly one HTTP request, with every failure translated to a `ProviderError`."""
         timeout = self._config.timeout_seconds
         try:
@@ -217,7 +127,7 @@ class AnthropicProvider:
                     max_tokens=call.max_tokens,
                     system=call.system,
                     messages=[{"role": "user", "content": call.user_content}],
-                    tools=[_TOOL],
+                    tools=[TOOL],
                     tool_choice=call.tool_choice,
                     thinking=call.thinking,
                     extra_body=call.extra_body,
@@ -225,132 +135,3 @@ class AnthropicProvider:
                 )
         except Exception as exc:
             raise translate_error(exc, timeout) from exc
-
-
-MAX_CACHE_BREAKPOINTS = 4  # Anthropic refuses more cache_control blocks in one request
-
-
-def cache_breakpoints(prompt: ComparisonPrompt) -> dict[int, CacheTTL]:
-    """Where `cache_control` goes, by the part's index in system-then-user order: the last
-    part of each run of one TTL in the cacheable prefix (the last four at most), or, when
-    nothing is marked cacheable, the last system part for 5 minutes."""
-    prefix = prompt.cached_prefix
-    if not prefix:
-        return {len(prompt.system_parts) - 1: CacheTTL.FIVE_MINUTES}
-    marks: dict[int, CacheTTL] = {}
-    for index, part in enumerate(prefix):
-        ttl = part.cache_ttl
-        assert ttl is not None  # the prefix holds cacheable parts only
-        following = prefix[index + 1].cache_ttl if index + 1 < len(prefix) else None
-        if following != ttl:
-            marks[index] = ttl
-    return dict(list(marks.items())[-MAX_CACHE_BREAKPOINTS:])
-
-
-def _text_blocks(
-    parts: Sequence[PromptPart], ttls: Sequence[CacheTTL | None]
-) -> list[TextBlockParam]:
-    """One text block per part, each but the last ending in the blank line that joins parts
-    in the plain text, so the model reads the same text either way; `cache_control` with its
-    TTL where `ttls` has one."""
-    blocks: list[TextBlockParam] = []
-    for index, (part, ttl) in enumerate(zip(parts, ttls, strict=True)):
-        last = index == len(parts) - 1
-        block: TextBlockParam = {"type": "text", "text": part.text if last else f"{part.text}\n\n"}
-        if ttl is not None:
-            block["cache_control"] = {"type": "ephemeral", "ttl": ttl.value}
-        blocks.append(block)
-    return blocks
-
-
-def plan_tokens(overrides: LLMConfigOverrides) -> tuple[int, int | None]:
-    """`max_tokens` and the thinking budget (None: no thinking) for these overrides."""
-    effort = overrides.reasoning_effort
-    budget = THINKING_BUDGETS.get(effort) if effort is not None else None
-    cap = overrides.max_tokens_override
-    if budget is None:
-        return cap or DEFAULT_MAX_TOKENS, None
-    if cap is None:
-        return budget + DEFAULT_MAX_TOKENS, budget
-    budget = min(budget, cap - ANSWER_RESERVE_TOKENS)
-    if budget < MIN_THINKING_BUDGET:
-        logger.debug("max_tokens_override %d leaves no room for thinking; thinking off", cap)
-        return cap, None
-    return cap, budget
-
-
-def translate_error(exc: Exception, timeout: float) -> ProviderError:
-    """The service error for whatever the SDK (or the deadline) raised."""
-    if isinstance(exc, ProviderError):
-        return exc
-    if isinstance(exc, anthropic.APIStatusError):
-        message = exc.api_message or exc.message
-        headers = exc.response.headers
-        return error_for_status(
-            _PROVIDER, exc.status_code, message, retry_after=retry_after_seconds(headers)
-        )
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException | TimeoutError):
-        return timeout_error(_PROVIDER, timeout)
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError | OSError):
-        return connection_error(_PROVIDER, str(exc) or type(exc).__name__)
-    if isinstance(exc, anthropic.APIResponseValidationError | json.JSONDecodeError):
-        return InvalidProviderResponseError(
-            _PROVIDER, f"anthropic returned a body that is not a message: {type(exc).__name__}"
-        )
-    logger.warning("unexpected error from the anthropic SDK", exc_info=exc)
-    return InvalidProviderResponseError(
-        _PROVIDER, f"anthropic call failed unexpectedly: {type(exc).__name__}: {exc}"[:500]
-    )
-
-
-def _judgement(message: Message, call: _Call, usage: TokenUsage) -> Judgement:
-    """The judgement in a 200 answer. The SDK builds `Message` without validating it, so
-    every field may be missing or of any type: `ask_until_valid` turns what this raises
-    beyond `ServiceError`s into `InvalidProviderResponseError`."""
-    reported = getattr(message, "model", None)
-    model = reported if isinstance(reported, str) and reported else call.model
-    stop_reason = getattr(message, "stop_reason", None)
-    content = getattr(message, "content", None)
-    blocks = content if isinstance(content, list) else []
-    tool_use = next(
-        (b for b in blocks if isinstance(b, ToolUseBlock) and b.name == TOOL_NAME),
-        None,
-    )
-    try:
-        if tool_use is None:
-            raise InvalidProviderResponseError(
-                _PROVIDER,
-                f"anthropic did not call the {TOOL_NAME} tool (stop_reason={stop_reason})",
-                details={"model": model},
-            )
-        request_id = getattr(message, "id", None)
-        return parse_judgement(
-            _PROVIDER,
-            tool_use.input if isinstance(tool_use.input, dict) else None,
-            model=model,
-            usage=usage,
-            provider_request_id=request_id if isinstance(request_id, str) else None,
-        )
-    except InvalidProviderResponseError as exc:
-        if stop_reason == "max_tokens":
-            raise MaxTokensTooLowError(
-                _PROVIDER, max_tokens=call.max_tokens, stop_reason="max_tokens", model=model
-            ) from exc
-        raise
-
-
-def _usage(message: Message) -> TokenUsage:
-    usage = message.usage
-    cache_read = usage.cache_read_input_tokens or 0
-    written = usage.cache_creation_input_tokens or 0
-    by_ttl = usage.cache_creation
-    written_1h = (by_ttl.ephemeral_1h_input_tokens or 0) if by_ttl is not None else 0
-    prompt = (usage.input_tokens or 0) + cache_read + written
-    return TokenUsage(
-        prompt_tokens=prompt,
-        completion_tokens=usage.output_tokens or 0,
-        total_tokens=prompt + (usage.output_tokens or 0),
-        cached_prompt_tokens=cache_read,
-        cache_write_tokens=written,
-        cache_write_1h_tokens=min(written_1h, written),
-    )

@@ -9,130 +9,46 @@ SDK failure into the service's errors (`raise ... from`), and reads the completi
 times for an answer outside the schema. An answer cut off at the token limit
 (`finish_reason` "length") is `MaxTokensTooLowError` (422, the caller's own limit). The
 client has `max_retries=0` (`build_client`): retrying is the queue's and the breaker's
-decision.
+decision. The request's pieces (formats, efforts, the client) are in `openai_request.py`, the
+reading of the answer in `openai_answer.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import ClassVar, TypeVar
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
-from openai.types.chat.completion_create_params import ResponseFormat
+from openai.types.chat import ChatCompletion
 
 from common_core.api_models import LLMConfigOverrides, TokenUsage
-from common_core.enums import LLMProviderType, OutputVerbosity, ReasoningEffort
+from common_core.enums import LLMProviderType
 from services.llm_provider_service.errors import (
     InvalidProviderResponseError,
     MaxTokensTooLowError,
     ProviderError,
-    ProviderNotConfiguredError,
 )
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
 from services.llm_provider_service.providers.call_slots import CallSlots, call_timeout
-from services.llm_provider_service.providers.http_errors import (
-    connection_error,
-    error_for_status,
-    retry_after_seconds,
-    timeout_error,
+from services.llm_provider_service.providers.http_errors import connection_error, timeout_error
+from services.llm_provider_service.providers.judgement import ask_until_valid
+from services.llm_provider_service.providers.openai_answer import (
+    judgement_from_completion,
+    not_a_completion,
+    status_error,
+    usage_or_zero,
 )
-from services.llm_provider_service.providers.judgement import (
-    JUDGEMENT_SCHEMA,
-    TOOL_NAME,
-    ask_until_valid,
-    parse_judgement,
-)
+from services.llm_provider_service.providers.openai_request import ChatRequest
 from services.llm_provider_service.settings import ProviderSettings
 
 logger = logging.getLogger(__name__)
 
-OpenAIEffort = Literal["none", "minimal", "low", "medium", "high"]
-Verbosity = Literal["low", "medium", "high"]
-
 _DEADLINE_GRACE_SECONDS = 1.0
 """The overall deadline of an attempt (slot wait included) is the timeout plus this."""
-DEFAULT_MAX_TOKENS = 1024
-"""Output budget when the caller sets none: a judgement needs about 200 tokens."""
-DEFAULT_REASONING_MAX_TOKENS = 8192
-"""Budget for reasoning models, whose hidden reasoning tokens count against the same limit."""
-
-EFFORTS: Mapping[ReasoningEffort, OpenAIEffort] = {
-    ReasoningEffort.NONE: "none",
-    ReasoningEffort.LOW: "low",
-    ReasoningEffort.MEDIUM: "medium",
-    ReasoningEffort.HIGH: "high",
-}
-VERBOSITIES: Mapping[OutputVerbosity, Verbosity] = {
-    OutputVerbosity.LOW: "low",
-    OutputVerbosity.MEDIUM: "medium",
-    OutputVerbosity.HIGH: "high",
-}
 
 _T = TypeVar("_T")
-
-
-def json_schema_format() -> ResponseFormat:
-    """Structured outputs: the judgement schema, enforced by the vendor (`strict`)."""
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": TOOL_NAME, "schema": JUDGEMENT_SCHEMA, "strict": True},
-    }
-
-
-def json_object_format() -> ResponseFormat:
-    """JSON mode: any JSON object; the schema goes into the prompt and is checked here."""
-    return {"type": "json_object"}
-
-
-def chat_messages(system_prompt: str, user_prompt: str) -> list[ChatCompletionMessageParam]:
-    return [
-        {"role": "system", "content": system_prompt},
-        {"role": "user", "content": user_prompt},
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """One chat-completions request; None fields are left out of the body."""
-
-    model: str
-    messages: list[ChatCompletionMessageParam]
-    response_format: ResponseFormat
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    reasoning_effort: OpenAIEffort | None = None
-    verbosity: Verbosity | None = None
-    prompt_cache_key: str | None = None
-    extra_body: dict[str, Any] | None = None
-
-
-def build_client(
-    config: ProviderSettings,
-    *,
-    default_base_url: str | None = None,
-    default_headers: Mapping[str, str] | None = None,
-) -> openai.AsyncOpenAI:
-    """An SDK client for `config`: its key, base URL and timeout, and no hidden retries.
-
-    Raises `ProviderNotConfiguredError` without an API key.
-    """
-    if config.api_key is None:
-        raise ProviderNotConfiguredError(config.provider, f"{config.provider.value} has no API key")
-    return openai.AsyncOpenAI(
-        api_key=config.api_key.get_secret_value(),
-        base_url=config.base_url or default_base_url,
-        timeout=config.timeout_seconds,
-        max_retries=0,
-        default_headers=dict(default_headers) if default_headers else None,
-    )
 
 
 class OpenAICompatibleProvider(ABC):
@@ -175,7 +91,7 @@ class OpenAICompatibleProvider(ABC):
             self._provider,
             self._config.invalid_response_reasks,
             lambda: self._attempt(request),
-            _usage_or_zero,
+            usage_or_zero,
             lambda completion, spent: self._judge(completion, request, spent),
         )
 
@@ -215,7 +131,7 @@ class OpenAICompatibleProvider(ABC):
         except ProviderError:
             raise
         except Exception as exc:  # a 200 body that is JSON but not a chat completion
-            raise _not_a_completion(self._provider, exc) from exc
+            raise not_a_completion(self._provider, exc) from exc
         return judgement.model_copy(update={"token_usage": spent})
 
     async def _send(self, request: ChatRequest, *, seconds: float) -> ChatCompletion:
@@ -241,7 +157,7 @@ class OpenAICompatibleProvider(ABC):
         except openai.APIStatusError as exc:
             raise status_error(provider, exc) from exc
         except (openai.APIResponseValidationError, ValueError) as exc:  # JSONDecodeError too
-            raise _not_a_completion(provider, exc) from exc
+            raise not_a_completion(provider, exc) from exc
         except Exception as exc:  # the contract: nothing but ProviderError leaves `compare`
             logger.exception("unexpected error calling %s", provider.value)
             raise InvalidProviderResponseError(
@@ -251,106 +167,3 @@ class OpenAICompatibleProvider(ABC):
 
 def _given(value: _T | None) -> _T | openai.Omit:
     return openai.omit if value is None else value
-
-
-def _not_a_completion(provider: LLMProviderType, exc: Exception) -> InvalidProviderResponseError:
-    return InvalidProviderResponseError(
-        provider,
-        f"{provider.value} answered with a body that is not a chat completion "
-        f"({type(exc).__name__})",
-    )
-
-
-def status_error(provider: LLMProviderType, exc: openai.APIStatusError) -> ProviderError:
-    """The service error for an HTTP error status, with the vendor's own message."""
-    body = exc.body
-    message = body.get("message") if isinstance(body, dict) else None
-    return error_for_status(
-        provider,
-        exc.status_code,
-        message if isinstance(message, str) else exc.message,
-        retry_after=retry_after_seconds(exc.response.headers),
-    )
-
-
-def judgement_from_completion(
-    provider: LLMProviderType, completion: ChatCompletion, requested_model: str
-) -> Judgement:
-    """The completion's judgement, or `InvalidProviderResponseError` (or, for an error that
-    OpenRouter embeds in a 200 answer, the error its code stands for)."""
-    choices = completion.choices
-    if not choices:
-        raise _embedded_error(provider, completion)
-    choice = choices[0]
-    message = choice.message
-    if message.refusal:
-        raise InvalidProviderResponseError(
-            provider,
-            f"{provider.value} refused to judge: {message.refusal}"[:500],
-            details={"refusal": True},
-        )
-    if choice.finish_reason in ("length", "content_filter"):
-        raise InvalidProviderResponseError(
-            provider,
-            f"{provider.value} stopped before the judgement was complete "
-            f"(finish_reason={choice.finish_reason})",
-            details={"finish_reason": choice.finish_reason},
-        )
-    model = completion.model if isinstance(completion.model, str) else ""
-    return parse_judgement(
-        provider,
-        message.content,
-        model=model or requested_model,
-        usage=token_usage(completion),
-        provider_request_id=completion.id if isinstance(completion.id, str) else None,
-    )
-
-
-def _embedded_error(provider: LLMProviderType, completion: ChatCompletion) -> ProviderError:
-    error = (completion.model_extra or {}).get("error")
-    if isinstance(error, dict):
-        code, text = error.get("code"), error.get("message")
-        detail = text if isinstance(text, str) else json.dumps(error)[:300]
-        if isinstance(code, int) and 400 <= code < 600:
-            return error_for_status(provider, code, detail)
-        return InvalidProviderResponseError(provider, f"{provider.value} error: {detail}"[:500])
-    return InvalidProviderResponseError(provider, f"{provider.value} returned no choices")
-
-
-def _usage_or_zero(completion: ChatCompletion) -> TokenUsage:
-    """Usage of a response that may not even be a well-formed completion."""
-    try:
-        return token_usage(completion)
-    except Exception:  # counted as zero; the judge step reports what is wrong with it
-        return TokenUsage()
-
-
-def token_usage(completion: ChatCompletion) -> TokenUsage:
-    """Token counts, with prompt-cache hits as `cached_prompt_tokens` and writes as
-    `cache_write_tokens` (charged from the GPT-5.6 family on); zeros when absent."""
-    usage = completion.usage
-    if usage is None:
-        logger.debug("completion %s carries no usage", completion.id)
-        return TokenUsage()
-    details = usage.prompt_tokens_details
-    cached = details.cached_tokens if details is not None else None
-    written = details.cache_write_tokens if details is not None else None
-    return TokenUsage(
-        prompt_tokens=usage.prompt_tokens or 0,
-        completion_tokens=usage.completion_tokens or 0,
-        total_tokens=usage.total_tokens or 0,
-        cached_prompt_tokens=cached or 0,
-        cache_write_tokens=written or 0,
-    )
-
-
-def prompt_cache_key(prompt: ComparisonPrompt) -> str | None:
-    """A key naming the prompt's cacheable prefix (the shared rubric and instructions), so
-    that the vendor routes requests that share it to the same cache; None without one.
-    OpenAI caches a prompt's longest seen prefix by itself: the key only improves the hit
-    rate. Only the prompt's input tokens are cached; every answer is fresh."""
-    prefix = prompt.cached_prefix
-    if not prefix:
-        return None
-    digest = hashlib.sha256("\x00".join(part.text for part in prefix).encode())
-    return f"llmps-{digest.hexdigest()[:32]}"

@@ -29,13 +29,13 @@ import openai
 from common_core.api_models import LLMConfigOverrides
 from common_core.enums import LLMProviderType, ReasoningEffort
 from services.llm_provider_service.models import ComparisonPrompt
-from services.llm_provider_service.providers.openai_compatible import (
+from services.llm_provider_service.providers.openai_compatible import OpenAICompatibleProvider
+from services.llm_provider_service.providers.openai_request import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_REASONING_MAX_TOKENS,
     EFFORTS,
     VERBOSITIES,
     ChatRequest,
-    OpenAICompatibleProvider,
     OpenAIEffort,
     Verbosity,
     chat_messages,

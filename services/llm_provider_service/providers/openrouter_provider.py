@@ -32,12 +32,12 @@ from common_core.api_models import LLMConfigOverrides
 from common_core.enums import LLMProviderType, ReasoningEffort
 from services.llm_provider_service.models import ComparisonPrompt
 from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA
-from services.llm_provider_service.providers.openai_compatible import (
+from services.llm_provider_service.providers.openai_compatible import OpenAICompatibleProvider
+from services.llm_provider_service.providers.openai_request import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_REASONING_MAX_TOKENS,
     VERBOSITIES,
     ChatRequest,
-    OpenAICompatibleProvider,
     chat_messages,
     json_object_format,
     json_schema_format,
@@ -46,7 +46,6 @@ from services.llm_provider_service.settings import ProviderSettings
 
 logger = logging.getLogger(__name__)
 
-OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_JSON_SCHEMA_MODELS: tuple[str, ...] = ("openai/", "anthropic/", "google/")
 DEFAULT_REASONING_MODELS: tuple[str, ...] = ("openai/o1", "openai/o3", "openai/o4", "openai/gpt-5")
 

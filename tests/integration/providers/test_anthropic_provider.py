@@ -23,10 +23,8 @@ from services.llm_provider_service.errors import (
     ProviderUnavailableError,
 )
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
-from services.llm_provider_service.providers.anthropic_provider import (
-    THINKING_INSTRUCTION,
-    AnthropicProvider,
-)
+from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
+from services.llm_provider_service.providers.anthropic_request import THINKING_INSTRUCTION
 from services.llm_provider_service.providers.judgement import (
     JUDGEMENT_SCHEMA,
     TOOL_DESCRIPTION,

@@ -23,10 +23,8 @@ from services.llm_provider_service.errors import (
 from services.llm_provider_service.models import ComparisonPrompt
 from services.llm_provider_service.protocols import LLMProvider
 from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, TOOL_NAME
-from services.llm_provider_service.providers.openai_compatible import (
-    build_client,
-    judgement_from_completion,
-)
+from services.llm_provider_service.providers.openai_answer import judgement_from_completion
+from services.llm_provider_service.providers.openai_request import build_client
 from services.llm_provider_service.providers.openrouter_provider import (
     JSON_MODE_INSTRUCTIONS,
     OpenRouterProvider,

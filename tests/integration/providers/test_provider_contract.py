@@ -16,8 +16,8 @@ import pytest
 
 import tests.contract.provider_contract as contract
 from common_core.enums import LLMProviderType
-from services.llm_provider_service.di import VENDOR_BUILDERS
 from services.llm_provider_service.providers.mock import MockProvider
+from services.llm_provider_service.providers.vendor_clients import VENDOR_BUILDERS
 from services.llm_provider_service.settings import MockErrorKind, Settings
 
 # A star import, as the queue contract does: pytest collects the contract's tests here.

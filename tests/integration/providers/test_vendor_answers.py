@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from common_core.api_models import LLMConfigOverrides
 from common_core.enums import LLMProviderType
-from services.llm_provider_service.di import VENDOR_BUILDERS
 from services.llm_provider_service.errors import ProviderError, ProviderTimeoutError
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
+from services.llm_provider_service.providers.vendor_clients import VENDOR_BUILDERS
 from services.llm_provider_service.settings import Settings
 from tests.support.fake_upstream import (
     FakeUpstream,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from common_core.enums import CacheTTL
 from services.llm_provider_service.models import ComparisonPrompt, PromptPart
-from services.llm_provider_service.providers.anthropic_provider import cache_breakpoints
+from services.llm_provider_service.providers.anthropic_request import cache_breakpoints
 
 H, M = CacheTTL.ONE_HOUR, CacheTTL.FIVE_MINUTES
 

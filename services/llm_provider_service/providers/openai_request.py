@@ -1,0 +1,110 @@
+"""What the OpenAI-compatible adapters send: the chat-completions request, its structured
+output formats, the mapping of the service's efforts and verbosities, and the SDK client
+(`build_client`, with `max_retries=0`: retrying is the queue's and the breaker's decision)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat.completion_create_params import ResponseFormat
+
+from common_core.enums import OutputVerbosity, ReasoningEffort
+from services.llm_provider_service.errors import ProviderNotConfiguredError
+from services.llm_provider_service.models import ComparisonPrompt
+from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, TOOL_NAME
+from services.llm_provider_service.settings import ProviderSettings
+
+OpenAIEffort = Literal["none", "minimal", "low", "medium", "high"]
+Verbosity = Literal["low", "medium", "high"]
+
+DEFAULT_MAX_TOKENS = 1024
+"""Output budget when the caller sets none: a judgement needs about 200 tokens."""
+DEFAULT_REASONING_MAX_TOKENS = 8192
+"""Budget for reasoning models, whose hidden reasoning tokens count against the same limit."""
+
+EFFORTS: Mapping[ReasoningEffort, OpenAIEffort] = {
+    ReasoningEffort.NONE: "none",
+    ReasoningEffort.LOW: "low",
+    ReasoningEffort.MEDIUM: "medium",
+    ReasoningEffort.HIGH: "high",
+}
+VERBOSITIES: Mapping[OutputVerbosity, Verbosity] = {
+    OutputVerbosity.LOW: "low",
+    OutputVerbosity.MEDIUM: "medium",
+    OutputVerbosity.HIGH: "high",
+}
+
+
+def json_schema_format() -> ResponseFormat:
+    """Structured outputs: the judgement schema, enforced by the vendor (`strict`)."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": TOOL_NAME, "schema": JUDGEMENT_SCHEMA, "strict": True},
+    }
+
+
+def json_object_format() -> ResponseFormat:
+    """JSON mode: any JSON object; the schema goes into the prompt, and the answer is checked
+    against it when it is read (`openai_answer.py`)."""
+    return {"type": "json_object"}
+
+
+def chat_messages(system_prompt: str, user_prompt: str) -> list[ChatCompletionMessageParam]:
+    return [
+        {"role": "system", "content": system_prompt},
+        {"role": "user", "content": user_prompt},
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat-completions request; None fields are left out of the body."""
+
+    model: str
+    messages: list[ChatCompletionMessageParam]
+    response_format: ResponseFormat
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    reasoning_effort: OpenAIEffort | None = None
+    verbosity: Verbosity | None = None
+    prompt_cache_key: str | None = None
+    extra_body: dict[str, Any] | None = None
+
+
+def build_client(
+    config: ProviderSettings,
+    *,
+    default_base_url: str | None = None,
+    default_headers: Mapping[str, str] | None = None,
+) -> openai.AsyncOpenAI:
+    """An SDK client for `config`: its key, base URL and timeout, and no hidden retries.
+
+    Raises `ProviderNotConfiguredError` without an API key.
+    """
+    if config.api_key is None:
+        raise ProviderNotConfiguredError(config.provider, f"{config.provider.value} has no API key")
+    return openai.AsyncOpenAI(
+        api_key=config.api_key.get_secret_value(),
+        base_url=config.base_url or default_base_url,
+        timeout=config.timeout_seconds,
+        max_retries=0,
+        default_headers=dict(default_headers) if default_headers else None,
+    )
+
+
+def prompt_cache_key(prompt: ComparisonPrompt) -> str | None:
+    """A key naming the prompt's cacheable prefix (the shared rubric and instructions), so
+    that the vendor routes requests that share it to the same cache; None without one.
+    OpenAI caches a prompt's longest seen prefix by itself: the key only improves the hit
+    rate. Only the prompt's input tokens are cached; every answer is fresh."""
+    prefix = prompt.cached_prefix
+    if not prefix:
+        return None
+    digest = hashlib.sha256("\x00".join(part.text for part in prefix).encode())
+    return f"llmps-{digest.hexdigest()[:32]}"

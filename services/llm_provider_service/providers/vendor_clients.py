@@ -1,0 +1,84 @@
+"""The vendor SDK clients: one per vendor, built from its settings, with its adapter.
+
+`VENDOR_BUILDERS` is the table the composition root (`VendorDeps` in `di/vendors.py`) walks: each
+builder makes the SDK client (its key, base URL and timeout, the SDK's hidden retries off,
+never the SDK's own environment variables) and the adapter on it, and returns how to close
+the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from anthropic import AsyncAnthropic
+from google import genai
+from google.genai import types as genai_types
+
+from common_core.enums import LLMProviderType
+from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
+from services.llm_provider_service.providers.gemini_provider import GeminiProvider
+from services.llm_provider_service.providers.openai_provider import OpenAIProvider
+from services.llm_provider_service.providers.openai_request import build_client
+from services.llm_provider_service.providers.openrouter_provider import (
+    OpenRouterProvider,
+    attribution_headers,
+)
+from services.llm_provider_service.settings import ProviderSettings, Settings
+
+# The vendors' public endpoints, used when no *_BASE_URL is set (never the SDKs' env vars).
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/"
+OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+
+VendorAdapter = AnthropicProvider | OpenAIProvider | GeminiProvider | OpenRouterProvider
+VendorBuild = tuple[VendorAdapter, Callable[[], Awaitable[None]]]
+
+
+def _anthropic(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    assert config.api_key is not None
+    client = AsyncAnthropic(
+        api_key=config.api_key.get_secret_value(),
+        # Explicit, so the SDK never falls back to its own environment variables.
+        base_url=config.base_url or ANTHROPIC_BASE_URL,
+        timeout=config.timeout_seconds,
+        max_retries=0,  # the service's retry policy is the only one
+    )
+    adapter = AnthropicProvider(client, config, prompt_caching=settings.anthropic.prompt_caching)
+    return adapter, client.close
+
+
+def _openai(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    client = build_client(config, default_base_url=OPENAI_BASE_URL)
+    adapter = OpenAIProvider(
+        client, config, reasoning_prefixes=settings.openai.reasoning_model_prefixes
+    )
+    return adapter, client.close
+
+
+def _openrouter(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    headers = attribution_headers(settings.openrouter.http_referer, settings.openrouter.app_title)
+    client = build_client(config, default_base_url=OPENROUTER_BASE_URL, default_headers=headers)
+    return OpenRouterProvider(client, config), client.close
+
+
+def _gemini(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    assert config.api_key is not None
+    options = genai_types.HttpOptions(
+        base_url=config.base_url or GEMINI_BASE_URL, timeout=round(config.timeout_seconds * 1000)
+    )
+    client = genai.Client(api_key=config.api_key.get_secret_value(), http_options=options)
+
+    async def close() -> None:
+        await client.aio.aclose()
+        client.close()
+
+    return GeminiProvider(client, config), close
+
+
+VENDOR_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], VendorBuild]] = {
+    LLMProviderType.ANTHROPIC: _anthropic,
+    LLMProviderType.OPENAI: _openai,
+    LLMProviderType.GOOGLE: _gemini,
+    LLMProviderType.OPENROUTER: _openrouter,
+}
