@@ -1,4 +1,5 @@
-"""A real webhook receiver: an HTTP/1.1 server on 127.0.0.1 in the test's own event loop.
+"""A real webhook receiver: Hypercorn serving a bare ASGI app on 127.0.0.1, in the test's own
+event loop.
 
 `async with WebhookReceiver() as receiver:` listens on a free port until the block ends; the
 `webhook_receiver` fixture (`tests.support.webhook_receiver`) does that for one test. Every
@@ -17,18 +18,25 @@ as httpx uses it (several requests per connection, one at a time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
-import h11
+from hypercorn.asyncio import serve
 
 from common_core.webhooks import SIGNATURE_HEADER, verify
-from devtools.http11 import read_request, write_response
+from devtools.asgi import (
+    drop,
+    hold,
+    hypercorn_config,
+    listening_socket,
+    request_body,
+    request_line,
+    respond,
+)
 
 _OK_BODY: Final = b'{"ok":true}'
 
@@ -70,45 +78,39 @@ class WebhookReceiver:
         """The answer when the script is empty."""
         self._requested_port = port
         self._port: int | None = None
-        self._server: asyncio.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Event | None = None
         self._script: deque[Reply] = deque()
         self._records: list[ReceivedRequest] = []
         self._answered: list[ReceivedRequest] = []
         self._changed: asyncio.Condition | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-        self._stopping = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> WebhookReceiver:
-        if self._server is not None:
+        if self._serving is not None:
             return self
         self._changed = asyncio.Condition()
-        self._stopping = False
-        self._server = await asyncio.start_server(
-            self._connection, host=self.host, port=self._requested_port
+        self._stopping = asyncio.Event()
+        listener = listening_socket(self.host, self._requested_port)
+        self._port = int(listener.getsockname()[1])
+        config = hypercorn_config(listener, "webhook-receiver")
+        app: Any = self._app  # an ASGI app; Hypercorn's own types want its TypedDicts
+        self._serving = asyncio.create_task(
+            serve(app, config, shutdown_trigger=self._stopping.wait),
+            name="webhook-receiver",
         )
-        self._port = int(self._server.sockets[0].getsockname()[1])
         return self
 
     async def stop(self) -> None:
         """Stop listening and drop every open connection (a delayed answer is not sent)."""
-        server, self._server = self._server, None
-        if server is None:
+        serving, self._serving = self._serving, None
+        if serving is None:
             return
-        self._stopping = True
-        server.close()
-        # Aborting the transports ends every handler through its reader (EOF), so none is
-        # cancelled (Python 3.11's stream callback logs cancelled handler tasks as errors).
-        for writer in self._connections.values():
-            writer.transport.abort()
-        tasks = list(self._connections)
-        if tasks:
-            _, stuck = await asyncio.wait(tasks, timeout=5)
-            for task in stuck:
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
-        await server.wait_closed()
+        assert self._stopping is not None
+        self._stopping.set()
+        async with asyncio.timeout(10):
+            await serving
         self._port = None
 
     async def __aenter__(self) -> WebhookReceiver:
@@ -232,66 +234,22 @@ class WebhookReceiver:
 
     # ---- the server --------------------------------------------------------------------------
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections[task] = writer
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while True:
-                received = await read_request(conn, reader)
-                if received is None:
-                    return
-                request, body = received
-                reply = self._script.popleft() if self._script else self.default
-                record = _record(request, body, reply.status)
-                self._records.append(record)
-                await self._notify()
-                if reply.delay > 0 and not await _hold(conn, reader, reply.delay):
-                    return  # the client hung up while we held the answer
-                await _answer(conn, writer, reply)
-                if 200 <= reply.status < 300:
-                    self._answered.append(record)
-                    await self._notify()
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
-        except (ConnectionError, h11.ProtocolError):
+    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = await request_body(scope, receive, send)
+        if body is None:
             return
-        except asyncio.CancelledError:
-            if not self._stopping:
-                raise
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            self._connections.pop(task, None)  # only now, so that stop() waits for all of it
-
-
-def _record(request: h11.Request, body: bytes, status: int) -> ReceivedRequest:
-    path, _, query = request.target.decode("latin-1").partition("?")
-    headers: dict[str, str] = {}
-    for name, value in request.headers:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    return ReceivedRequest(request.method.decode("latin-1"), path, query, headers, body, status)
-
-
-async def _hold(conn: h11.Connection, reader: asyncio.StreamReader, seconds: float) -> bool:
-    """Wait `seconds`; False if the client hangs up first."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while (left := deadline - asyncio.get_running_loop().time()) > 0:
-        try:
-            async with asyncio.timeout(left):
-                data = await reader.read(65536)
-        except TimeoutError:
-            return True
-        if not data:
-            return False
-        conn.receive_data(data)  # a pipelined request: h11 keeps it for the next cycle
-    return True
-
-
-async def _answer(conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply) -> None:
-    await write_response(conn, writer, reply.status, reply.content_type, reply.body, reply.headers)
+        reply = self._script.popleft() if self._script else self.default
+        method, path, query, headers = request_line(scope)
+        record = ReceivedRequest(method, path, query, headers, body, reply.status)
+        self._records.append(record)
+        await self._notify()
+        if reply.delay > 0:
+            held = await hold(receive, reply.delay, self._stopping)
+            if held == "stopping":
+                await drop(send)
+            if held != "held":  # the client hung up, or the receiver is stopping
+                return
+        await respond(send, reply.status, reply.content_type, reply.body, reply.headers)
+        if 200 <= reply.status < 300:
+            self._answered.append(record)
+            await self._notify()

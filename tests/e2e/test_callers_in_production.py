@@ -20,7 +20,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.support.callers import RESULT_TOPIC, bearer, callers_env, policy
-from tests.support.fake_upstream import FakeUpstream
+from tests.support.fake_vendors import FakeUpstream
 from tests.support.kafka_broker import TansuBroker
 from tests.support.processes import ProcessPool, ServiceProcess, refused_start, service_env
 from tests.support.redis_server import RedisServer

@@ -26,7 +26,7 @@ from demos.cj_demo.essays import essay_texts
 from demos.cj_demo.session import Arm, ArmRun, presented_first_won, run_arm, service_checks
 from demos.cj_demo.thresholds import thresholds_for
 from services.llm_provider_service.settings import Settings
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     clean_fake_upstream,  # noqa: F401
     fake_upstream,  # noqa: F401

@@ -21,7 +21,7 @@ from common_core.events import EventEnvelope
 from tests.contract.huleedu_consumer import HuleEduErrorCode, accepts, cj_request
 from tests.fakes import RecordingEventDeps, RecordingPublisher
 from tests.integration.conftest import StartApp
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     clean_fake_upstream,  # noqa: F401
     fake_upstream,  # noqa: F401

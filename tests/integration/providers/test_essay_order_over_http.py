@@ -20,11 +20,9 @@ from tests.integration.providers.test_providers_over_http import (
     by_vendor,
     start,
 )
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     RecordedRequest,
-    clean_fake_upstream,  # noqa: F401
-    fake_upstream,  # noqa: F401
 )
 from tests.support.judges import first_presented_wins, higher_marker_wins
 
@@ -34,11 +32,6 @@ SWAP_TRIALS = 200
 # |swapped - n/2| beyond four standard deviations: a correct service lands outside about
 # six times in 100,000 runs.
 SWAP_LIMIT = 4 * math.sqrt(SWAP_TRIALS / 4)
-
-
-@pytest.fixture
-def fake(clean_fake_upstream: FakeUpstream) -> FakeUpstream:  # noqa: F811
-    return clean_fake_upstream
 
 
 def pair(vendor: Vendor, *, essay_order: str | None = None, **fields: Any) -> dict[str, Any]:

@@ -5,113 +5,69 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import openai
 import pytest
 from openai.types.chat import ChatCompletion
 from pydantic import SecretStr
 
-from common_core.api_models import JUSTIFICATION_MAX_CHARS, LLMConfigOverrides
+from common_core.api_models import LLMConfigOverrides
 from common_core.enums import EssayWinner, LLMProviderType, OutputVerbosity, ReasoningEffort
 from services.llm_provider_service.errors import (
     InvalidProviderResponseError,
-    ProviderAuthError,
     ProviderBadRequestError,
     ProviderError,
-    ProviderTimeoutError,
     ProviderUnavailableError,
 )
 from services.llm_provider_service.models import ComparisonPrompt
 from services.llm_provider_service.protocols import LLMProvider
-from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, TOOL_NAME
 from services.llm_provider_service.providers.openai_answer import judgement_from_completion
-from services.llm_provider_service.providers.openai_request import build_client
 from services.llm_provider_service.providers.openrouter_provider import (
     JSON_MODE_INSTRUCTIONS,
-    OpenRouterProvider,
     attribution_headers,
 )
-from services.llm_provider_service.settings import ProviderSettings
-from tests.support.fake_upstream import FakeUpstream, clean_fake_upstream, fake_upstream  # noqa: F401
+from tests.integration.providers.vendor_adapters import (
+    CASE,
+    VendorAdapter,
+    assert_strict_chat_request,
+    every_override,
+)
+from tests.support.fake_vendors import FakeUpstream
 
 PROMPT = ComparisonPrompt.plain(
     system_prompt="You are an experienced examiner of student essays.",
     user_prompt="Which essay is better?\n\nEssay A:\nCats are good.\n\nEssay B:\nDogs are good.",
 )
 LLAMA = "meta-llama/llama-3.3-70b-instruct"
-MakeProvider = Callable[..., OpenRouterProvider]
+MakeProvider = Callable[..., LLMProvider]
 
 
 @pytest.fixture
-async def make_provider(clean_fake_upstream: FakeUpstream) -> AsyncIterator[MakeProvider]:  # noqa: F811
+async def make_provider(clean_fake_upstream: FakeUpstream) -> AsyncIterator[MakeProvider]:
     """`make_provider(headers=None, json_schema_models=None, **settings)`: an
     OpenRouterProvider on a client built as the service builds it; closed after the test."""
-    clients: list[openai.AsyncOpenAI] = []
+    async with VendorAdapter(CASE["openrouter"], clean_fake_upstream) as harness:
 
-    def factory(
-        *,
-        headers: dict[str, str] | None = None,
-        json_schema_models: tuple[str, ...] | None = None,
-        **values: Any,
-    ) -> OpenRouterProvider:
-        config = ProviderSettings(
-            **{
-                "provider": LLMProviderType.OPENROUTER,
-                "api_key": SecretStr("sk-or-test"),
-                "base_url": clean_fake_upstream.openrouter_base_url,
-                "default_model": "anthropic/claude-sonnet-4.5",
-                "enabled": True,
-                "timeout_seconds": 5.0,
-                "invalid_response_reasks": 1,
-                **values,
-            }
-        )
-        client = build_client(config, default_headers=headers)
-        clients.append(client)
-        if json_schema_models is None:
-            return OpenRouterProvider(client, config)
-        return OpenRouterProvider(client, config, json_schema_models=json_schema_models)
+        def factory(
+            *,
+            headers: dict[str, str] | None = None,
+            json_schema_models: tuple[str, ...] | None = None,
+            **values: Any,
+        ) -> LLMProvider:
+            options = {"headers": headers, "json_schema_models": json_schema_models}
+            defaults = {"api_key": SecretStr("sk-or-test"), "timeout_seconds": 5.0}
+            return harness.make(options=options, **{**defaults, **values})
 
-    yield factory
-    for client in clients:
-        await client.close()
+        yield factory
 
 
-@pytest.fixture
-def fake(clean_fake_upstream: FakeUpstream) -> FakeUpstream:  # noqa: F811
-    return clean_fake_upstream
-
-
-async def test_a_json_schema_model_returns_a_valid_judgement_with_usage_and_ids(
+async def test_a_json_schema_model_gets_the_strict_schema_and_the_messages(
     make_provider: MakeProvider, fake: FakeUpstream
 ) -> None:
-    provider: LLMProvider = make_provider()
+    # The judgement itself, its usage and ids: test_vendor_adapters.py.
+    await make_provider().compare(PROMPT, LLMConfigOverrides())
 
-    first = await provider.compare(PROMPT, LLMConfigOverrides())
-    second = await provider.compare(PROMPT, LLMConfigOverrides())
-
-    assert provider.provider is LLMProviderType.OPENROUTER
-    assert provider.default_model == "anthropic/claude-sonnet-4.5"
-    assert first.winner in (EssayWinner.ESSAY_A, EssayWinner.ESSAY_B)
-    assert 0 < len(first.justification) <= JUSTIFICATION_MAX_CHARS
-    assert 1 <= first.confidence <= 5
-    assert first.model == "anthropic/claude-sonnet-4.5"
-    assert first.provider_request_id is not None
-    assert first.provider_request_id.startswith("gen-")
-    assert first.provider_request_id != second.provider_request_id
-    assert first.token_usage.prompt_tokens > 0
-    assert first.token_usage.completion_tokens > 0
-    assert first.token_usage.cached_prompt_tokens == 0
-    assert second.token_usage.cached_prompt_tokens > 0
     body = fake.last("openrouter").json
     assert body["model"] == "anthropic/claude-sonnet-4.5"
-    assert body["messages"] == [
-        {"role": "system", "content": PROMPT.system_prompt},
-        {"role": "user", "content": PROMPT.user_prompt},
-    ]
-    assert body["response_format"] == {
-        "type": "json_schema",
-        "json_schema": {"name": TOOL_NAME, "schema": JUDGEMENT_SCHEMA, "strict": True},
-    }
+    assert_strict_chat_request(body, PROMPT)
     assert body["max_tokens"] == 1024
     for absent in ("temperature", "reasoning", "verbosity", "max_completion_tokens"):
         assert absent not in body, absent
@@ -159,12 +115,8 @@ async def test_the_json_schema_model_list_is_overridable(
 async def test_every_override_is_sent_in_openrouters_parameters(
     make_provider: MakeProvider, fake: FakeUpstream
 ) -> None:
-    overrides = LLMConfigOverrides(
-        model_override="openai/gpt-5-mini",
-        temperature_override=0.7,
-        max_tokens_override=3000,
-        reasoning_effort=ReasoningEffort.HIGH,
-        output_verbosity=OutputVerbosity.HIGH,
+    overrides = every_override(
+        "openai/gpt-5-mini", 0.7, 3000, ReasoningEffort.HIGH, OutputVerbosity.HIGH
     )
 
     await make_provider().compare(PROMPT, overrides)
@@ -223,64 +175,7 @@ def test_attribution_headers_leave_out_unset_values() -> None:
     assert attribution_headers(None, None) == {}
 
 
-FAULTS: list[tuple[str, type[ProviderError], bool, dict[str, Any]]] = [
-    ("server_error", ProviderUnavailableError, True, {"status": 500, "reason": "server_error"}),
-    ("unavailable", ProviderUnavailableError, True, {"status": 503, "reason": "server_error"}),
-    ("overloaded", ProviderUnavailableError, True, {"status": 503, "reason": "server_error"}),
-    ("rate_limit", ProviderUnavailableError, True, {"status": 429, "reason": "rate_limited"}),
-    ("auth", ProviderAuthError, False, {"status": 401}),
-    ("bad_request", ProviderBadRequestError, False, {"status": 400}),
-]
-
-
-@pytest.mark.parametrize(("kind", "error", "retryable", "attrs"), FAULTS)
-async def test_an_http_fault_becomes_the_service_error_after_exactly_one_request(
-    make_provider: MakeProvider,
-    fake: FakeUpstream,
-    kind: Any,
-    error: type[ProviderError],
-    retryable: bool,
-    attrs: dict[str, Any],
-) -> None:
-    fake.fail("openrouter", kind)
-
-    with pytest.raises(error) as caught:
-        await make_provider().compare(PROMPT, LLMConfigOverrides())
-
-    assert type(caught.value) is error
-    assert caught.value.retryable is retryable
-    assert caught.value.provider is LLMProviderType.OPENROUTER
-    for name, value in attrs.items():
-        assert getattr(caught.value, name) == value
-    assert isinstance(caught.value.__cause__, openai.APIStatusError)
-    assert len(fake.requests_for("openrouter")) == 1
-
-
-async def test_a_rate_limit_carries_the_retry_after(
-    make_provider: MakeProvider, fake: FakeUpstream
-) -> None:
-    fake.fail("openrouter", "rate_limit")
-
-    with pytest.raises(ProviderUnavailableError) as caught:
-        await make_provider().compare(PROMPT, LLMConfigOverrides())
-
-    assert caught.value.reason == "rate_limited"
-    assert caught.value.retry_after == pytest.approx(2.0)
-
-
-async def test_a_hung_request_becomes_a_retryable_timeout(
-    make_provider: MakeProvider, fake: FakeUpstream
-) -> None:
-    fake.fail("openrouter", "timeout")
-
-    with pytest.raises(ProviderTimeoutError) as caught:
-        await make_provider(timeout_seconds=0.3).compare(PROMPT, LLMConfigOverrides())
-
-    assert caught.value.retryable is True
-    assert len(fake.requests_for("openrouter")) == 1
-
-
-@pytest.mark.parametrize("model", ["anthropic/claude-sonnet-4.5", LLAMA])
+@pytest.mark.parametrize("model", [LLAMA])  # the default model: test_vendor_adapters.py
 @pytest.mark.parametrize("kind", ["malformed", "empty", "schema_violation"])
 async def test_a_persistently_invalid_answer_fails_after_one_call_plus_the_reasks(
     make_provider: MakeProvider, fake: FakeUpstream, kind: Any, model: str
@@ -295,7 +190,7 @@ async def test_a_persistently_invalid_answer_fails_after_one_call_plus_the_reask
     assert len(fake.requests_for("openrouter")) == 3
 
 
-@pytest.mark.parametrize("model", ["anthropic/claude-sonnet-4.5", LLAMA])
+@pytest.mark.parametrize("model", [LLAMA])  # the default model: test_vendor_adapters.py
 async def test_one_schema_violation_is_healed_by_one_fresh_reask(
     make_provider: MakeProvider, fake: FakeUpstream, model: str
 ) -> None:

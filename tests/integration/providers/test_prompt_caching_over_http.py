@@ -12,18 +12,11 @@ from quart.typing import TestClientProtocol as Client
 
 from tests.contract.huleedu_consumer import ASSIGNMENT, JUDGE_INSTRUCTIONS, RUBRIC, cj_request
 from tests.integration.conftest import StartApp
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
-    clean_fake_upstream,  # noqa: F401
-    fake_upstream,  # noqa: F401
 )
 
 COMPARISON = "/api/v1/comparison"
-
-
-@pytest.fixture
-def fake(clean_fake_upstream: FakeUpstream) -> FakeUpstream:  # noqa: F811
-    return clean_fake_upstream
 
 
 async def start(start_app: StartApp, fake: FakeUpstream, vendor: str, attribute: str) -> Client:

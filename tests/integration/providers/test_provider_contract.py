@@ -23,11 +23,9 @@ from services.llm_provider_service.settings import MockErrorKind, Settings
 # A star import, as the queue contract does: pytest collects the contract's tests here.
 from tests.contract.provider_contract import *  # noqa: F403
 from tests.contract.provider_contract import ContractFault, ProviderHarness
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FAULT_KINDS,
     FakeUpstream,
-    clean_fake_upstream,  # noqa: F401
-    fake_upstream,  # noqa: F401
 )
 
 TIMEOUT_SECONDS = 0.5
@@ -78,7 +76,7 @@ def _mock_harness(settings: Settings) -> ProviderHarness:
 @pytest.fixture(params=["mock", "anthropic", "openai", "openrouter", "google"])
 async def provider_under_test(
     request: pytest.FixtureRequest,
-    clean_fake_upstream: FakeUpstream,  # noqa: F811
+    clean_fake_upstream: FakeUpstream,
     make_settings: Callable[..., Settings],
 ) -> AsyncIterator[ProviderHarness]:
     fake = clean_fake_upstream

@@ -17,12 +17,10 @@ from common_core.pass_through import PassThrough
 from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, TOOL_NAME
 from services.llm_provider_service.providers.price_list import DEFAULT_PRICES
 from tests.integration.conftest import StartApp
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
     RecordedRequest,
     camel_schema,
-    clean_fake_upstream,  # noqa: F401
-    fake_upstream,  # noqa: F401
 )
 
 COMPARISON = "/api/v1/comparison"
@@ -66,11 +64,6 @@ VENDORS = [
     Vendor("google", lambda fake: fake.google_base_url, "gemini-2.5-flash-lite"),
 ]
 by_vendor = pytest.mark.parametrize("vendor", VENDORS, ids=[v.name for v in VENDORS])
-
-
-@pytest.fixture
-def fake(clean_fake_upstream: FakeUpstream) -> FakeUpstream:  # noqa: F811
-    return clean_fake_upstream
 
 
 async def start(start_app: StartApp, fake: FakeUpstream, vendor: Vendor, **values: Any) -> Client:

@@ -25,10 +25,8 @@ from services.llm_provider_service.errors import ProviderError, ProviderTimeoutE
 from services.llm_provider_service.models import ComparisonPrompt, Judgement
 from services.llm_provider_service.providers.vendor_clients import VENDOR_BUILDERS
 from services.llm_provider_service.settings import Settings
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
-    clean_fake_upstream,  # noqa: F401
-    fake_upstream,  # noqa: F401
 )
 
 PROMPT = ComparisonPrompt.plain(
@@ -183,7 +181,7 @@ def bodies(provider: LLMProviderType) -> st.SearchStrategy[tuple[bytes, str]]:
 @by_vendor
 def test_any_200_body_is_a_judgement_or_a_provider_error(
     provider: LLMProviderType,
-    clean_fake_upstream: FakeUpstream,  # noqa: F811
+    clean_fake_upstream: FakeUpstream,
     make_settings: Callable[..., Settings],
 ) -> None:
     fake = clean_fake_upstream
@@ -241,7 +239,7 @@ def test_any_200_body_is_a_judgement_or_a_provider_error(
 @by_vendor
 async def test_a_wait_for_a_call_slot_counts_toward_the_timeout(
     provider: LLMProviderType,
-    clean_fake_upstream: FakeUpstream,  # noqa: F811
+    clean_fake_upstream: FakeUpstream,
     make_settings: Callable[..., Settings],
 ) -> None:
     """One slot, a vendor that never answers in time, and more calls than can each get the

@@ -20,14 +20,11 @@ from tests.integration.providers.test_providers_over_http import (
     Vendor,
     by_vendor,
     comparison,
-    fake,  # noqa: F401
     provider_entry,
     start,
 )
-from tests.support.fake_upstream import (
+from tests.support.fake_vendors import (
     FakeUpstream,
-    clean_fake_upstream,  # noqa: F401
-    fake_upstream,  # noqa: F401
 )
 
 ANTHROPIC = next(v for v in VENDORS if v.name == "anthropic")
@@ -35,7 +32,7 @@ ANTHROPIC = next(v for v in VENDORS if v.name == "anthropic")
 
 async def test_an_anthropic_200_of_the_wrong_shape_is_a_502_invalid_provider_response(
     start_app: StartApp,
-    fake: FakeUpstream,  # noqa: F811
+    fake: FakeUpstream,
 ) -> None:
     client = await start(start_app, fake, ANTHROPIC, invalid_response_reasks=0)
     fake.fail_with("anthropic", '{"unexpected": "shape"}')
@@ -58,7 +55,7 @@ def with_max_tokens(vendor: Vendor, max_tokens: int, **fields: Any) -> dict[str,
 @by_vendor
 async def test_an_answer_cut_off_at_the_callers_token_limit_is_a_422_not_a_provider_failure(
     start_app: StartApp,
-    fake: FakeUpstream,  # noqa: F811
+    fake: FakeUpstream,
     vendor: Vendor,
 ) -> None:
     # A longer reset timeout: an opened breaker would still be open at the end.
@@ -94,7 +91,7 @@ async def test_an_answer_cut_off_at_the_callers_token_limit_is_a_422_not_a_provi
 @by_vendor
 async def test_a_queued_request_cut_off_at_the_token_limit_fails_with_max_tokens_too_low(
     start_app: StartApp,
-    fake: FakeUpstream,  # noqa: F811
+    fake: FakeUpstream,
     vendor: Vendor,
 ) -> None:
     client = await start(start_app, fake, vendor)
@@ -126,7 +123,7 @@ MASKED = f"{LEAKY_KEY[:6]}***{LEAKY_KEY[-4:]}"  # as the fake's 401 quotes it
 @by_vendor
 async def test_a_key_a_vendor_quotes_back_is_redacted_everywhere_it_goes(
     start_app: StartApp,
-    fake: FakeUpstream,  # noqa: F811
+    fake: FakeUpstream,
     vendor: Vendor,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -18,8 +18,8 @@ from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 from pydantic import BaseModel, ConfigDict, Field
 
-from tests.support import fake_upstream as fake_module
-from tests.support.fake_upstream import (
+from tests.support import fake_vendors as fake_module
+from tests.support.fake_vendors import (
     FakeUpstream,
     SchemaGenerator,
     camel_schema,
@@ -680,3 +680,15 @@ def test_violations_break_the_schema_in_the_ways_described() -> None:
     assert {"winner": "Essay C", "justification": "Fine.", "confidence": 3} in broken
     assert {"winner": "Essay A", "justification": "Fine.", "confidence": 9} in broken
     assert {"winner": "Essay A", "confidence": 3} in broken
+
+
+def test_every_json_schema_keyword_is_checked_and_an_unsatisfied_one_is_refused() -> None:
+    digits = {"type": "string", "pattern": "^[0-9]+$"}
+    gemini = {"type": "OBJECT", "properties": {"n": {"type": "INTEGER", "nullable": True}}}
+
+    assert schema_errors(digits, "essay")
+    assert schema_errors(digits, "42") == []
+    assert schema_errors(gemini, {"n": None}) == []
+    assert schema_errors(gemini, {"n": "one"})
+    with pytest.raises(ValueError, match="no valid instance"):
+        SchemaGenerator(random.Random(4)).instance(digits)  # not answered wrongly
