@@ -10,7 +10,7 @@
   `ESSAY_ORDER_SECRET` (`Settings.secrets`); and any token whose SHA-256 is a caller's
   `key_sha256` (`Settings.caller_key_digests`; the service never holds callers' keys in plain text).
 
-The composition root builds one from the settings (`di.py`). It is applied where vendor
+The composition root builds one from the settings (`di/core.py`). It is applied where vendor
 messages enter the service's errors (`RedactingProvider`), so the error response, the
 `failure` event, the result event, `last_error` and the log all carry the redacted text;
 and `RedactingLogFilter`, on every handler of the root logger, redacts every log line of

@@ -40,7 +40,7 @@ from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import Settings
-from services.llm_provider_service.tracing import default_tracer, extract
+from services.llm_provider_service.tracing import extract
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,12 +62,12 @@ class ResultRelay:
         deliveries: ResultDeliveries,
         metrics: ServiceMetrics,
         settings: Settings,
+        unsaved: UnsavedDeliveries,
+        tracer: Tracer,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        unsaved: UnsavedDeliveries | None = None,
-        tracer: Tracer | None = None,
     ) -> None:
-        self._tracer = tracer or default_tracer()
+        self._tracer = tracer
         self._unsaved = unsaved
         self._queue = queue
         self._outbox = outbox
@@ -123,8 +123,6 @@ class ResultRelay:
 
     async def flush_unsaved(self) -> int:
         """Write the deliveries this process holds for the outbox; how many went in."""
-        if self._unsaved is None:
-            return 0
         try:
             return await self._unsaved.flush(self._outbox)
         finally:

@@ -1,6 +1,6 @@
 """Traces: the OpenTelemetry SDK set up from the settings, and the W3C context helpers.
 
-Only this module (and `di.py`, which calls it) touches the SDK; the rest of the service uses
+Only this module (and `di/core.py`, which calls it) touches the SDK; the rest of the service uses
 the OpenTelemetry API through a `Tracer` it is given. Spans are always made and sampled, so
 trace ids, stored contexts and `traceparent` headers are real whatever the settings; they
 leave the process only when OTEL_EXPORTER_ENABLED adds the OTLP/HTTP exporter. Without it

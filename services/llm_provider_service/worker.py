@@ -32,7 +32,7 @@ from services.llm_provider_service.protocols import DrainRate, RequestQueue
 from services.llm_provider_service.provider_call import ProviderCall
 from services.llm_provider_service.queue_events import announce_reaped, announce_status
 from services.llm_provider_service.settings import Settings
-from services.llm_provider_service.tracing import default_tracer, extract
+from services.llm_provider_service.tracing import extract
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,11 @@ class QueueWorker:
         metrics: ServiceMetrics,
         drain_rate: DrainRate,
         settings: Settings,
+        tracer: Tracer,
         owner: str | None = None,
         rng: random.Random | None = None,
-        tracer: Tracer | None = None,
     ) -> None:
-        self._tracer = tracer or default_tracer()
+        self._tracer = tracer
         self._queue = queue
         self._calls = calls
         self._events = events

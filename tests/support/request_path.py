@@ -1,4 +1,4 @@
-"""The request path wired as `di.py` wires it, from in-memory parts and a scripted provider."""
+"""The request path wired as `di/` wires it, from in-memory parts and a scripted provider."""
 
 from __future__ import annotations
 
@@ -115,6 +115,7 @@ class RequestPath:
             metrics=self.metrics,
             drain_rate=self.drain_rate,
             settings=self.settings,
+            tracer=default_tracer(),
             **options,
         )
 

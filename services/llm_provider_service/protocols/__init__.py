@@ -1,6 +1,6 @@
 """Ports: the interfaces the orchestrator, worker and routes depend on.
 
-Concrete adapters live in `providers/`, `queue/` and `events/`; only `di.py` and `app.py`
+Concrete adapters live in `providers/`, `queue/` and `events/`; only `di/` and `app.py`
 import them. Import the ports from here (`from services.llm_provider_service.protocols import
 RequestQueue`); each module of this package holds the ports of one floor: `provider.py` (the
 LLM vendors), `queue.py` (the request queue), `delivery.py` (events and result deliveries),

@@ -1,6 +1,6 @@
 """The vendor SDK clients: one per vendor, built from its settings, with its adapter.
 
-`VENDOR_BUILDERS` is the table the composition root (`VendorDeps` in `di.py`) walks: each
+`VENDOR_BUILDERS` is the table the composition root (`VendorDeps` in `di/vendors.py`) walks: each
 builder makes the SDK client (its key, base URL and timeout, the SDK's hidden retries off,
 never the SDK's own environment variables) and the adapter on it, and returns how to close
 the client.

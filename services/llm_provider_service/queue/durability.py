@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from common_core.api_models import DependencyHealth
 from common_core.enums import EnvironmentType, HealthStatus
 from services.llm_provider_service.settings import ENV_PREFIX, ConfigurationError, Settings
+from services.llm_provider_service.settings.infrastructure import RedisSettings
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,9 @@ class DurabilityWatch:
     an INFO line when they are gone. It never stops the service. Without a Redis (the
     in-memory queue) it checks and reports nothing."""
 
-    def __init__(self, redis: Redis | None, settings: Settings) -> None:
+    def __init__(self, redis: Redis | None, section: RedisSettings) -> None:
         self._redis = redis
-        self._interval = settings.redis.durability_check_interval_seconds
+        self._interval = section.durability_check_interval_seconds
         self._problems: list[str] | None = None  # None: not known yet
 
     def known(self, problems: list[str] | None) -> None:

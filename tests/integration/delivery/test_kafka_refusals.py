@@ -16,10 +16,12 @@ from common_core.events import ComparisonResultData, EventEnvelope
 from services.llm_provider_service.events.kafka import KafkaEventPublisher
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
+from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries
 from services.llm_provider_service.settings import KafkaSettings, Settings
+from services.llm_provider_service.tracing import default_tracer
 from tests.factories import make_job, make_request, make_result
 from tests.support.kafka_broker import TansuBroker, consume
 
@@ -65,6 +67,8 @@ async def test_an_oversized_record_is_given_up_and_the_others_are_delivered(
         metrics=metrics,
         settings=settings,
         rng=random.Random(3),
+        unsaved=UnsavedDeliveries(max_deliveries=10_000),
+        tracer=default_tracer(),
     )
 
     async def complete(**request: Any) -> Any:

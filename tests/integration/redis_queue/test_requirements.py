@@ -944,7 +944,7 @@ async def test_r16_the_watch_reports_a_change_made_while_running(
     environment: str,
 ):
     watch = DurabilityWatch(
-        scratch_client, make_settings(environment=environment, callers=DEPLOYED_CALLERS)
+        scratch_client, make_settings(environment=environment, callers=DEPLOYED_CALLERS).redis
     )
     with caplog.at_level(logging.INFO, logger=DURABILITY_LOGGER):
         await watch.check()

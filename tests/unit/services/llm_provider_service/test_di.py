@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from dishka.exceptions import NoFactoryError
@@ -11,7 +12,8 @@ from dishka.exceptions import NoFactoryError
 from common_core.enums import EnvironmentType, LLMProviderType
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
-from services.llm_provider_service.di import ENVIRONMENT_DEPS, make_container
+from services.llm_provider_service.di import ENVIRONMENT_DEPS, bindings, make_container
+from services.llm_provider_service.di.core import SECTIONS
 from services.llm_provider_service.errors import ProviderNotConfiguredError
 from services.llm_provider_service.idempotency.guard import IdempotencyGuard
 from services.llm_provider_service.orchestrator import ComparisonOrchestrator
@@ -34,6 +36,7 @@ from tests.support.callers import DEPLOYED_CALLERS
 from tests.support.redis_server import RedisServer
 
 SettingsFactory = Callable[..., Settings]
+DEPLOYED_EXTRAS: dict[str, Any] = {"anthropic_api_key": "sk-test", "callers": DEPLOYED_CALLERS}
 EMBEDDED = [EnvironmentType.DEVELOPMENT, EnvironmentType.TESTING]
 DEPLOYED = [EnvironmentType.STAGING, EnvironmentType.PRODUCTION]
 
@@ -93,6 +96,30 @@ async def test_deployed_container_is_redis_without_mock_cache_or_fault_injection
         assert not registry.is_available(LLMProviderType.MOCK)
         with pytest.raises(ProviderNotConfiguredError):
             registry.get(LLMProviderType.MOCK)
+    finally:
+        await container.close()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="testing-in-memory"),
+        pytest.param({"enable_queue_persistence": True}, id="testing-redis"),
+        pytest.param({"environment": "staging", **DEPLOYED_EXTRAS}, id="staging"),
+        pytest.param({"environment": "production", **DEPLOYED_EXTRAS}, id="production"),
+    ],
+)
+async def test_every_binding_resolves_and_each_section_is_the_settings_own(
+    make_settings: SettingsFactory, redis_server: RedisServer, overrides: dict[str, Any]
+):
+    settings = make_settings(redis_url=redis_server.url, **overrides)
+    container = make_container(settings)
+    try:
+        for name, section in SECTIONS.items():
+            assert await container.get(section) is getattr(settings, name), name
+        for deps in bindings(settings):
+            for factory in deps.factories:
+                await container.get(factory.provides.type_hint)  # raises if it cannot be built
     finally:
         await container.close()
 

@@ -17,9 +17,11 @@ from services.llm_provider_service.delivery.webhook import OutcomeKind, WebhookO
 from services.llm_provider_service.errors import EventPublishError
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.outbox.memory import InMemoryResultOutbox
+from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.result_deliveries import ResultDeliveries, result_event_id
+from services.llm_provider_service.tracing import default_tracer
 from tests.factories import FakeClock, make_job, make_request, make_result
 from tests.fakes import RecordingPublisher
 
@@ -76,6 +78,8 @@ def rig(make_settings) -> Rig:
         settings=settings,
         rng=random.Random(7),
         now=now,
+        unsaved=UnsavedDeliveries(max_deliveries=10_000),
+        tracer=default_tracer(),
     )
     return Rig(relay, queue, outbox, publisher, webhooks, clock, metrics)
 
@@ -283,6 +287,8 @@ async def test_sends_in_one_pass_are_bounded(make_settings):
         deliveries=ResultDeliveries(topic_prefix="huleedu", webhook_deadline_seconds=60),
         metrics=ServiceMetrics(),
         settings=settings,
+        unsaved=UnsavedDeliveries(max_deliveries=10_000),
+        tracer=default_tracer(),
     )
     for _ in range(12):
         job = make_job()
@@ -389,6 +395,8 @@ async def test_an_unknown_topic_is_retried_a_bounded_number_of_times_then_given_
         settings=settings,
         rng=random.Random(7),
         now=now,
+        unsaved=UnsavedDeliveries(max_deliveries=10_000),
+        tracer=default_tracer(),
     )
     rig = Rig(relay, queue, outbox, RecordingPublisher(), FakeWebhooks(), clock, metrics)
     job = await complete(rig, callback_topic=topic)

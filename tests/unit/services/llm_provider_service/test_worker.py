@@ -14,9 +14,11 @@ from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, QueueRecord
+from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.relay import ResultRelay
 from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.tracing import default_tracer
 from services.llm_provider_service.worker import QueueWorker
 from tests.factories import make_job
 from tests.fakes import RecordingPublisher, ScriptedProvider
@@ -52,6 +54,8 @@ def build(settings: Settings, queue: InMemoryRequestQueue | None = None) -> Rig:
         deliveries=path.deliveries,
         metrics=path.metrics,
         settings=settings,
+        unsaved=UnsavedDeliveries(max_deliveries=10_000),
+        tracer=default_tracer(),
     )
     worker = path.worker(owner="test-worker")
     return Rig(
