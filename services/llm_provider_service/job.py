@@ -17,6 +17,7 @@ refused.
 
 from __future__ import annotations
 
+import functools
 import logging
 import types
 import typing
@@ -135,13 +136,13 @@ class ComparisonJob(BaseModel):
 
 def _known(model: type[BaseModel], data: dict[str, Any], path: str) -> dict[str, Any]:
     """`data` without the fields `model` (and each model nested in it) does not know."""
+    fields = _fields_of(model)
     known: dict[str, Any] = {}
     for name, value in data.items():
-        field = model.model_fields.get(name)
-        if field is None:
+        if name not in fields:
             _ignored(f"{path}.{name}")
             continue
-        nested = _model_in(field.annotation)
+        nested = fields[name]
         if nested is not None and isinstance(value, dict):
             value = _known(nested, value, f"{path}.{name}")
         elif nested is not None and isinstance(value, list):
@@ -151,6 +152,13 @@ def _known(model: type[BaseModel], data: dict[str, Any], path: str) -> dict[str,
             ]
         known[name] = value
     return known
+
+
+@functools.cache
+def _fields_of(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    """`model`'s field names, each with the model it holds, if any: worked out once per
+    model, not on every stored job read."""
+    return {name: _model_in(field.annotation) for name, field in model.model_fields.items()}
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
