@@ -5,6 +5,7 @@ refuses writes for memory, and 200 again once they are back. `/healthz` stays as
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from redis import exceptions as redis_errors
@@ -40,6 +41,24 @@ async def probe(client: Any, path: str) -> tuple[int, dict[str, Any]]:
     return response.status_code, body
 
 
+Probe = tuple[int, dict[str, Any]]
+
+
+async def through_outage(
+    client: Any, *, stop: Callable[[], object], start: Callable[[], object]
+) -> tuple[Probe, Probe, int, Probe]:
+    """/readyz before, during and after a dependency's outage (`stop`, then `start`, even
+    when a probe fails), and the /livez status during it."""
+    before = await probe(client, "/readyz")
+    stop()
+    try:
+        down = await probe(client, "/readyz")
+        live_status, _ = await probe(client, "/livez")
+    finally:
+        start()
+    return before, down, live_status, await probe(client, "/readyz")
+
+
 async def test_livez_is_200_when_the_default_provider_has_no_key(start_app: StartApp):
     client = await start_app(default_llm_provider="anthropic")
 
@@ -58,15 +77,13 @@ async def test_readyz_is_503_while_redis_is_down_and_200_after(
     start_app: StartApp, redis_server: RedisServer
 ):
     client = await start_app(**persistent(redis_server.url))
-    before_status, before = await probe(client, "/readyz")
 
-    redis_server.kill()
-    try:
-        down_status, down = await probe(client, "/readyz")
-        live_status, _ = await probe(client, "/livez")
-    finally:
-        redis_server.start()
-    after_status, after = await probe(client, "/readyz")
+    (
+        (before_status, before),
+        (down_status, down),
+        live_status,
+        (after_status, after),
+    ) = await through_outage(client, stop=redis_server.kill, start=redis_server.start)
 
     assert before_status == 200
     assert before == {
@@ -113,15 +130,13 @@ async def test_readyz_is_503_while_kafka_is_down_and_200_after(
     start_app: StartApp, kafka_broker: TansuBroker, redis_server: RedisServer
 ):
     client = await start_app(**persistent(redis_server.url), **with_kafka(kafka_broker))
-    before_status, before = await probe(client, "/readyz")
 
-    kafka_broker.stop()
-    try:
-        down_status, down = await probe(client, "/readyz")
-        live_status, _ = await probe(client, "/livez")
-    finally:
-        kafka_broker.start()
-    after_status, after = await probe(client, "/readyz")
+    (
+        (before_status, before),
+        (down_status, down),
+        live_status,
+        (after_status, after),
+    ) = await through_outage(client, stop=kafka_broker.stop, start=kafka_broker.start)
 
     assert before_status == 200
     assert before["checks"]["kafka"]["status"] == "healthy"
