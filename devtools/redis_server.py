@@ -42,9 +42,8 @@ class RedisServer:
         out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
         return next((w[2:] for w in out.split() if w.startswith("v=")), out.strip())
 
-    def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        args = [
+    def command(self) -> list[str]:
+        return [
             self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
@@ -55,7 +54,12 @@ class RedisServer:
             "--maxmemory-policy", "noeviction",
             "--logfile", str(self.log),
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self._wait_ready()
 
     def _wait_ready(self, within: float = 20.0) -> None:

@@ -11,7 +11,7 @@ from quart.typing import TestClientProtocol
 
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.settings import Settings, load_settings
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisClusterServer, RedisServer
 
 SettingsFactory = Callable[..., Settings]
 
@@ -86,6 +86,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServer]:
+    """A private Redis Cluster of three masters (AOF on, no replicas) for the whole session,
+    started on first use; tests may kill and restart a master, and must leave it running.
+    Tests isolate themselves with their own key prefix."""
+    cluster = RedisClusterServer(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        for node in cluster.nodes:
+            node.kill()
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ import contextlib
 import logging
 
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
 
 from common_core.api_models import DependencyHealth
 from common_core.enums import EnvironmentType, HealthStatus
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.settings import ENV_PREFIX, ConfigurationError, Settings
 from services.llm_provider_service.settings.infrastructure import RedisSettings
 
@@ -25,7 +25,7 @@ ALLOW_HINT = (
 _UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
-async def durability_problems(redis: Redis) -> list[str]:
+async def durability_problems(redis: RedisClient) -> list[str]:
     """What in Redis's configuration could lose or evict queued requests; raises the
     client's ConnectionError/TimeoutError when Redis cannot be reached."""
     try:
@@ -52,7 +52,7 @@ async def durability_problems(redis: Redis) -> list[str]:
     return problems
 
 
-async def check_durability(redis: Redis, settings: Settings) -> list[str] | None:
+async def check_durability(redis: RedisClient, settings: Settings) -> list[str] | None:
     """Warn about a non-durable Redis; in production refuse to start (`ConfigurationError`)
     unless explicitly allowed. An unreachable Redis is only a warning: the service starts
     degraded and recovers by itself when Redis returns.
@@ -85,7 +85,7 @@ class DurabilityWatch:
     an INFO line when they are gone. It never stops the service. Without a Redis (the
     in-memory queue) it checks and reports nothing."""
 
-    def __init__(self, redis: Redis | None, section: RedisSettings) -> None:
+    def __init__(self, redis: RedisClient | None, section: RedisSettings) -> None:
         self._redis = redis
         self._interval = section.durability_check_interval_seconds
         self._problems: list[str] | None = None  # None: not known yet

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
-
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.models import Judgement
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 
@@ -22,7 +21,7 @@ class RedisResponseCache:
     the write goes to the in-process fallback), never an error for the request."""
 
     def __init__(
-        self, redis: Redis, keys: RedisKeys, fallback: InMemoryResponseCache, ttl_seconds: int
+        self, redis: RedisClient, keys: RedisKeys, fallback: InMemoryResponseCache, ttl_seconds: int
     ) -> None:
         self._redis = redis
         self._keys = keys

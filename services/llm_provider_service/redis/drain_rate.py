@@ -6,11 +6,10 @@ import logging
 from collections.abc import Callable
 from uuid import UUID
 
-from redis.asyncio import Redis
-
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.drain_rate import MAX_KEPT, WINDOW_SECONDS, rate_of, wait_for
 from services.llm_provider_service.errors import QueueUnavailableError
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.scripts import lua
@@ -27,7 +26,7 @@ class RedisDrainRate:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: RedisKeys,
         *,
         window_seconds: float = WINDOW_SECONDS,

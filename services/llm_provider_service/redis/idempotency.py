@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from redis.asyncio import Redis
-
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.models import IdempotencyEntry
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.scripts import lua
@@ -26,7 +25,7 @@ class RedisIdempotencyStore:
     The scripts are `lua/idempotency/`.
     """
 
-    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: RedisClient, keys: RedisKeys) -> None:
         self._redis = redis
         self._keys = keys
         self._reserve = redis.register_script(lua("idempotency/reserve"))

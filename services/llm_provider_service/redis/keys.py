@@ -1,11 +1,14 @@
 """`RedisKeys`: every Redis key name of the service, in one place, each with why it exists.
 
-Every key shares one hash tag (`{prefix}`), so a Redis Cluster keeps them all in one slot and
-a Lua script may touch any of them atomically. The names are stored state: a rolling deploy
-shares one Redis, so they never change (`test_keys.py` in the tests of this package pins
-them). Python is the one place that names a key: the scripts receive each key they touch as
-KEYS, apart from the exceptions `documentation/queue.md` lists ("Redis Cluster"): keys a
-script learns only inside itself (the record of an id it reads from a sorted set, say).
+On a single Redis every key shares one hash tag (`{prefix}`). On a Redis Cluster
+(`REDIS_CLUSTER=true`) each store, and the queue of each provider, gets keys of its own shard
+(`{prefix:shard}`, see `sharded`): each shard's keys share one slot, so a Lua script may touch
+any of them atomically, and the shards spread over the cluster's masters. The names are stored
+state: a rolling deploy shares one Redis, so they never change (`test_keys.py` in the tests
+of this package pins them). Python is the one place that names a key: the scripts receive
+each key they touch as KEYS, apart from the exceptions `documentation/queue.md` lists
+("Redis Cluster"): keys a script learns only inside itself (the record of an id it reads
+from a sorted set, say), which carry the same hash tag.
 """
 
 from __future__ import annotations
@@ -23,12 +26,20 @@ class RedisKeys:
     report, the quotas, the drain rate and the development cache."""
 
     prefix: str = "llmq"
+    # None on a single Redis; on a cluster, the shard these keys belong to (a provider for
+    # the queue, the store's name for the others), which becomes part of the hash tag.
+    shard: str | None = None
 
     @property
     def tag(self) -> str:
-        """`{prefix}`: the hash tag every key starts with; passed to the queue and outbox
-        scripts to name the keys they learn inside themselves."""
-        return "{" + self.prefix + "}"
+        """`{prefix}` (or `{prefix:shard}`): the hash tag every key starts with; passed to
+        the queue and outbox scripts to name the keys they learn inside themselves."""
+        return "{" + (self.prefix if self.shard is None else f"{self.prefix}:{self.shard}") + "}"
+
+    def sharded(self, shard: str) -> RedisKeys:
+        """The same names under the hash tag `{prefix:shard}`: one slot per shard on a
+        Redis Cluster. Never used on a single Redis, whose names stay as they are."""
+        return RedisKeys(self.prefix, shard)
 
     def request(self, queue_id: str) -> str:
         """Hash: the request's status, job, attempts, timestamps, lease token, result, error."""

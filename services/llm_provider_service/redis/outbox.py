@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from common_core.enums import DeliveryChannel, DeliveryState
 from services.llm_provider_service.models import Delivery, OutboxStats
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.scripts import lua
@@ -35,7 +35,7 @@ class RedisResultOutbox:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: RedisKeys,
         *,
         retention_seconds: float,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from redis.asyncio import Redis
-
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.models import POSITION_BIAS_MAX_MODELS, PositionCounts
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.scripts import lua
@@ -25,7 +24,7 @@ class RedisPositionBiasStore:
     wins among them; one Lua script updates both (`lua/position_bias_record.lua`)."""
 
     def __init__(
-        self, redis: Redis, keys: RedisKeys, max_models: int = POSITION_BIAS_MAX_MODELS
+        self, redis: RedisClient, keys: RedisKeys, max_models: int = POSITION_BIAS_MAX_MODELS
     ) -> None:
         self._redis = redis
         self._keys = keys

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from common_core.api_models import ComparisonResult, ErrorInfo
@@ -32,6 +31,7 @@ from services.llm_provider_service.queue.config import (
     caller_queue_full,
     queue_full,
 )
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue_layout import (
@@ -58,7 +58,7 @@ class RedisRequestQueue:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: RedisKeys,
         config: QueueSettings,
         *,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.scripts import lua
@@ -17,7 +16,7 @@ class RedisRateLimiter:
     """One GCRA key per caller (`lua/rate_acquire.lua`); Redis TIME is the clock."""
 
     def __init__(
-        self, redis: Redis, keys: RedisKeys, *, time_offset_ms: Callable[[], int] = lambda: 0
+        self, redis: RedisClient, keys: RedisKeys, *, time_offset_ms: Callable[[], int] = lambda: 0
     ) -> None:
         self._keys = keys
         self._offset = time_offset_ms

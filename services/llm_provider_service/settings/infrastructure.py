@@ -21,6 +21,9 @@ class RedisSettings(Section):
     env_prefix: ClassVar[str] = "REDIS_"
 
     url: str = "redis://localhost:6379/0"
+    # REDIS_CLUSTER: the url names any one node of a Redis Cluster, and every store is
+    # sharded over its masters (documentation/queue.md, "Redis Cluster").
+    cluster: bool = False
     connect_timeout_seconds: float = Field(default=1.0, gt=0)
     socket_timeout_seconds: float = Field(default=1.0, gt=0)
     max_connections: int = Field(default=64, gt=0)

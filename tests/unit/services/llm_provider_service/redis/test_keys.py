@@ -68,7 +68,9 @@ def _names() -> set[str]:
     return {
         name
         for name, member in inspect.getmembers(RedisKeys)
-        if not name.startswith("_") and (callable(member) or isinstance(member, property))
+        if not name.startswith("_")
+        and name != "sharded"
+        and (callable(member) or isinstance(member, property))
     }
 
 
@@ -88,3 +90,15 @@ def test_the_default_prefix_is_llmq_and_every_key_carries_its_hash_tag():
 
     assert keys == RedisKeys("llmq")
     assert all(_built(keys, name).startswith("{llmq}") for name in _names())
+
+
+def test_a_shard_keeps_every_name_under_its_own_hash_tag():
+    """On a Redis Cluster each shard's keys share one slot: the same names as on a single
+    Redis, with `{llmq:<shard>}` in place of `{llmq}`."""
+    shard = RedisKeys("llmq").sharded("openai")
+
+    assert shard.tag == "{llmq:openai}"
+    assert {name: _built(shard, name) for name in _names()} == {
+        name: key.replace("{llmq}", "{llmq:openai}", 1) for name, key in PINNED.items()
+    }
+    assert RedisKeys("llmq").shard is None  # a single Redis has no shards
