@@ -20,7 +20,8 @@ MEMORY_FULL_RETRY_AFTER_SECONDS = 30.0
 UNREACHABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
-    redis_errors.RedisClusterException,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.RedisClusterUnreachableError,
 )
 
 
