@@ -1,6 +1,7 @@
 """`RedisClient`: the client every Redis adapter is given, for a single Redis or a Redis
 Cluster (`REDIS_CLUSTER=true`). Both speak the same commands; on a cluster, every script's
-keys share one slot (`RedisKeys.sharded`) and non-transactional pipelines may span slots."""
+keys share one slot (`RedisKeys.sharded`) and non-transactional pipelines may span slots, but
+a cluster pipeline refuses keyless commands such as TIME (`server_time_ms`)."""
 
 from __future__ import annotations
 
@@ -10,3 +11,14 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 RedisClient: TypeAlias = Redis | RedisCluster
+
+
+async def server_time_ms(redis: RedisClient, key: str) -> int:
+    """Redis `TIME` in ms, of the server that holds `key`: on a cluster, the master whose
+    clock the scripts touching `key` read, so ages computed from it agree with theirs.
+    Asked on its own, because a cluster pipeline refuses TIME."""
+    if isinstance(redis, RedisCluster):
+        secs, micros = await redis.time(target_nodes=redis.get_node_from_key(key))
+    else:
+        secs, micros = await redis.time()
+    return int(secs) * 1000 + int(micros) // 1000

@@ -12,7 +12,7 @@ from redis.commands.core import AsyncScript
 
 from common_core.enums import DeliveryChannel, DeliveryState
 from services.llm_provider_service.models import Delivery, OutboxStats
-from services.llm_provider_service.redis.client import RedisClient
+from services.llm_provider_service.redis.client import RedisClient, server_time_ms
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.scripts import lua
@@ -121,9 +121,8 @@ class RedisResultOutbox:
                 for delivery_id in ids:
                     pipe.hgetall(keys.outbox_delivery(delivery_id))
                 pipe.zmscore(keys.outbox_forget, ids)
-                pipe.time()
-                *rows, forget_at, (secs, micros) = await pipe.execute()
-        now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
+                *rows, forget_at = await pipe.execute()
+            now_ms = await server_time_ms(self._redis, keys.outbox_forget) + self._offset()
         # Past its retention but not yet purged (purging happens in `claim`): already gone.
         found = [
             _delivery(row)
@@ -134,13 +133,13 @@ class RedisResultOutbox:
 
     async def stats(self) -> OutboxStats:
         keys = self._keys
-        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=False) as pipe:
-            for channel in DeliveryChannel:
-                pipe.zcard(keys.outbox_created(channel))
-                pipe.zrange(keys.outbox_created(channel), 0, 0, withscores=True)
-            pipe.time()
-            *rows, (secs, micros) = await pipe.execute()
-        now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
+        async with translated_redis_errors(_STORE):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel in DeliveryChannel:
+                    pipe.zcard(keys.outbox_created(channel))
+                    pipe.zrange(keys.outbox_created(channel), 0, 0, withscores=True)
+                rows = await pipe.execute()
+            now_ms = await server_time_ms(self._redis, keys.outbox_due) + self._offset()
         pending: dict[DeliveryChannel, int] = {}
         oldest: list[int] = []
         for channel, count, first in zip(DeliveryChannel, rows[::2], rows[1::2], strict=True):

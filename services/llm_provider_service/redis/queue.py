@@ -31,7 +31,7 @@ from services.llm_provider_service.queue.config import (
     caller_queue_full,
     queue_full,
 )
-from services.llm_provider_service.redis.client import RedisClient
+from services.llm_provider_service.redis.client import RedisClient, server_time_ms
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue_layout import (
@@ -234,14 +234,14 @@ class RedisRequestQueue:
 
     async def stats(self) -> QueueStats:
         keys = self._keys
-        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.depth)
-            pipe.hgetall(keys.priorities)
-            pipe.zcard(keys.leases)
-            pipe.zrange(keys.enqueued, 0, 0, withscores=True)
-            pipe.time()
-            depth, priorities, processing, oldest, (secs, micros) = await pipe.execute()
-        now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
+        async with translated_redis_errors(_STORE):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.depth)
+                pipe.hgetall(keys.priorities)
+                pipe.zcard(keys.leases)
+                pipe.zrange(keys.enqueued, 0, 0, withscores=True)
+                depth, priorities, processing, oldest = await pipe.execute()
+            now_ms = await server_time_ms(self._redis, keys.enqueued) + self._offset()
         oldest_ms = int(oldest[0][1]) if oldest else None
         return QueueStats(
             depth={LLMProviderType(p): int(n) for p, n in depth.items() if int(n) > 0},
