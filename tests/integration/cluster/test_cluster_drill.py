@@ -142,7 +142,14 @@ async def test_a_master_killed_mid_outage_loses_nothing_and_runs_nothing_twice(
             what="a slow call in flight",
         )
         running_cluster.kill(layout.master)
-        killed = time.monotonic()
+        killed, killed_wall = time.monotonic(), time.time()
+        # Calls the fake had received and not yet answered: their results are written after
+        # the restart (or never, if their leases were lost, and then they would run twice).
+        in_flight = [
+            r
+            for r in fake.requests
+            if r.fault == "timeout" and r.received_at > killed_wall - SLOW_CALL
+        ]
 
         # 3. While it is down: DOWN's requests are refused with 503 and Retry-After, UP's are
         # acknowledged, and UP's vendor recovers and its shard drains.
@@ -186,7 +193,8 @@ async def test_a_master_killed_mid_outage_loses_nothing_and_runs_nothing_twice(
         f"\ncluster drill: acknowledged {len(acknowledged)} ({len(out.of(DOWN))} {DOWN.value}, "
         f"{len(out.of(UP))} {UP.value}); refused while down {len(out.refused)} "
         f"({sorted({r[1] for r in out.refused})}); master {layout.master.port} down "
-        f"{restarted - killed:.1f}s; drained in {drained:.1f}s after the restart; "
+        f"{restarted - killed:.1f}s with {len(in_flight)} calls in flight at the kill; "
+        f"drained in {drained:.1f}s after the restart; "
         f"providers served per worker {by_worker}"
     )
     lost_or_twice = {q: done[q] for q in acknowledged if done[q] != 1}
@@ -195,6 +203,7 @@ async def test_a_master_killed_mid_outage_loses_nothing_and_runs_nothing_twice(
     assert not called_twice, f"provider calls that succeeded other than once: {called_twice}"
     vendor_twice = {q: answered[q] for q in acknowledged if answered[q] != 1}
     assert not vendor_twice, f"answered by the vendor other than once: {vendor_twice}"
+    assert in_flight, "a call must be in flight when the master is killed"
     assert sorted(down_codes) == [202] * DOWN_EACH + [503] * DOWN_EACH, out.refused
     assert {(p, code) for p, code, _ in out.refused} == {(DOWN, 503)}
     assert all(retry_after and int(retry_after) >= 1 for *_, retry_after in refused_down)
