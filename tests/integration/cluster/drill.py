@@ -14,6 +14,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from common_core.enums import LLMProviderType
+from services.llm_provider_service.di.stores import STORES
 from services.llm_provider_service.redis.keys import RedisKeys
 from tests.support.fake_vendors import FakeUpstream
 from tests.support.redis_server import ClusterNode, RedisClusterServer
@@ -21,7 +22,7 @@ from tests.support.redis_server import ClusterNode, RedisClusterServer
 # The shards of the stores a request touches on its way in and out besides its provider's
 # queue (`di/stores.py`): idempotency, quotas, drain rate, position bias, the result outbox,
 # and the queue's global wake list (`redis/sharded_queue.py`).
-STORE_SHARDS = ("idem", "rate", "drain", "posbias", "outbox", "wake")
+STORE_SHARDS = (*(store.shard for store in STORES), "outbox", "wake")
 
 
 @dataclass(frozen=True)
