@@ -4,6 +4,7 @@ clean-up of every key under the prefix on every master."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -101,10 +102,12 @@ class Submissions:
     acknowledged: dict[str, LLMProviderType] = field(default_factory=dict)
     markers: dict[str, str] = field(default_factory=dict)
     refused: list[tuple[LLMProviderType, int, str | None]] = field(default_factory=list)
+    refusal_seconds: list[float] = field(default_factory=list)  # how long each refusal took
 
     async def submit(self, client: httpx.AsyncClient, provider: LLMProviderType) -> int:
         """POST one comparison for `provider`; its status code."""
         marker = f"[m-{uuid.uuid4().hex[:12]}]"
+        started = time.monotonic()
         response = await client.post("/api/v1/comparison", json=comparison(provider, marker))
         if response.status_code == 202:
             queue_id = response.json()["queue_id"]
@@ -114,6 +117,7 @@ class Submissions:
             self.refused.append(
                 (provider, response.status_code, response.headers.get("retry-after"))
             )
+            self.refusal_seconds.append(time.monotonic() - started)
         return response.status_code
 
     def of(self, provider: LLMProviderType) -> list[str]:

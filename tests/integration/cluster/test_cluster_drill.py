@@ -192,7 +192,8 @@ async def test_a_master_killed_mid_outage_loses_nothing_and_runs_nothing_twice(
     print(
         f"\ncluster drill: acknowledged {len(acknowledged)} ({len(out.of(DOWN))} {DOWN.value}, "
         f"{len(out.of(UP))} {UP.value}); refused while down {len(out.refused)} "
-        f"({sorted({r[1] for r in out.refused})}); master {layout.master.port} down "
+        f"({sorted({r[1] for r in out.refused})}, the slowest in "
+        f"{max(out.refusal_seconds, default=0):.1f}s); master {layout.master.port} down "
         f"{restarted - killed:.1f}s with {len(in_flight)} calls in flight at the kill; "
         f"drained in {drained:.1f}s after the restart; "
         f"providers served per worker {by_worker}"
