@@ -24,7 +24,13 @@ from tests.integration.cluster.drill import (
     vendor_answers,
 )
 from tests.support.fake_vendors import FakeUpstream, clean_fake_upstream, fake_upstream
-from tests.support.processes import ProcessPool, count_by_request, poll_until
+from tests.support.processes import (
+    Event,
+    ProcessPool,
+    ServiceProcess,
+    count_by_request,
+    poll_until,
+)
 from tests.support.redis_server import RedisClusterServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,7 +41,7 @@ SLOTS = 3  # concurrent calls per provider per worker: fewer than the requests, 
 QUEUED_EACH = 10  # requests per provider queued through the provider outage
 DOWN_EACH = 4  # requests per provider sent while the master is down
 SLOW_CALL = 1.5  # seconds a recovering vendor takes to answer: calls in flight at the kill
-LEASE = 12.0  # longer than the outage and the restart, so leases held at the kill survive
+LEASE = 30.0  # longer than the outage and the restart, so leases held at the kill survive
 
 
 __all__ = ["clean_fake_upstream", "fake_upstream"]  # fixtures of the fake vendors
@@ -98,6 +104,11 @@ def slow_vendor(clean_fake_upstream: FakeUpstream) -> FakeUpstream:
     return clean_fake_upstream
 
 
+def answered_calls(workers: list[ServiceProcess]) -> list[Event]:
+    """The workers' `request_completed` events: provider calls that returned an answer."""
+    return [event for worker in workers for event in worker.events("request_completed")]
+
+
 async def all_completed(http: httpx.AsyncClient, ids: list[str]) -> bool:
     """True once GET /status says completed for every id (a 503 counts as not yet)."""
     answers = await asyncio.gather(*(http.get(f"/api/v1/status/{q}") for q in ids))
@@ -151,8 +162,18 @@ async def test_a_master_killed_mid_outage_loses_nothing_and_runs_nothing_twice(
             if r.fault == "timeout" and r.received_at > killed_wall - SLOW_CALL
         ]
 
-        # 3. While it is down: DOWN's requests are refused with 503 and Retry-After, UP's are
-        # acknowledged, and UP's vendor recovers and its shard drains.
+        # 3. While it is down: the calls in flight get their answers (their results wait for
+        # the master), so DOWN's breaker lets the workers try to claim from the dead shard
+        # again; DOWN's requests are refused with 503 and Retry-After, UP's are acknowledged,
+        # and UP's vendor recovers and its shard drains.
+        await poll_until(
+            lambda: (
+                sum(str(e.data["provider"]) == DOWN.value for e in answered_calls(workers))
+                >= len(in_flight)
+            ),
+            within=10,
+            what="the calls in flight at the kill to be answered",
+        )
         fake.heal(UP.value)
         down_codes = await asyncio.gather(
             *(out.submit(http, p) for p in (DOWN, UP) for _ in range(DOWN_EACH))
