@@ -27,7 +27,16 @@ async def translated_redis_errors(store: str) -> AsyncIterator[None]:
     """
     try:
         yield
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+    except (
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        # A Redis Cluster client's own outage errors (no node reachable to learn the slots
+        # from, a slot no master serves) are not `RedisError`s; a master that is down shows
+        # as `ConnectionError`, and CLUSTERDOWN / TRYAGAIN as `ResponseError`s below. Other
+        # `RedisClusterException`s (a cross-slot call) are bugs and stay 500s.
+        redis_errors.RedisClusterUnreachableError,
+        redis_errors.SlotNotCoveredError,
+    ) as exc:
         raise QueueUnavailableError(
             f"{store} (Redis) is unreachable ({type(exc).__name__})", retry_after=5.0
         ) from exc

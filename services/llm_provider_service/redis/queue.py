@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from common_core.api_models import ComparisonResult, ErrorInfo
@@ -92,7 +93,11 @@ class RedisRequestQueue:
         ttl_seconds: int,
         delay_seconds: float = 0.0,
         caller_limit: int | None = None,
+        max_size: int | None = None,
     ) -> QueueRecord:
+        """The port's `enqueue`; `max_size` (default `QUEUE_MAX_SIZE`) is the depth this call
+        may fill the queue to, which `ShardedRequestQueue` lowers by what other shards hold.
+        A refusal names `QUEUE_MAX_SIZE` either way."""
         outcome = await self._run(
             "enqueue",
             str(job.request_id),
@@ -100,7 +105,7 @@ class RedisRequestQueue:
             priority,
             ttl_seconds * 1000,
             self._config.priority_boost_ms,
-            self._config.max_size,
+            self._config.max_size if max_size is None else max_size,
             self._config.max_attempts,
             job.model_dump_json(),
             str(job.correlation_id),
@@ -239,8 +244,12 @@ class RedisRequestQueue:
             pipe.hgetall(keys.priorities)
             pipe.zcard(keys.leases)
             pipe.zrange(keys.enqueued, 0, 0, withscores=True)
-            pipe.time()
-            depth, priorities, processing, oldest, (secs, micros) = await pipe.execute()
+            if isinstance(self._redis, RedisCluster):  # no TIME in a cluster's pipeline
+                *rows, (secs, micros) = [*await pipe.execute(), await self._own("time")]
+            else:
+                pipe.time()
+                *rows, (secs, micros) = await pipe.execute()
+            depth, priorities, processing, oldest = rows
         now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
         oldest_ms = int(oldest[0][1]) if oldest else None
         return QueueStats(
@@ -251,11 +260,18 @@ class RedisRequestQueue:
             oldest_age_seconds=None if oldest_ms is None else max(0, now_ms - oldest_ms) / 1000,
         )
 
+    async def _own(self, command: str, *args: str) -> Any:
+        """A keyless command on the master of these keys (on a cluster; else the one Redis)."""
+        if isinstance(self._redis, RedisCluster):
+            node = self._redis.get_node_from_key(self._keys.memory_probe)
+            return await self._redis.execute_command(command.upper(), *args, target_nodes=node)
+        return await getattr(self._redis, command)(*args)
+
     async def memory(self) -> StoreMemory:
         """`INFO memory`, then one small write (`SET` with a 60 s expiry): an OOM refusal of
         it means Redis is at its maxmemory and refuses every request that would be kept."""
         async with translated_redis_errors(_STORE):
-            info = await self._redis.info("memory")
+            info = await self._own("info", "memory")
         refused = False
         try:
             async with translated_redis_errors(_STORE):
