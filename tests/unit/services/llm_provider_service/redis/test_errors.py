@@ -44,3 +44,26 @@ async def test_an_oom_refusal_names_the_store_and_is_memory_full():
     assert type(error) is QueueMemoryFullError
     assert str(error) == "the request queue (Redis) is out of memory and refuses new writes (OOM)"
     assert error.retry_after == 30.0
+
+
+@pytest.mark.parametrize(
+    ("exc", "reply"),
+    [
+        (redis_errors.RedisClusterUnreachableError("Redis Cluster cannot be connected."), None),
+        (redis_errors.SlotNotCoveredError('Slot "42" is not covered by the cluster.'), None),
+        (redis_errors.ClusterDownError("CLUSTERDOWN The cluster is down"), "CLUSTERDOWN"),
+        (redis_errors.TryAgainError("TRYAGAIN Multiple keys request during rehashing"), "TRYAGAIN"),
+    ],
+)
+async def test_a_cluster_outage_is_unavailable(exc: Exception, reply: str | None):
+    error = await _raised("the request queue", exc)
+
+    assert type(error) is QueueUnavailableError
+    kind = f"refused the operation ({reply})" if reply else f"is unreachable ({type(exc).__name__})"
+    assert str(error) == f"the request queue (Redis) {kind}"
+
+
+async def test_a_cluster_usage_error_is_a_bug_not_an_outage():
+    with pytest.raises(redis_errors.RedisClusterException):
+        async with translated_redis_errors("the request queue"):
+            raise redis_errors.RedisClusterException("Calling pipelined function time is blocked")
