@@ -29,7 +29,9 @@ CONFIG = QueueSettings(max_size=50, max_attempts=3, lease_seconds=10.0)
 
 
 def port_of(client: RedisCluster, keys: RedisKeys) -> int:
-    return int(client.get_node_from_key(keys.fence).port)
+    node = client.get_node_from_key(keys.fence)
+    assert node is not None
+    return int(node.port)
 
 
 def spread_prefix(client: RedisCluster) -> str:
