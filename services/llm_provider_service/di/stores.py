@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Literal, NamedTuple
 
-from dishka import Provider, Scope, provide
+from dishka import Provider, Scope, alias, provide
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -28,6 +28,7 @@ from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.quotas.memory import InMemoryRateLimiter
 from services.llm_provider_service.redis.cache import RedisResponseCache
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.drain_rate import RedisDrainRate
 from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
 from services.llm_provider_service.redis.keys import RedisKeys
@@ -115,6 +116,9 @@ class RedisQueueDeps(StoreDeps):
         client = Redis.from_pool(pool)  # the client owns the pool and closes it
         yield client
         await client.aclose()
+
+    # The adapters ask for a `RedisClient` (a single Redis or a cluster); here it is the one.
+    redis_client = alias(source=Redis, provides=RedisClient)
 
     @provide
     def keys(self, section: QueueSettings) -> RedisKeys:
