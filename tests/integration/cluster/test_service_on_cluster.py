@@ -153,3 +153,28 @@ async def test_a_killed_master_is_a_503_for_its_stores_and_the_rest_keep_serving
     assert health.status_code in {200, 503}
     assert (await health.get_json())["dependencies"]["queue"]["status"] != "healthy"
     assert (await cluster_app.get("/readyz")).status_code == 200
+    # The restarted master's script cache is empty: the enqueue script is loaded there again.
+    again = await cluster_app.post(COMPARISON, json=body(processing_mode="async"))
+    assert again.status_code == 202, await again.get_json()
+
+
+async def test_a_killed_master_that_holds_no_queue_slot_leaves_the_queue_ready(
+    cluster_app, redis_cluster: RedisClusterServer
+):
+    queue_port = redis_cluster.master_of(tag_of("queue")).port
+    # The node REDIS_URL names, unless it serves the queue: INFO and PING must not depend
+    # on it.
+    other = next(node for node in redis_cluster.nodes if node.port != queue_port)
+    assert (await cluster_app.get("/readyz")).status_code == 200  # the app knows the cluster
+    redis_cluster.kill(other)
+    try:
+        ready = await cluster_app.get("/readyz")
+        queued = await cluster_app.post(COMPARISON, json=body(processing_mode="async"))
+        health = await cluster_app.get("/healthz")
+    finally:
+        redis_cluster.restart(other)
+
+    assert ready.status_code == 200, await ready.get_json()
+    assert queued.status_code == 202, await queued.get_json()
+    assert health.status_code in {200, 503}
+    assert (await health.get_json())["dependencies"]["queue"]["status"] == "healthy"
