@@ -8,8 +8,6 @@ from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
-from redis.commands.core import AsyncScript
-
 from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import (
@@ -31,7 +29,11 @@ from services.llm_provider_service.queue.config import (
     caller_queue_full,
     queue_full,
 )
-from services.llm_provider_service.redis.client import RedisClient
+from services.llm_provider_service.redis.client import (
+    RedisClient,
+    server_memory_info,
+    server_time_ms,
+)
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue_layout import (
@@ -41,7 +43,7 @@ from services.llm_provider_service.redis.queue_layout import (
     shared_keys,
     utc_from_ms,
 )
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import Script, lua, register
 from services.llm_provider_service.settings import QueueSettings
 
 logger = logging.getLogger(__name__)
@@ -71,8 +73,8 @@ class RedisRequestQueue:
         self._offset = time_offset_ms
         self._reap_limit = reap_limit
         self._shared = shared_keys(keys)
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(lua("queue/_lib", f"queue/{name}")) for name in SCRIPTS
+        self._scripts: dict[str, Script] = {
+            name: register(redis, lua("queue/_lib", f"queue/{name}")) for name in SCRIPTS
         }
 
     async def _run(self, name: str, *args: Any, keys: tuple[str, ...] = ()) -> Any:
@@ -234,14 +236,14 @@ class RedisRequestQueue:
 
     async def stats(self) -> QueueStats:
         keys = self._keys
-        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.depth)
-            pipe.hgetall(keys.priorities)
-            pipe.zcard(keys.leases)
-            pipe.zrange(keys.enqueued, 0, 0, withscores=True)
-            pipe.time()
-            depth, priorities, processing, oldest, (secs, micros) = await pipe.execute()
-        now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
+        async with translated_redis_errors(_STORE):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.depth)
+                pipe.hgetall(keys.priorities)
+                pipe.zcard(keys.leases)
+                pipe.zrange(keys.enqueued, 0, 0, withscores=True)
+                depth, priorities, processing, oldest = await pipe.execute()
+            now_ms = await server_time_ms(self._redis, keys.enqueued) + self._offset()
         oldest_ms = int(oldest[0][1]) if oldest else None
         return QueueStats(
             depth={LLMProviderType(p): int(n) for p, n in depth.items() if int(n) > 0},
@@ -255,7 +257,7 @@ class RedisRequestQueue:
         """`INFO memory`, then one small write (`SET` with a 60 s expiry): an OOM refusal of
         it means Redis is at its maxmemory and refuses every request that would be kept."""
         async with translated_redis_errors(_STORE):
-            info = await self._redis.info("memory")
+            info = await server_memory_info(self._redis, self._keys.memory_probe)
         refused = False
         try:
             async with translated_redis_errors(_STORE):
