@@ -8,7 +8,6 @@ Only this package and `app.py` import concrete adapters.
 """
 
 from dishka import AsyncContainer, Provider, make_async_container
-from redis.asyncio import Redis
 
 from common_core.enums import EnvironmentType
 from services.llm_provider_service.di.core import CoreDeps, SettingsDeps
@@ -21,6 +20,7 @@ from services.llm_provider_service.di.vendors import (
     VendorDeps,
 )
 from services.llm_provider_service.queue.durability import DurabilityWatch, check_durability
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.settings import Settings
 
 __all__ = [
@@ -80,5 +80,5 @@ def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
 async def check_dependencies(container: AsyncContainer, settings: Settings) -> None:
     """Start-up checks before serving or working; raises `ConfigurationError` to refuse."""
     if settings.queue_persistence:
-        problems = await check_durability(await container.get(Redis), settings)
+        problems = await check_durability(await container.get(RedisClient), settings)
         (await container.get(DurabilityWatch)).known(problems)

@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 
 from common_core.api_models import DependencyHealth
 from common_core.enums import EnvironmentType, HealthStatus
 from services.llm_provider_service.redis.client import RedisClient
+from services.llm_provider_service.redis.errors import UNREACHABLE
 from services.llm_provider_service.settings import ENV_PREFIX, ConfigurationError, Settings
 from services.llm_provider_service.settings.infrastructure import RedisSettings
 
@@ -21,33 +26,49 @@ ALLOW_HINT = (
     f"set {ENV_PREFIX}ALLOW_NON_DURABLE_REDIS=true to run anyway "
     "(e.g. a managed Redis that hides its configuration but is durable)"
 )
-# What makes Redis unreachable for a check; the check then knows nothing new.
-_UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
 async def durability_problems(redis: RedisClient) -> list[str]:
     """What in Redis's configuration could lose or evict queued requests; raises the
-    client's ConnectionError/TimeoutError when Redis cannot be reached."""
+    client's ConnectionError/TimeoutError when Redis cannot be reached. On a Redis Cluster
+    every master is read, and each problem names its master: a master configured badly
+    loses the shards it serves. One master unreachable makes the whole check unreachable
+    (nothing new is known), so a check never reads an outage as a configuration problem."""
+    if not isinstance(redis, RedisCluster):
+        return await _problems_of(redis.config_get, "Redis")
+    await redis.initialize()  # learns the masters, once
+    problems: list[str] = []
+    for node in redis.get_primaries():
+        problems += await _problems_of(
+            partial(redis.config_get, target_nodes=node), f"Redis master {node.name}"
+        )
+    return problems
+
+
+async def _problems_of(
+    config_get: Callable[[str], Awaitable[dict[Any, Any]]], name: str
+) -> list[str]:
+    """The durability problems of one server, read with `config_get`, `name` starting each."""
+    config: dict[Any, Any] = {}
     try:
-        config = await redis.config_get("appendonly")
-        config.update(await redis.config_get("appendfsync"))
-        config.update(await redis.config_get("maxmemory-policy"))
+        for parameter in ("appendonly", "appendfsync", "maxmemory-policy"):
+            config.update(await config_get(parameter))
     except redis_errors.ResponseError as exc:
-        return [f"cannot read Redis configuration ({exc}), so AOF and eviction are unverified"]
+        return [f"cannot read {name} configuration ({exc}), so AOF and eviction are unverified"]
     problems = []
     if config.get("appendonly") != "yes":
         problems.append(
-            "Redis has appendonly no: acknowledged enqueues are lost when Redis restarts"
+            f"{name} has appendonly no: acknowledged enqueues are lost when Redis restarts"
         )
     elif config.get("appendfsync", "everysec") not in {"always", "everysec"}:
         problems.append(
-            f"Redis has appendfsync {config.get('appendfsync')}: the AOF reaches the disk only "
+            f"{name} has appendfsync {config.get('appendfsync')}: the AOF reaches the disk only "
             "when the OS flushes it, so a power loss or kernel crash loses acknowledged enqueues"
         )
     policy = config.get("maxmemory-policy", "noeviction")
     if policy != "noeviction":
         problems.append(
-            f"Redis has maxmemory-policy {policy}: it may evict queue keys under memory pressure"
+            f"{name} has maxmemory-policy {policy}: it may evict queue keys under memory pressure"
         )
     return problems
 
@@ -61,7 +82,7 @@ async def check_durability(redis: RedisClient, settings: Settings) -> list[str] 
     """
     try:
         problems = await durability_problems(redis)
-    except _UNREACHABLE as exc:
+    except UNREACHABLE as exc:
         logger.warning("Redis unreachable at start-up (%s); queueing unavailable until it is", exc)
         return None
     if not problems:
@@ -102,7 +123,7 @@ class DurabilityWatch:
             return
         try:
             problems = await durability_problems(self._redis)
-        except _UNREACHABLE:
+        except UNREACHABLE:  # nothing new is known
             return
         if problems == self._problems:
             return

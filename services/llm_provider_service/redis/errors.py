@@ -14,6 +14,16 @@ from services.llm_provider_service.errors import QueueMemoryFullError, QueueUnav
 # back as ended records are trimmed or expire and as the queue drains, not within seconds.
 MEMORY_FULL_RETRY_AFTER_SECONDS = 30.0
 
+# What an unreachable Redis raises. A Redis Cluster client raises ConnectionError for a master
+# that is down (its connect refused), and, outside the RedisError tree, SlotNotCoveredError
+# for a slot no master serves or RedisClusterUnreachableError when no node answers at all.
+UNREACHABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.RedisClusterUnreachableError,
+)
+
 
 @asynccontextmanager
 async def translated_redis_errors(store: str) -> AsyncIterator[None]:
@@ -27,21 +37,13 @@ async def translated_redis_errors(store: str) -> AsyncIterator[None]:
     """
     try:
         yield
-    except (
-        redis_errors.ConnectionError,
-        redis_errors.TimeoutError,
-        # A Redis Cluster client's own outage errors (no node reachable to learn the slots
-        # from, a slot no master serves) are not `RedisError`s; a master that is down shows
-        # as `ConnectionError`, and CLUSTERDOWN / TRYAGAIN as `ResponseError`s below. Other
-        # `RedisClusterException`s (a cross-slot call) are bugs and stay 500s.
-        redis_errors.RedisClusterUnreachableError,
-        redis_errors.SlotNotCoveredError,
-    ) as exc:
+    except UNREACHABLE as exc:
         raise QueueUnavailableError(
             f"{store} (Redis) is unreachable ({type(exc).__name__})", retry_after=5.0
         ) from exc
     except redis_errors.ResponseError as exc:
-        # LOADING, MISCONF (cannot persist), READONLY (failover), OOM (noeviction, full):
+        # LOADING, MISCONF (cannot persist), READONLY (failover), OOM (noeviction, full),
+        # CLUSTERDOWN and TRYAGAIN (a cluster whose slots are moving or unserved):
         # Redis is there but will not keep our writes now, which is the same to a caller.
         reply = str(exc).split(" ", 1)[0]
         refusal = reply if reply.isupper() else type(exc).__name__

@@ -8,14 +8,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from redis.commands.core import AsyncScript
-
 from common_core.enums import DeliveryChannel, DeliveryState
 from services.llm_provider_service.models import Delivery, OutboxStats
-from services.llm_provider_service.redis.client import RedisClient
+from services.llm_provider_service.redis.client import RedisClient, server_time_ms
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import Script, lua, register
 
 _STORE = "the result outbox"
 
@@ -52,8 +50,8 @@ class RedisResultOutbox:
             keys.outbox_created(DeliveryChannel.KAFKA),
             keys.outbox_created(DeliveryChannel.WEBHOOK),
         )
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(lua("outbox/_lib", f"outbox/{name}")) for name in _SCRIPTS
+        self._scripts: dict[str, Script] = {
+            name: register(redis, lua("outbox/_lib", f"outbox/{name}")) for name in _SCRIPTS
         }
 
     async def _run(self, name: str, *args: Any, keys: tuple[str, ...] = ()) -> Any:
@@ -121,9 +119,8 @@ class RedisResultOutbox:
                 for delivery_id in ids:
                     pipe.hgetall(keys.outbox_delivery(delivery_id))
                 pipe.zmscore(keys.outbox_forget, ids)
-                pipe.time()
-                *rows, forget_at, (secs, micros) = await pipe.execute()
-        now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
+                *rows, forget_at = await pipe.execute()
+            now_ms = await server_time_ms(self._redis, keys.outbox_forget) + self._offset()
         # Past its retention but not yet purged (purging happens in `claim`): already gone.
         found = [
             _delivery(row)
@@ -134,13 +131,13 @@ class RedisResultOutbox:
 
     async def stats(self) -> OutboxStats:
         keys = self._keys
-        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=False) as pipe:
-            for channel in DeliveryChannel:
-                pipe.zcard(keys.outbox_created(channel))
-                pipe.zrange(keys.outbox_created(channel), 0, 0, withscores=True)
-            pipe.time()
-            *rows, (secs, micros) = await pipe.execute()
-        now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
+        async with translated_redis_errors(_STORE):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel in DeliveryChannel:
+                    pipe.zcard(keys.outbox_created(channel))
+                    pipe.zrange(keys.outbox_created(channel), 0, 0, withscores=True)
+                rows = await pipe.execute()
+            now_ms = await server_time_ms(self._redis, keys.outbox_due) + self._offset()
         pending: dict[DeliveryChannel, int] = {}
         oldest: list[int] = []
         for channel, count, first in zip(DeliveryChannel, rows[::2], rows[1::2], strict=True):

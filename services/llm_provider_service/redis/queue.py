@@ -8,9 +8,6 @@ from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
-from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
-
 from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import (
@@ -32,7 +29,11 @@ from services.llm_provider_service.queue.config import (
     caller_queue_full,
     queue_full,
 )
-from services.llm_provider_service.redis.client import RedisClient
+from services.llm_provider_service.redis.client import (
+    RedisClient,
+    server_memory_info,
+    server_time_ms,
+)
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue_layout import (
@@ -42,7 +43,7 @@ from services.llm_provider_service.redis.queue_layout import (
     shared_keys,
     utc_from_ms,
 )
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import Script, lua, register
 from services.llm_provider_service.settings import QueueSettings
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ class RedisRequestQueue:
         self._offset = time_offset_ms
         self._reap_limit = reap_limit
         self._shared = shared_keys(keys)
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(lua("queue/_lib", f"queue/{name}")) for name in SCRIPTS
+        self._scripts: dict[str, Script] = {
+            name: register(redis, lua("queue/_lib", f"queue/{name}")) for name in SCRIPTS
         }
 
     async def _run(self, name: str, *args: Any, keys: tuple[str, ...] = ()) -> Any:
@@ -239,18 +240,14 @@ class RedisRequestQueue:
 
     async def stats(self) -> QueueStats:
         keys = self._keys
-        async with translated_redis_errors(_STORE), self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.depth)
-            pipe.hgetall(keys.priorities)
-            pipe.zcard(keys.leases)
-            pipe.zrange(keys.enqueued, 0, 0, withscores=True)
-            if isinstance(self._redis, RedisCluster):  # no TIME in a cluster's pipeline
-                *rows, (secs, micros) = [*await pipe.execute(), await self._own("time")]
-            else:
-                pipe.time()
-                *rows, (secs, micros) = await pipe.execute()
-            depth, priorities, processing, oldest = rows
-        now_ms = int(secs) * 1000 + int(micros) // 1000 + self._offset()
+        async with translated_redis_errors(_STORE):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.depth)
+                pipe.hgetall(keys.priorities)
+                pipe.zcard(keys.leases)
+                pipe.zrange(keys.enqueued, 0, 0, withscores=True)
+                depth, priorities, processing, oldest = await pipe.execute()
+            now_ms = await server_time_ms(self._redis, keys.enqueued) + self._offset()
         oldest_ms = int(oldest[0][1]) if oldest else None
         return QueueStats(
             depth={LLMProviderType(p): int(n) for p, n in depth.items() if int(n) > 0},
@@ -260,18 +257,11 @@ class RedisRequestQueue:
             oldest_age_seconds=None if oldest_ms is None else max(0, now_ms - oldest_ms) / 1000,
         )
 
-    async def _own(self, command: str, *args: str) -> Any:
-        """A keyless command on the master of these keys (on a cluster; else the one Redis)."""
-        if isinstance(self._redis, RedisCluster):
-            node = self._redis.get_node_from_key(self._keys.memory_probe)
-            return await self._redis.execute_command(command.upper(), *args, target_nodes=node)
-        return await getattr(self._redis, command)(*args)
-
     async def memory(self) -> StoreMemory:
         """`INFO memory`, then one small write (`SET` with a 60 s expiry): an OOM refusal of
         it means Redis is at its maxmemory and refuses every request that would be kept."""
         async with translated_redis_errors(_STORE):
-            info = await self._own("info", "memory")
+            info = await server_memory_info(self._redis, self._keys.memory_probe)
         refused = False
         try:
             async with translated_redis_errors(_STORE):

@@ -22,6 +22,7 @@ def contradictions(settings: Settings) -> list[str]:
     problems += _caller_topics_outside_allowlist(settings)
     problems += _delivery_timings(settings)
     problems += _queue_timings(settings)
+    problems += _cluster_without_redis(settings)
     return problems
 
 
@@ -140,3 +141,13 @@ def _queue_timings(settings: Settings) -> list[str]:
             f"{ENV_PREFIX}QUEUE_RETRY_MAX_SECONDS"
         )
     return problems
+
+
+def _cluster_without_redis(settings: Settings) -> list[str]:
+    if settings.redis.cluster and not settings.queue_persistence:
+        return [
+            f"{ENV_PREFIX}REDIS_CLUSTER is on but {ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE is off: "
+            "the queue and every store would live in this process's memory and no Redis "
+            "Cluster would be used; turn persistence on, or the cluster setting off"
+        ]
+    return []

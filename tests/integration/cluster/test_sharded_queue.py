@@ -46,7 +46,8 @@ def spread_prefix(client: RedisCluster) -> str:
 
 
 @pytest.fixture
-def prefix(cluster_client: RedisCluster) -> str:
+async def prefix(cluster_client: RedisCluster) -> str:
+    await cluster_client.initialize()  # learns the slots, which `spread_prefix` looks up
     return spread_prefix(cluster_client)
 
 

@@ -41,6 +41,7 @@ from services.llm_provider_service.queue.durability import (
     check_durability,
     durability_problems,
 )
+from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
@@ -206,7 +207,7 @@ class StallingEnqueueDeps(Provider):
         self._server = server
 
     @provide
-    def queue(self, redis: Redis, settings: Settings) -> RequestQueue:
+    def queue(self, redis: RedisClient, settings: Settings) -> RequestQueue:
         queue = RedisRequestQueue(redis, RedisKeys(settings.queue.key_prefix), settings.queue)
         return cast(RequestQueue, StallingEnqueue(queue, self._server))
 
@@ -236,7 +237,7 @@ async def test_r1_a_key_whose_enqueue_was_lost_in_a_stall_is_free_again_after_it
 class StallingSave(RedisIdempotencyStore):
     """Redis stalls just as the first request's outcome is being recorded under its key."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys, server: RedisServer) -> None:
+    def __init__(self, redis: RedisClient, keys: RedisKeys, server: RedisServer) -> None:
         super().__init__(redis, keys)
         self._server = server
         self.stalls = 1
@@ -256,7 +257,7 @@ class StallingSaveDeps(Provider):
         self._server = server
 
     @provide
-    def idempotency(self, redis: Redis, settings: Settings) -> IdempotencyStore:
+    def idempotency(self, redis: RedisClient, settings: Settings) -> IdempotencyStore:
         return StallingSave(redis, RedisKeys(settings.queue.key_prefix), self._server)
 
 

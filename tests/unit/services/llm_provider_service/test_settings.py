@@ -593,3 +593,9 @@ def test_settings_in_code_take_every_environment_name_of_a_section_field(name: s
     key = getattr(settings, section).api_key
     assert key is not None
     assert key.get_secret_value() == "sk-in-code"
+
+
+def test_a_redis_cluster_without_queue_persistence_is_refused():
+    with pytest.raises(ValueError, match=r"REDIS_CLUSTER is on but .*ENABLE_QUEUE_PERSISTENCE"):
+        Settings(redis_cluster=True, enable_queue_persistence=False)
+    assert Settings(redis_cluster=True, enable_queue_persistence=True).redis.cluster is True

@@ -47,23 +47,26 @@ async def test_an_oom_refusal_names_the_store_and_is_memory_full():
 
 
 @pytest.mark.parametrize(
-    ("exc", "reply"),
+    ("exc", "said"),
     [
-        (redis_errors.RedisClusterUnreachableError("Redis Cluster cannot be connected."), None),
-        (redis_errors.SlotNotCoveredError('Slot "42" is not covered by the cluster.'), None),
-        (redis_errors.ClusterDownError("CLUSTERDOWN The cluster is down"), "CLUSTERDOWN"),
-        (redis_errors.TryAgainError("TRYAGAIN Multiple keys request during rehashing"), "TRYAGAIN"),
+        # What a Redis Cluster client raises while a master is down or its slots move.
+        (redis_errors.SlotNotCoveredError("Slot 5 is not covered"), "is unreachable"),
+        (redis_errors.RedisClusterUnreachableError("no node answered"), "is unreachable"),
+        (redis_errors.ClusterDownError("The cluster is down"), "refused the operation"),
+        (redis_errors.TryAgainError("TRYAGAIN multiple keys"), "refused the operation"),
     ],
+    ids=["slot-not-covered", "cluster-unreachable", "clusterdown", "tryagain"],
 )
-async def test_a_cluster_outage_is_unavailable(exc: Exception, reply: str | None):
-    error = await _raised("the request queue", exc)
+async def test_a_cluster_that_cannot_serve_is_queue_unavailable(exc: Exception, said: str):
+    error = await _raised("the result outbox", exc)
 
     assert type(error) is QueueUnavailableError
-    kind = f"refused the operation ({reply})" if reply else f"is unreachable ({type(exc).__name__})"
-    assert str(error) == f"the request queue (Redis) {kind}"
+    assert str(error).startswith(f"the result outbox (Redis) {said} (")
+    assert error.retry_after == 5.0
 
 
-async def test_a_cluster_usage_error_is_a_bug_not_an_outage():
+async def test_a_cluster_usage_error_is_not_disguised_as_an_outage():
+    # A command a cluster pipeline refuses is a bug to see, not a 503 to retry.
     with pytest.raises(redis_errors.RedisClusterException):
-        async with translated_redis_errors("the request queue"):
-            raise redis_errors.RedisClusterException("Calling pipelined function time is blocked")
+        async with translated_redis_errors("the result outbox"):
+            raise redis_errors.RedisClusterException("pipelined function time is blocked")
