@@ -239,15 +239,31 @@ class ShardedRequestQueue:
         )
 
     async def memory(self) -> StoreMemory:
-        """The fullest master's memory (the highest used / max ratio, then the most bytes),
-        each shard probing its own master; `writes_refused` if any master refuses. Raises
-        when any shard's master cannot be reached."""
-        every = await asyncio.gather(*(shard.memory() for _, shard in self._shards))
-        fullest = max(every, key=lambda m: (m.used_ratio or 0.0, m.used_bytes))
+        """The fullest reachable master's memory (the highest used / max ratio, then the most
+        bytes), each shard probing its own master; `writes_refused` if any master refuses.
+        Shards whose master cannot be reached are named in `unreachable`: one master down is
+        a partial outage (its providers' requests get 503), not a reason to take every
+        replica out of rotation. Raises only when no shard can be reached."""
+        every = await asyncio.gather(
+            *(shard.memory() for _, shard in self._shards), return_exceptions=True
+        )
+        reached: list[StoreMemory] = []
+        unreachable: list[str] = []
+        for (provider, _), outcome in zip(self._shards, every, strict=True):
+            if isinstance(outcome, QueueUnavailableError):
+                unreachable.append(provider.value)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                reached.append(outcome)
+        if not reached:
+            raise next(e for e in every if isinstance(e, QueueUnavailableError))
+        fullest = max(reached, key=lambda m: (m.used_ratio or 0.0, m.used_bytes))
         return StoreMemory(
             used_bytes=fullest.used_bytes,
             max_bytes=fullest.max_bytes,
-            writes_refused=any(memory.writes_refused for memory in every),
+            writes_refused=any(memory.writes_refused for memory in reached),
+            unreachable=tuple(unreachable),
         )
 
     async def wait_for_work(self, max_wait: float) -> None:
