@@ -12,7 +12,7 @@ from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import lua, register
 
 _STORE = "the drain rate"
 
@@ -35,8 +35,8 @@ class RedisDrainRate:
         self._keys = keys
         self._window_ms = round(window_seconds * 1000)
         self._offset = time_offset_ms
-        self._record = redis.register_script(lua("drain_rate/_prelude", "drain_rate/record"))
-        self._read = redis.register_script(lua("drain_rate/_prelude", "drain_rate/read"))
+        self._record = register(redis, lua("drain_rate/_prelude", "drain_rate/record"))
+        self._read = register(redis, lua("drain_rate/_prelude", "drain_rate/read"))
 
     async def record(self, provider: LLMProviderType, queue_id: UUID) -> None:
         args: list[str | int] = [self._offset(), self._window_ms, str(queue_id), MAX_KEPT]

@@ -9,7 +9,7 @@ from services.llm_provider_service.models import IdempotencyEntry
 from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import lua, register
 
 _STORE = "the idempotency store"
 
@@ -28,9 +28,9 @@ class RedisIdempotencyStore:
     def __init__(self, redis: RedisClient, keys: RedisKeys) -> None:
         self._redis = redis
         self._keys = keys
-        self._reserve = redis.register_script(lua("idempotency/reserve"))
-        self._release = redis.register_script(lua("idempotency/release"))
-        self._save = redis.register_script(lua("idempotency/save"))
+        self._reserve = register(redis, lua("idempotency/reserve"))
+        self._release = register(redis, lua("idempotency/release"))
+        self._save = register(redis, lua("idempotency/save"))
 
     def _key(self, key: str) -> str:
         return self._keys.idempotency(_hashed(key))

@@ -8,14 +8,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from redis.commands.core import AsyncScript
-
 from common_core.enums import DeliveryChannel, DeliveryState
 from services.llm_provider_service.models import Delivery, OutboxStats
 from services.llm_provider_service.redis.client import RedisClient, server_time_ms
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import Script, lua, register
 
 _STORE = "the result outbox"
 
@@ -52,8 +50,8 @@ class RedisResultOutbox:
             keys.outbox_created(DeliveryChannel.KAFKA),
             keys.outbox_created(DeliveryChannel.WEBHOOK),
         )
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(lua("outbox/_lib", f"outbox/{name}")) for name in _SCRIPTS
+        self._scripts: dict[str, Script] = {
+            name: register(redis, lua("outbox/_lib", f"outbox/{name}")) for name in _SCRIPTS
         }
 
     async def _run(self, name: str, *args: Any, keys: tuple[str, ...] = ()) -> Any:

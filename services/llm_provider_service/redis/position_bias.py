@@ -9,7 +9,7 @@ from services.llm_provider_service.models import POSITION_BIAS_MAX_MODELS, Posit
 from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import lua, register
 
 _STORE = "the position-bias store"
 
@@ -29,7 +29,7 @@ class RedisPositionBiasStore:
         self._redis = redis
         self._keys = keys
         self._max_models = max_models
-        self._record = redis.register_script(lua("position_bias_record"))
+        self._record = register(redis, lua("position_bias_record"))
 
     async def record(self, provider: LLMProviderType, model: str, *, first_won: bool) -> None:
         keys = [self._keys.position_judgements, self._keys.position_first_wins]

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
-from redis.commands.core import AsyncScript
-
 from common_core.api_models import ComparisonResult, ErrorInfo
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.errors import (
@@ -31,7 +29,11 @@ from services.llm_provider_service.queue.config import (
     caller_queue_full,
     queue_full,
 )
-from services.llm_provider_service.redis.client import RedisClient, server_time_ms
+from services.llm_provider_service.redis.client import (
+    RedisClient,
+    server_memory_info,
+    server_time_ms,
+)
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue_layout import (
@@ -41,7 +43,7 @@ from services.llm_provider_service.redis.queue_layout import (
     shared_keys,
     utc_from_ms,
 )
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import Script, lua, register
 from services.llm_provider_service.settings import QueueSettings
 
 logger = logging.getLogger(__name__)
@@ -71,8 +73,8 @@ class RedisRequestQueue:
         self._offset = time_offset_ms
         self._reap_limit = reap_limit
         self._shared = shared_keys(keys)
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(lua("queue/_lib", f"queue/{name}")) for name in SCRIPTS
+        self._scripts: dict[str, Script] = {
+            name: register(redis, lua("queue/_lib", f"queue/{name}")) for name in SCRIPTS
         }
 
     async def _run(self, name: str, *args: Any, keys: tuple[str, ...] = ()) -> Any:
@@ -92,7 +94,11 @@ class RedisRequestQueue:
         ttl_seconds: int,
         delay_seconds: float = 0.0,
         caller_limit: int | None = None,
+        max_size: int | None = None,
     ) -> QueueRecord:
+        """The port's `enqueue`; `max_size` (default `QUEUE_MAX_SIZE`) is the depth this call
+        may fill the queue to, which `ShardedRequestQueue` lowers by what other shards hold.
+        A refusal names `QUEUE_MAX_SIZE` either way."""
         outcome = await self._run(
             "enqueue",
             str(job.request_id),
@@ -100,7 +106,7 @@ class RedisRequestQueue:
             priority,
             ttl_seconds * 1000,
             self._config.priority_boost_ms,
-            self._config.max_size,
+            self._config.max_size if max_size is None else max_size,
             self._config.max_attempts,
             job.model_dump_json(),
             str(job.correlation_id),
@@ -255,7 +261,7 @@ class RedisRequestQueue:
         """`INFO memory`, then one small write (`SET` with a 60 s expiry): an OOM refusal of
         it means Redis is at its maxmemory and refuses every request that would be kept."""
         async with translated_redis_errors(_STORE):
-            info = await self._redis.info("memory")
+            info = await server_memory_info(self._redis, self._keys.memory_probe)
         refused = False
         try:
             async with translated_redis_errors(_STORE):

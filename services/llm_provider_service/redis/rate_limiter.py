@@ -7,7 +7,7 @@ from collections.abc import Callable
 from services.llm_provider_service.redis.client import RedisClient
 from services.llm_provider_service.redis.errors import translated_redis_errors
 from services.llm_provider_service.redis.keys import RedisKeys
-from services.llm_provider_service.redis.scripts import lua
+from services.llm_provider_service.redis.scripts import lua, register
 
 _STORE = "the rate limiter"
 
@@ -20,7 +20,7 @@ class RedisRateLimiter:
     ) -> None:
         self._keys = keys
         self._offset = time_offset_ms
-        self._acquire = redis.register_script(lua("rate_acquire"))
+        self._acquire = register(redis, lua("rate_acquire"))
 
     async def acquire(self, caller: str, per_minute: int) -> float:
         interval_ms = 60_000 / per_minute

@@ -44,3 +44,29 @@ async def test_an_oom_refusal_names_the_store_and_is_memory_full():
     assert type(error) is QueueMemoryFullError
     assert str(error) == "the request queue (Redis) is out of memory and refuses new writes (OOM)"
     assert error.retry_after == 30.0
+
+
+@pytest.mark.parametrize(
+    ("exc", "said"),
+    [
+        # What a Redis Cluster client raises while a master is down or its slots move.
+        (redis_errors.SlotNotCoveredError("Slot 5 is not covered"), "is unreachable"),
+        (redis_errors.RedisClusterUnreachableError("no node answered"), "is unreachable"),
+        (redis_errors.ClusterDownError("The cluster is down"), "refused the operation"),
+        (redis_errors.TryAgainError("TRYAGAIN multiple keys"), "refused the operation"),
+    ],
+    ids=["slot-not-covered", "cluster-unreachable", "clusterdown", "tryagain"],
+)
+async def test_a_cluster_that_cannot_serve_is_queue_unavailable(exc: Exception, said: str):
+    error = await _raised("the result outbox", exc)
+
+    assert type(error) is QueueUnavailableError
+    assert str(error).startswith(f"the result outbox (Redis) {said} (")
+    assert error.retry_after == 5.0
+
+
+async def test_a_cluster_usage_error_is_not_disguised_as_an_outage():
+    # A command a cluster pipeline refuses is a bug to see, not a 503 to retry.
+    with pytest.raises(redis_errors.RedisClusterException):
+        async with translated_redis_errors("the result outbox"):
+            raise redis_errors.RedisClusterException("pipelined function time is blocked")
