@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TypeVar
 
 from opentelemetry.trace import SpanKind, Tracer
@@ -110,15 +111,14 @@ class QueueWorker:
             try:
                 leases = await self._queue.claim(provider, limit=limit, owner=self.owner)
             except QueueUnavailableError as exc:
-                # On a Redis Cluster each provider's queue is a shard of its own: one whose
-                # master is down must not stop the claims of the others. (On one Redis the
-                # reap above has failed already when Redis is down.)
+                # On a Redis Cluster a shard whose master is down stops no other provider's
+                # claims. (On one Redis the reap above has failed already.)
                 unavailable = unavailable or exc
                 continue
             for lease in leases:
                 task = asyncio.create_task(self._process(lease), name=f"lease-{lease.queue_id}")
                 self._inflight[provider].add(task)
-                task.add_done_callback(self._on_done(provider))
+                task.add_done_callback(functools.partial(self._finished, provider))
         if unavailable is not None:
             raise unavailable
         self._metrics.observe_queue(await self._queue.stats())
@@ -133,12 +133,9 @@ class QueueWorker:
             concurrency=self._settings.worker.concurrency_per_provider,
         )
 
-    def _on_done(self, provider: LLMProviderType) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
-            self._inflight[provider].discard(task)
-            self._slot_freed.set()
-
-        return done
+    def _finished(self, provider: LLMProviderType, task: asyncio.Task[None]) -> None:
+        self._inflight[provider].discard(task)
+        self._slot_freed.set()
 
     async def _wait(self, stop: asyncio.Event) -> None:
         self._slot_freed.clear()
@@ -177,13 +174,11 @@ class QueueWorker:
         attributes: dict[str, AttributeValue] = {
             "llm_provider.queue_id": str(lease.queue_id),
             "llm_provider.attempt": lease.attempt,
-            "llm.provider": lease.job.provider.value,
+            "llm.provider": job.provider.value,
         }
+        context = extract(job.trace_context)
         with self._tracer.start_as_current_span(
-            "queue.run",
-            context=extract(lease.job.trace_context),
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
+            "queue.run", context=context, kind=SpanKind.CONSUMER, attributes=attributes
         ):
             await self._attempt(lease)
 

@@ -23,6 +23,10 @@ UNREACHABLE = (
     redis_errors.SlotNotCoveredError,
     redis_errors.RedisClusterUnreachableError,
 )
+# A Redis Cluster client's ClusterError ("TTL exhausted."): it followed MOVED, ASK or TRYAGAIN
+# redirects until it gave up, as while slots move (a reshard, a failover). A refusal for now,
+# like CLUSTERDOWN; not a ResponseError, so it is named on its own.
+_REDIRECTED_TOO_OFTEN = redis_errors.ClusterError
 
 
 @asynccontextmanager
@@ -55,4 +59,8 @@ async def translated_redis_errors(store: str) -> AsyncIterator[None]:
             ) from exc
         raise QueueUnavailableError(
             f"{store} (Redis) refused the operation ({refusal})", retry_after=5.0
+        ) from exc
+    except _REDIRECTED_TOO_OFTEN as exc:  # after ResponseError: CLUSTERDOWN is both
+        raise QueueUnavailableError(
+            f"{store} (Redis) refused the operation (ClusterError: slots moving)", retry_after=5.0
         ) from exc

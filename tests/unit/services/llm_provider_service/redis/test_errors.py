@@ -54,8 +54,10 @@ async def test_an_oom_refusal_names_the_store_and_is_memory_full():
         (redis_errors.RedisClusterUnreachableError("no node answered"), "is unreachable"),
         (redis_errors.ClusterDownError("The cluster is down"), "refused the operation"),
         (redis_errors.TryAgainError("TRYAGAIN multiple keys"), "refused the operation"),
+        # Too many MOVED/ASK/TRYAGAIN redirects in a row (a reshard, a failover).
+        (redis_errors.ClusterError("TTL exhausted."), "refused the operation"),
     ],
-    ids=["slot-not-covered", "cluster-unreachable", "clusterdown", "tryagain"],
+    ids=["slot-not-covered", "cluster-unreachable", "clusterdown", "tryagain", "ttl-exhausted"],
 )
 async def test_a_cluster_that_cannot_serve_is_queue_unavailable(exc: Exception, said: str):
     error = await _raised("the result outbox", exc)
