@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     found.add_argument("--comparisons", type=int, default=cj.comparisons)
     found.add_argument("--outage-seconds", type=float, default=cj.outage_seconds)
     found.add_argument("--write-docs", action="store_true")
+    found.add_argument("--note", help="a line put at the top of the page (how the run was made)")
     found.add_argument("--out", type=Path, default=RESULTS)
     return found
 
@@ -60,7 +61,7 @@ def main(arguments: argparse.Namespace) -> dict[str, Any]:
         found["cj_load"] = asyncio.run(run_cj_load(cj))
         (out / "cj_load.json").write_text(json.dumps(found["cj_load"], indent=1))
     folder = DOCS if arguments.write_docs else out
-    found["page"] = render(found["gateway"], found["cj_load"], folder)
+    found["page"] = render(found["gateway"], found["cj_load"], folder, arguments.note)
     return found
 
 

@@ -4,6 +4,7 @@ them, each timed from send to a whole, successful answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -129,6 +130,9 @@ async def run_level(call: Call, concurrency: int, requests: int, bar: tqdm[Any])
 
 
 async def warm_up(call: Call, requests: int = 20) -> None:
-    """Connections opened and code paths run once before anything is timed."""
+    """Connections opened and code paths run once before anything is timed. Failures are
+    ignored here: the levels count them, so a target that cannot answer is reported, not
+    the end of the run."""
     for _ in range(requests):
-        await call()
+        with contextlib.suppress(Exception):
+            await call()

@@ -151,7 +151,9 @@ def plot_cj(report: dict[str, Any], images: Path) -> None:
     plt.close(figure)
 
 
-def render(gateway: dict[str, Any] | None, cj: dict[str, Any] | None, folder: Path) -> Path:
+def render(
+    gateway: dict[str, Any] | None, cj: dict[str, Any] | None, folder: Path, note: str | None = None
+) -> Path:
     """Write `performance.md` and its plots into `folder` (images under `folder/images`)."""
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -162,6 +164,7 @@ def render(gateway: dict[str, Any] | None, cj: dict[str, Any] | None, folder: Pa
         "hand. Every verdict below is computed from the run. Other processes on the machine "
         "add noise: compare the targets within one run, never across runs.",
         "",
+        *([f"**{note}**", ""] if note else []),
     ]
     if gateway is not None:
         lines += gateway_section(gateway)
