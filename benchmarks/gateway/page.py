@@ -130,6 +130,8 @@ def plot_gateway(report: dict[str, Any], images: Path) -> None:
             rows = [r for r in entry["levels"] if r[key] is not None]
             axes.plot([r["concurrency"] for r in rows], [r[key] for r in rows], "o-", label=name)
         axes.set_xscale("log")
+        if key == "p50_ms":  # 20 ms at c=1 and seconds at c=200 on one axis
+            axes.set_yscale("log")
         axes.set_xlabel("concurrent callers")
         axes.set_ylabel(label)
         axes.legend()
