@@ -159,6 +159,10 @@ def _report(outcomes: list[Outcome], overhead: tuple[float, float], requests: in
             "",
             "Target: the service's own cost stays at a few milliseconds per request.",
             "",
+            "The service beside direct SDK calls and the LiteLLM proxy, against a fake upstream "
+            "with a real latency, and CJ sessions through an outage: "
+            "[performance.md](performance.md) (`pdm run bench-performance`).",
+            "",
         ]
     )
 
