@@ -170,11 +170,15 @@ async def _measure(args: argparse.Namespace, upstream: int) -> None:
         cpu = _cpu_seconds(service.pid) - cpu_before
     finally:
         _stop(service)
-    print(f"c=1:  direct p50 {direct.p50:.2f} ms, service p50 {through.p50:.2f} ms, "
-          f"overhead {through.p50 - direct.p50:+.2f} ms  statuses {through.statuses}")
-    print(f"c={args.concurrency}: {loaded.throughput:,.0f} req/s, p50 {loaded.p50:.1f} ms, "
-          f"service CPU {cpu / len(loaded.latencies_ms) * 1000:.2f} ms/request  "
-          f"statuses {loaded.statuses}")
+    print(
+        f"c=1:  direct p50 {direct.p50:.2f} ms, service p50 {through.p50:.2f} ms, "
+        f"overhead {through.p50 - direct.p50:+.2f} ms  statuses {through.statuses}"
+    )
+    print(
+        f"c={args.concurrency}: {loaded.throughput:,.0f} req/s, p50 {loaded.p50:.1f} ms, "
+        f"service CPU {cpu / len(loaded.latencies_ms) * 1000:.2f} ms/request  "
+        f"statuses {loaded.statuses}"
+    )
 
 
 async def _profile(args: argparse.Namespace, upstream: int) -> None:
@@ -186,25 +190,17 @@ async def _profile(args: argparse.Namespace, upstream: int) -> None:
         loaded = await _drive(port, "/api/v1/comparison", BODY, args.requests, args.concurrency)
     finally:
         _stop(service, seconds=600.0)  # the summary of a long session takes a while
-    print(f"profiled c={args.concurrency}: {loaded.throughput:,.0f} req/s under the profiler, "
-          f"statuses {loaded.statuses}; written to {args.out}")
-
-
-async def _main(args: argparse.Namespace) -> None:
-    upstream = _free_port()
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.profiles.fake_openai", "--port", str(upstream),
-         "--latency-ms", str(args.latency_ms)],
-        cwd=ROOT,
+    print(
+        f"profiled c={args.concurrency}: {loaded.throughput:,.0f} req/s under the profiler, "
+        f"statuses {loaded.statuses}; written to {args.out}"
     )
-    try:
-        await _wait_listening(upstream)
-        await _measure(args, upstream)
-        if args.profile:
-            await _profile(args, upstream)
-    finally:
-        fake.terminate()
-        fake.wait()
+
+
+async def _main(args: argparse.Namespace, upstream: int) -> None:
+    await _wait_listening(upstream)
+    await _measure(args, upstream)
+    if args.profile:
+        await _profile(args, upstream)
 
 
 def main() -> None:
@@ -215,7 +211,16 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/profiles/profile.txt")
-    asyncio.run(_main(parser.parse_args()))
+    args = parser.parse_args()
+    upstream = _free_port()
+    fake_command = [sys.executable, "-m", "benchmarks.profiles.fake_openai"]
+    fake_command += ["--port", str(upstream), "--latency-ms", str(args.latency_ms)]
+    fake = subprocess.Popen(fake_command, cwd=ROOT)
+    try:
+        asyncio.run(_main(args, upstream))
+    finally:
+        fake.terminate()
+        fake.wait()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ shares, so they are shares of the CPU the process spent.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 
 from pyinstrument import Profiler
@@ -19,13 +18,15 @@ from pyinstrument.frame import Frame
 _IDLE = {"select", "poll", "epoll.poll", "sleep"}  # the event loop waiting for work
 
 
-def _own_times(frame: Frame, by_function: Counter[str], by_package: Counter[str]) -> None:
+def _own_times(frame: Frame, by_function: dict[str, float], by_package: dict[str, float]) -> None:
     real = [child for child in frame.children if not child.is_synthetic]
     own = frame.time - sum(child.time for child in real)  # [self] leaves are own time
     if own > 0 and frame.function not in _IDLE:
         where = frame.file_path_short or frame.file_path or "?"
-        by_function[f"{frame.function}  {where}:{frame.line_no}"] += own
-        by_package[_package(frame.file_path or "")] += own
+        name = f"{frame.function}  {where}:{frame.line_no}"
+        by_function[name] = by_function.get(name, 0.0) + own
+        package = _package(frame.file_path or "")
+        by_package[package] = by_package.get(package, 0.0) + own
     for child in real:
         _own_times(child, by_function, by_package)
 
@@ -40,20 +41,24 @@ def _package(path: str) -> str:
     return "stdlib: " + Path(path).name
 
 
+def _most(times: dict[str, float], count: int) -> list[tuple[str, float]]:
+    return sorted(times.items(), key=lambda item: item[1], reverse=True)[:count]
+
+
 def summary(profiler: Profiler) -> str:
     session = profiler.last_session
     assert session is not None
     root = session.root_frame()
     assert root is not None
-    by_function: Counter[str] = Counter()
-    by_package: Counter[str] = Counter()
+    by_function: dict[str, float] = {}
+    by_package: dict[str, float] = {}
     _own_times(root, by_function, by_package)
     busy = sum(by_function.values())
     lines = [f"busy samples: {busy:.1f} s of own time (idle waiting excluded)", ""]
     lines += ["own time per package (share of busy time):"]
-    lines += [f"  {t / busy:6.1%}  {name}" for name, t in by_package.most_common(15)]
+    lines += [f"  {t / busy:6.1%}  {name}" for name, t in _most(by_package, 15)]
     lines += ["", "top 40 functions by own time:"]
-    lines += [f"  {t / busy:6.1%}  {name}" for name, t in by_function.most_common(40)]
+    lines += [f"  {t / busy:6.1%}  {name}" for name, t in _most(by_function, 40)]
     tree = profiler.output_text(unicode=True, color=False, show_all=False)
     return "\n".join(lines) + "\n\ncall tree:\n" + tree
 
