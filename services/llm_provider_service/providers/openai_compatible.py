@@ -20,6 +20,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
@@ -37,6 +38,7 @@ from services.llm_provider_service.providers.judgement import ask_until_valid
 from services.llm_provider_service.providers.openai_answer import (
     judgement_from_completion,
     not_a_completion,
+    read_completion,
     status_error,
     usage_or_zero,
 )
@@ -135,17 +137,19 @@ class OpenAICompatibleProvider(ABC):
     async def _send(self, request: ChatRequest, *, seconds: float) -> ChatCompletion:
         """One POST of `request.body()` through the SDK's own `post`, the call
         `chat.completions.create` makes once it has transformed its typed parameters: the
-        same headers, auth, timeout, body bytes and `ChatCompletion`, without walking the
-        schema and the messages key by key on every call (about a sixth of the service's CPU
-        per request in the hot-path profile, `benchmarks/profiles/`)."""
+        same headers, auth, timeout and body bytes, without walking the schema and the
+        messages key by key on every call (about a sixth of the service's CPU per request in
+        the hot-path profile, `benchmarks/profiles/`); the answer is read by
+        `read_completion`, the same `ChatCompletion` in one validating pass."""
         provider = self._provider
         options: openai.RequestOptions = {"timeout": seconds, "security": {"bearer_auth": True}}
         if request.extra_body is not None:
             options["extra_json"] = request.extra_body
         try:
-            return await self._client.post(
-                "/chat/completions", cast_to=ChatCompletion, body=request.body(), options=options
+            response = await self._client.post(
+                "/chat/completions", cast_to=httpx2.Response, body=request.body(), options=options
             )
+            return read_completion(self._client, response)
         except openai.APITimeoutError as exc:
             raise timeout_error(provider, self._config.timeout_seconds) from exc
         except openai.APIConnectionError as exc:
