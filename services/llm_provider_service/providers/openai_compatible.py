@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
@@ -37,6 +38,7 @@ from services.llm_provider_service.providers.judgement import ask_until_valid
 from services.llm_provider_service.providers.openai_answer import (
     judgement_from_completion,
     not_a_completion,
+    read_completion,
     status_error,
     usage_or_zero,
 )
@@ -47,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 _DEADLINE_GRACE_SECONDS = 1.0
 """The overall deadline of an attempt (slot wait included) is the timeout plus this."""
-
-_T = TypeVar("_T")
 
 
 class OpenAICompatibleProvider(ABC):
@@ -135,21 +135,21 @@ class OpenAICompatibleProvider(ABC):
         return judgement.model_copy(update={"token_usage": spent})
 
     async def _send(self, request: ChatRequest, *, seconds: float) -> ChatCompletion:
+        """One POST of `request.body()` through the SDK's own `post`, the call
+        `chat.completions.create` makes once it has transformed its typed parameters: the
+        same headers, auth, timeout and body bytes, without walking the schema and the
+        messages key by key on every call (about a sixth of the service's CPU per request in
+        the hot-path profile, `benchmarks/profiles/`); the answer is read by
+        `read_completion`, the same `ChatCompletion` in one validating pass."""
         provider = self._provider
+        options: openai.RequestOptions = {"timeout": seconds, "security": {"bearer_auth": True}}
+        if request.extra_body is not None:
+            options["extra_json"] = request.extra_body
         try:
-            return await self._client.chat.completions.create(
-                model=request.model,
-                messages=request.messages,
-                response_format=request.response_format,
-                max_tokens=_given(request.max_tokens),
-                max_completion_tokens=_given(request.max_completion_tokens),
-                temperature=_given(request.temperature),
-                reasoning_effort=_given(request.reasoning_effort),
-                verbosity=_given(request.verbosity),
-                prompt_cache_key=_given(request.prompt_cache_key),
-                extra_body=request.extra_body,
-                timeout=seconds,
+            response = await self._client.post(
+                "/chat/completions", cast_to=httpx2.Response, body=request.body(), options=options
             )
+            return read_completion(self._client, response)
         except openai.APITimeoutError as exc:
             raise timeout_error(provider, self._config.timeout_seconds) from exc
         except openai.APIConnectionError as exc:
@@ -163,7 +163,3 @@ class OpenAICompatibleProvider(ABC):
             raise InvalidProviderResponseError(
                 provider, f"{provider.value} call failed unexpectedly: {type(exc).__name__}"
             ) from exc
-
-
-def _given(value: _T | None) -> _T | openai.Omit:
-    return openai.omit if value is None else value

@@ -40,18 +40,23 @@ VERBOSITIES: Mapping[OutputVerbosity, Verbosity] = {
 }
 
 
+_JSON_SCHEMA_FORMAT: ResponseFormat = {
+    "type": "json_schema",
+    "json_schema": {"name": TOOL_NAME, "schema": JUDGEMENT_SCHEMA, "strict": True},
+}
+_JSON_OBJECT_FORMAT: ResponseFormat = {"type": "json_object"}
+
+
 def json_schema_format() -> ResponseFormat:
-    """Structured outputs: the judgement schema, enforced by the vendor (`strict`)."""
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": TOOL_NAME, "schema": JUDGEMENT_SCHEMA, "strict": True},
-    }
+    """Structured outputs: the judgement schema, enforced by the vendor (`strict`). Built
+    once and shared by every request: the body is only ever serialised, never changed."""
+    return _JSON_SCHEMA_FORMAT
 
 
 def json_object_format() -> ResponseFormat:
     """JSON mode: any JSON object; the schema goes into the prompt, and the answer is checked
     against it when it is read (`openai_answer.py`)."""
-    return {"type": "json_object"}
+    return _JSON_OBJECT_FORMAT
 
 
 def chat_messages(system_prompt: str, user_prompt: str) -> list[ChatCompletionMessageParam]:
@@ -75,6 +80,25 @@ class ChatRequest:
     verbosity: Verbosity | None = None
     prompt_cache_key: str | None = None
     extra_body: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, object]:
+        """The JSON body, its keys in the order `chat.completions.create` writes them (so the
+        bytes on the wire are the same as the SDK's own), None fields left out; `extra_body`
+        is merged over it by the SDK, as for `create`. The values are plain JSON already, so
+        the SDK's per-call transform of typed parameters has nothing to do (see `_send`)."""
+        body: dict[str, object] = {"model": self.model, "messages": self.messages}
+        for key, value in (
+            ("max_completion_tokens", self.max_completion_tokens),
+            ("max_tokens", self.max_tokens),
+            ("prompt_cache_key", self.prompt_cache_key),
+            ("reasoning_effort", self.reasoning_effort),
+            ("response_format", self.response_format),
+            ("temperature", self.temperature),
+            ("verbosity", self.verbosity),
+        ):
+            if value is not None:
+                body[key] = value
+        return body
 
 
 def build_client(
