@@ -84,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llm_provider_service: configuration error: {exc}", file=sys.stderr)
         return 2
     # Every line of the process from here on, Hypercorn's and the libraries' included, in
-    # LOG_FORMAT (JSON when deployed), redacted, aiokafka's reconnect noise dropped.
-    configure_logging(settings)
+    # LOG_FORMAT (JSON when deployed), redacted, aiokafka's reconnect noise dropped; with
+    # several serve processes on one stream, each line names its process.
+    several = args.command == "serve" and settings.serve_worker_count > 1
+    configure_logging(settings, with_pid=several)
     try:
         if args.command == "serve":
             return _serve(settings)

@@ -126,7 +126,7 @@ def serve_process(spawned: SpawnedProcess) -> None:
     except ConfigurationError as exc:  # the parent accepted the same environment: unlikely
         print(f"llm_provider_service: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    configure_logging(settings)
+    configure_logging(settings, with_pid=True)
     try:
         event_loop.run(serve(settings, spawned))
     except ConfigurationError as exc:
