@@ -220,6 +220,9 @@ class StoreMemory:
     used_bytes: int
     max_bytes: int
     writes_refused: bool = False
+    # On a Redis Cluster: the queue shards (providers) whose master could not be asked; what
+    # is routed to them gets 503 while the others serve. Empty on a single Redis.
+    unreachable: tuple[str, ...] = ()
 
     @property
     def used_ratio(self) -> float | None:

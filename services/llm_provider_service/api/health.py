@@ -23,6 +23,7 @@ from services.llm_provider_service.api.responses import json_response
 from services.llm_provider_service.breaker import CircuitBreakers
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.models import StoreMemory
 from services.llm_provider_service.protocols import EventPublisher, RequestQueue, ResultOutbox
 from services.llm_provider_service.provider_registry import ProviderRegistry
 from services.llm_provider_service.queue.durability import DurabilityWatch
@@ -128,7 +129,15 @@ async def _queue_readiness(queue: RequestQueue) -> DependencyHealth:
     if memory.writes_refused:
         detail = f"Redis refuses writes: out of memory ({memory.used_bytes} bytes used)"
         return DependencyHealth(status=HealthStatus.UNHEALTHY, detail=detail)
+    if memory.unreachable:  # a partial outage: every replica sees it, none should leave
+        detail = f"Redis answers and takes writes, but not for {_shards(memory)}"
+        return DependencyHealth(status=HealthStatus.HEALTHY, detail=detail)
     return DependencyHealth(status=HealthStatus.HEALTHY, detail="Redis answers and takes writes")
+
+
+def _shards(memory: StoreMemory) -> str:
+    names = ", ".join(memory.unreachable)
+    return f"the queue shards of {names} (their master is unreachable; they get 503)"
 
 
 async def _queue_memory_health(

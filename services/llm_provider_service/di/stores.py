@@ -37,6 +37,7 @@ from services.llm_provider_service.redis.outbox import RedisResultOutbox
 from services.llm_provider_service.redis.position_bias import RedisPositionBiasStore
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
+from services.llm_provider_service.redis.sharded_queue import ShardedRequestQueue
 from services.llm_provider_service.settings import QueueSettings
 from services.llm_provider_service.settings.infrastructure import RedisSettings
 
@@ -130,9 +131,11 @@ class RedisQueueDeps(StoreDeps):
         redis_section: RedisSettings,
         section: QueueSettings,
     ) -> RequestQueue:
-        """On a Redis Cluster, for now, the whole queue in one slot (`{prefix:queue}`): correct,
-        but one master carries it all (the queue sharded per provider replaces this line)."""
-        return RedisRequestQueue(redis, store_keys(keys, redis_section, "queue"), section)
+        """One Redis: every queue key under `{prefix}`. A Redis Cluster: the queue sharded per
+        provider (`{prefix:<provider>}`), so it spreads over the masters."""
+        if redis_section.cluster:
+            return ShardedRequestQueue(redis, keys, section)
+        return RedisRequestQueue(redis, keys, section)
 
     @provide
     async def redis(self, section: RedisSettings) -> AsyncIterator[RedisClient]:

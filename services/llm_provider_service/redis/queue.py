@@ -94,7 +94,11 @@ class RedisRequestQueue:
         ttl_seconds: int,
         delay_seconds: float = 0.0,
         caller_limit: int | None = None,
+        max_size: int | None = None,
     ) -> QueueRecord:
+        """The port's `enqueue`; `max_size` (default `QUEUE_MAX_SIZE`) is the depth this call
+        may fill the queue to, which `ShardedRequestQueue` lowers by what other shards hold.
+        A refusal names `QUEUE_MAX_SIZE` either way."""
         outcome = await self._run(
             "enqueue",
             str(job.request_id),
@@ -102,7 +106,7 @@ class RedisRequestQueue:
             priority,
             ttl_seconds * 1000,
             self._config.priority_boost_ms,
-            self._config.max_size,
+            self._config.max_size if max_size is None else max_size,
             self._config.max_attempts,
             job.model_dump_json(),
             str(job.correlation_id),

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from common_core.enums import LLMProviderType
 from services.llm_provider_service.di.stores import STORES, store_keys
 from services.llm_provider_service.errors import QueueUnavailableError
 from services.llm_provider_service.queue.durability import durability_problems
@@ -24,7 +25,9 @@ from tests.support.redis_server import RedisClusterServer
 COMPARISON = "/api/v1/comparison"
 # The default prefix, so where each store's slot lives is the same in every run.
 PREFIX = "llmq"
-SHARDS = [store.shard for store in STORES] + ["queue", "outbox", "devcache"]
+# Each store's shard, and the queue's: one shard per provider. The app's requests use mock.
+QUEUE = [provider.value for provider in LLMProviderType]
+SHARDS = [store.shard for store in STORES] + ["outbox", "devcache", *QUEUE]
 
 
 def body(**fields: Any) -> dict[str, Any]:
@@ -120,16 +123,17 @@ async def test_the_durability_check_reads_every_master(
 async def test_a_killed_master_is_a_503_for_its_stores_and_the_rest_keep_serving(
     cluster_app, redis_cluster: RedisClusterServer, shard_keys: ShardKeys
 ):
-    queue_master = redis_cluster.master_of(tag_of("queue"))
+    mock_master = redis_cluster.master_of(tag_of("mock"))
     other_shard = next(
-        s for s in SHARDS if redis_cluster.master_of(tag_of(s)).port != queue_master.port
+        s for s in SHARDS if redis_cluster.master_of(tag_of(s)).port != mock_master.port
     )
+    down = sorted(p for p in QUEUE if redis_cluster.master_of(tag_of(p)).port == mock_master.port)
     client = RedisCluster.from_url(redis_cluster.url, decode_responses=True)
     # A store whose slot is on the killed master.
-    idem_here = RedisIdempotencyStore(client, RedisKeys(PREFIX).sharded("queue"))
+    idem_here = RedisIdempotencyStore(client, RedisKeys(PREFIX).sharded("mock"))
     try:
         await idem_here.get("caller/warm")  # the client knows the cluster before the kill
-        redis_cluster.kill(queue_master)
+        redis_cluster.kill(mock_master)
         try:
             queued = await cluster_app.post(COMPARISON, json=body(processing_mode="async"))
             ready = await cluster_app.get("/readyz")
@@ -138,7 +142,7 @@ async def test_a_killed_master_is_a_503_for_its_stores_and_the_rest_keep_serving
                 await idem_here.get("caller/k")
             assert await client.set(f"{tag_of(other_shard)}:probe", "1", px=1000)
         finally:
-            redis_cluster.restart(queue_master)
+            redis_cluster.restart(mock_master)
         # Back once the master is: the same client reconnects.
         assert await idem_here.get("caller/k") is None
     finally:
@@ -146,35 +150,38 @@ async def test_a_killed_master_is_a_503_for_its_stores_and_the_rest_keep_serving
 
     assert queued.status_code == 503
     assert (await queued.get_json())["error"]["code"] == "QUEUE_UNAVAILABLE"
+    # A partial outage: every replica sees it alike, so readiness stays 200 (taking every
+    # replica out of rotation would make it total) and names the shards that are down.
     ready_body = await ready.get_json()
-    assert ready.status_code == 503
-    assert ready_body["checks"]["queue"]["status"] == "unhealthy"
-    assert "unreachable" in ready_body["checks"]["queue"]["detail"]
-    assert health.status_code in {200, 503}
-    assert (await health.get_json())["dependencies"]["queue"]["status"] != "healthy"
-    assert (await cluster_app.get("/readyz")).status_code == 200
+    assert ready.status_code == 200, ready_body
+    assert ready_body["checks"]["queue"]["detail"] == (
+        f"Redis answers and takes writes, but not for the queue shards of {', '.join(down)} "
+        "(their master is unreachable; they get 503)"
+    )
+    assert health.status_code == 200
+    assert (await health.get_json())["dependencies"]["queue"]["status"] == "degraded"
+    ready_again = await (await cluster_app.get("/readyz")).get_json()
+    assert ready_again["checks"]["queue"]["detail"] == "Redis answers and takes writes"
     # The restarted master's script cache is empty: the enqueue script is loaded there again.
     again = await cluster_app.post(COMPARISON, json=body(processing_mode="async"))
     assert again.status_code == 202, await again.get_json()
 
 
-async def test_a_killed_master_that_holds_no_queue_slot_leaves_the_queue_ready(
+async def test_a_killed_master_that_holds_no_mock_shard_leaves_mock_requests_queueing(
     cluster_app, redis_cluster: RedisClusterServer
 ):
-    queue_port = redis_cluster.master_of(tag_of("queue")).port
-    # The node REDIS_URL names, unless it serves the queue: INFO and PING must not depend
-    # on it.
-    other = next(node for node in redis_cluster.nodes if node.port != queue_port)
+    mock_port = redis_cluster.master_of(tag_of("mock")).port
+    # The node REDIS_URL names, unless it serves the mock shard: INFO and PING must not
+    # depend on it.
+    other = next(node for node in redis_cluster.nodes if node.port != mock_port)
     assert (await cluster_app.get("/readyz")).status_code == 200  # the app knows the cluster
     redis_cluster.kill(other)
     try:
         ready = await cluster_app.get("/readyz")
         queued = await cluster_app.post(COMPARISON, json=body(processing_mode="async"))
-        health = await cluster_app.get("/healthz")
     finally:
         redis_cluster.restart(other)
 
     assert ready.status_code == 200, await ready.get_json()
+    assert "not for the queue shards of" in (await ready.get_json())["checks"]["queue"]["detail"]
     assert queued.status_code == 202, await queued.get_json()
-    assert health.status_code in {200, 503}
-    assert (await health.get_json())["dependencies"]["queue"]["status"] == "healthy"

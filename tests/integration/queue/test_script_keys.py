@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -127,17 +128,20 @@ async def watched(server: RedisServer, tag: str) -> AsyncIterator[Touched]:
     await monitor_client.aclose()
 
 
-async def run_queue_scripts(redis: Redis, keys: RedisKeys, time: ShiftedTime) -> None:
+async def run_queue_scripts(
+    redis: Any, keys: RedisKeys, time: ShiftedTime, build: Callable[..., Any] = RedisRequestQueue
+) -> None:
     """Every queue script, through every path that meets a key: a caller at its limit, a
     retry and its promotion, a stale lease, an expiry, a cancel, announcement and trimming,
-    the retention purge and the reap's hand-on."""
+    the retention purge and the reap's hand-on. `build` makes the queue from `redis`, `keys`
+    and the settings (`ShardedRequestQueue` for the cluster's check)."""
     # At most 50 waiting, 2 attempts, 5 s leases, 1 s priority boost, 30 s retention, and one
     # ended record kept, so that announcing trims.
     limits = {"max_size": 50, "max_attempts": 2, "lease_seconds": 5.0, "result_max_count": 1}
     config = QueueSettings.model_validate(
         limits | {"priority_boost_seconds": 1.0, "result_retention_seconds": 30}
     )
-    queue = RedisRequestQueue(redis, keys, config, time_offset_ms=time)
+    queue = build(redis, keys, config, time_offset_ms=time)
     first = make_job(caller="cj")
     await queue.enqueue(first, priority=0, ttl_seconds=60, caller_limit=1)
     with pytest.raises(QuotaExceededError):
