@@ -52,7 +52,12 @@ class ServeProcesses:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, self._stop)
         try:
-            self._spawn(sockets)
+            try:
+                self._spawn(sockets)
+            except BaseException:  # those already started must not outlive the parent
+                self._stop()
+                self._supervise()
+                raise
             signal.signal(signal.SIGINT, self._stop)
             code = self._supervise()
             logger.info("serve: every process ended (exit code %d)", code)

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -27,6 +29,8 @@ from services.llm_provider_service.server_errors import use_json_protocol_errors
 from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
 
 logger = logging.getLogger("llm_provider_service")
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def serve_process(spawned: SpawnedProcess) -> None:
     """The entry point of a spawned serve process: the settings read again from the same
     environment, logging set up as in the parent, then `serve`; the exit code tells the
     parent how it ended (0 stopped, 1 crashed, 2 refused its configuration)."""
+    _end_with_the_parent()
     try:
         settings = load_settings()
     except ConfigurationError as exc:  # the parent accepted the same environment: unlikely
@@ -135,3 +140,17 @@ def serve_process(spawned: SpawnedProcess) -> None:
     except Exception:  # a crash is a log line like any other, not a bare traceback
         logger.exception("serve process %d crashed", spawned.index)
         sys.exit(1)
+
+
+def _end_with_the_parent() -> None:
+    """On Linux, have the kernel send this process SIGTERM when its parent dies (even by
+    SIGKILL, which the parent cannot forward), so no serve process outlives it and keeps
+    accepting on the socket unsupervised. Elsewhere nothing: the parent's own forwarding is
+    all there is."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = multiprocessing.parent_process()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if parent is not None and os.getppid() != parent.pid:  # it died before the request
+        os.kill(os.getpid(), signal.SIGTERM)

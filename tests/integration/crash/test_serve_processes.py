@@ -183,3 +183,27 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_serve_processes_do_not_outlive_a_killed_parent(processes: ProcessPool) -> None:
+    # SIGKILL cannot be forwarded: the kernel tells each child (PR_SET_PDEATHSIG) instead.
+    serve = processes.start("serve", "serve", serve_workers=2, log_format="json")
+    children = [
+        int(p) for p in (await serve.wait_for_log(_CHILDREN.pattern, 90))["pids"].split(", ")
+    ]
+    await poll_until(
+        lambda: len(_starts(serve)) == 2,
+        within=90,
+        what="both processes serving",
+        details=serve.text,
+    )
+
+    serve.kill()
+
+    await poll_until(
+        lambda: not any(_alive(pid) for pid in children),
+        within=60,
+        what="the children to end with their parent",
+        details=serve.text,
+    )
+    assert _stopped_gracefully(serve) == set(children)  # SIGTERM: each drained and stopped
