@@ -1,4 +1,4 @@
-"""What `python -m services.llm_provider_service serve` hands Hypercorn."""
+"""What `serve` (`serving.py`) hands Hypercorn."""
 
 from __future__ import annotations
 
