@@ -20,7 +20,7 @@ from services.llm_provider_service.di.vendors import (
     VendorDeps,
 )
 from services.llm_provider_service.queue.durability import DurabilityWatch, check_durability
-from services.llm_provider_service.redis.client import RedisClient
+from services.llm_provider_service.redis.client import RedisClient, check_cluster_mode
 from services.llm_provider_service.settings import Settings
 
 __all__ = [
@@ -87,7 +87,9 @@ async def check_dependencies(container: AsyncContainer, settings: Settings) -> l
     """
     if not settings.queue_persistence:
         return None
-    problems = await check_durability(await container.get(RedisClient), settings)
+    redis = await container.get(RedisClient)
+    await check_cluster_mode(redis)
+    problems = await check_durability(redis, settings)
     (await container.get(DurabilityWatch)).known(problems)
     return problems
 

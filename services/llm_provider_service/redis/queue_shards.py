@@ -31,10 +31,23 @@ SKIP_SECONDS = 5.0
 
 
 class Skips:
-    """Shards (by name) that just failed a call which may do without them, until when."""
+    """Shards (by name) that just failed a call which may do without them, until when; and
+    which shards are down, so that each outage is logged once (a WARNING when it starts, an
+    INFO when it ends), not on every pass of the worker's loop."""
 
     def __init__(self) -> None:
         self._until: dict[str, float] = {}
+        self._down: set[str] = set()
+
+    def failed(self, shard: str, consequence: str) -> None:
+        if shard not in self._down:
+            self._down.add(shard)
+            logger.warning("queue shard %s unreachable; %s", shard, consequence)
+
+    def answered(self, shard: str) -> None:
+        if shard in self._down:
+            self._down.discard(shard)
+            logger.info("queue shard %s answers again", shard)
 
     def skipped(self, shard: str) -> bool:
         return time.monotonic() < self._until.get(shard, 0.0)
@@ -133,8 +146,9 @@ class QueueShards:
                     pipe.zcard(keys.active(caller))
                 counts = await pipe.execute()
         except QueueUnavailableError:
-            logger.warning("queue shard %s unreachable; counting its last depth", provider.value)
+            self.skips.failed(provider.value, "counting its last depth in the queue's limits")
             self.skips.skip(provider.value)
             return self._last_depth.get(provider, 0), 0
+        self.skips.answered(provider.value)
         self._last_depth[provider] = int(counts[0])
         return int(counts[0]), int(counts[1]) if caller else 0

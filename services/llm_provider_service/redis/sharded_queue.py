@@ -5,7 +5,6 @@ the cluster's masters instead of being one hot slot."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -33,8 +32,6 @@ from services.llm_provider_service.redis.keys import RedisKeys
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.redis.queue_shards import STORE, QueueShards
 from services.llm_provider_service.settings import QueueSettings
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -186,9 +183,11 @@ class ShardedRequestQueue:
         done = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
         for provider, outcome in zip((p for p, _ in self._shards), outcomes, strict=True):
             if isinstance(outcome, QueueUnavailableError) and done:
-                logger.warning("queue shard %s unreachable; skipped", provider.value)
+                self._shards.skips.failed(provider.value, "its work waits until it answers")
             elif isinstance(outcome, BaseException):
                 raise outcome
+            else:
+                self._shards.skips.answered(provider.value)
         return done
 
     async def take_unannounced(self, *, limit: int, hide_seconds: float) -> list[QueueRecord]:
@@ -209,9 +208,10 @@ class ShardedRequestQueue:
                     limit=limit - len(taken), hide_seconds=hide_seconds
                 )
             except QueueUnavailableError as exc:
-                logger.warning("queue shard %s unreachable; skipped", provider.value)
+                self._shards.skips.failed(provider.value, "its work waits until it answers")
                 failure = exc
                 continue
+            self._shards.skips.answered(provider.value)
             taken.extend(records)
             for record in records:
                 self._shards.remember(record.queue_id, record.provider)
@@ -289,5 +289,7 @@ class ShardedRequestQueue:
                 pipe.ltrim(self._wake, 0, _WAKE_LENGTH - 1)
                 await pipe.execute()
         except QueueUnavailableError:
-            logger.warning("the queue's wake list is unreachable; workers will poll")
+            self._shards.skips.failed("wake", "idle workers poll instead of waking at once")
             self._shards.skips.skip("wake")
+            return
+        self._shards.skips.answered("wake")

@@ -5,6 +5,7 @@ master down failing only its shards, and a wake-up that crosses shards."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import pytest
@@ -148,7 +149,10 @@ async def test_wait_for_work_wakes_on_an_enqueue_to_another_shard(
 
 
 async def test_a_killed_master_fails_only_its_shards_and_keeps_their_requests(
-    redis_cluster: RedisClusterServer, cluster_client: RedisCluster, prefix: str
+    redis_cluster: RedisClusterServer,
+    cluster_client: RedisCluster,
+    prefix: str,
+    caplog: pytest.LogCaptureFixture,
 ):
     queue = sharded(cluster_client, prefix)
     waiting = [make_job(MOCK) for _ in range(3)]
@@ -168,9 +172,21 @@ async def test_a_killed_master_fails_only_its_shards_and_keeps_their_requests(
             await queue.claim(MOCK, limit=5, owner="w")
         with pytest.raises(QueueUnavailableError):  # it may be in the shard that is down
             await sharded(cluster_client, prefix).get(waiting[0].request_id)
+        with caplog.at_level(logging.INFO, logger="services.llm_provider_service.redis"):
+            for _ in range(3):  # three passes of a worker's loop: the other shards' reaps
+                await queue.reap()
     finally:
         redis_cluster.restart(master)
+    with caplog.at_level(logging.INFO, logger="services.llm_provider_service.redis"):
+        await queue.reap()
 
+    # One WARNING when the shard went down, one INFO when it answered: not one per pass.
+    outage = [
+        (r.levelname, r.getMessage()) for r in caplog.records if "shard mock" in r.getMessage()
+    ]
+    assert [level for level, _ in outage] == ["WARNING", "INFO"], outage
+    assert outage[0][1].startswith("queue shard mock unreachable; ")
+    assert outage[1][1] == "queue shard mock answers again"
     leases = await queue.claim(MOCK, limit=10, owner="w")
     assert sorted(lease.queue_id for lease in leases) == sorted(j.request_id for j in waiting)
     assert all(lease.attempt == 1 for lease in leases)
