@@ -102,14 +102,25 @@ class QueueWorker:
     async def run_once(self) -> None:
         """One pass: housekeeping, then claims for every provider whose breaker allows."""
         await announce_reaped(await self._queue.reap(), self._events, self._metrics)
+        unavailable: QueueUnavailableError | None = None
         for provider in LLMProviderType:
             limit = self._free_slots(provider)
             if limit <= 0:
                 continue
-            for lease in await self._queue.claim(provider, limit=limit, owner=self.owner):
+            try:
+                leases = await self._queue.claim(provider, limit=limit, owner=self.owner)
+            except QueueUnavailableError as exc:
+                # On a Redis Cluster each provider's queue is a shard of its own: one whose
+                # master is down must not stop the claims of the others. (On one Redis the
+                # reap above has failed already when Redis is down.)
+                unavailable = unavailable or exc
+                continue
+            for lease in leases:
                 task = asyncio.create_task(self._process(lease), name=f"lease-{lease.queue_id}")
                 self._inflight[provider].add(task)
                 task.add_done_callback(self._on_done(provider))
+        if unavailable is not None:
+            raise unavailable
         self._metrics.observe_queue(await self._queue.stats())
         # Set here too: OPEN becomes HALF_OPEN by time alone, not by a call.
         for provider, state in self._calls.breaker_states():

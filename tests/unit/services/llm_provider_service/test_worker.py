@@ -11,7 +11,11 @@ import pytest
 
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.breaker import CircuitBreakers
-from services.llm_provider_service.errors import ProviderAuthError, ProviderUnavailableError
+from services.llm_provider_service.errors import (
+    ProviderAuthError,
+    ProviderUnavailableError,
+    QueueUnavailableError,
+)
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import ComparisonJob, QueueRecord
 from services.llm_provider_service.outbox.unsaved import UnsavedDeliveries
@@ -284,3 +288,23 @@ def test_backoff_grows_with_jitter_and_honours_retry_after(rig):
         settings.queue.retry_base_seconds <= d <= settings.queue.retry_max_seconds for d in delays
     )
     assert rig.worker.backoff(1, retry_after=7.5) == 7.5
+
+
+class ShardDownQueue(InMemoryRequestQueue):
+    """A queue whose anthropic shard is unreachable, as a Redis Cluster master may be."""
+
+    async def claim(self, provider: LLMProviderType, *, limit: int, owner: str):
+        if provider is LLMProviderType.ANTHROPIC:
+            raise QueueUnavailableError("the request queue (Redis) is unreachable")
+        return await super().claim(provider, limit=limit, owner=owner)
+
+
+async def test_a_shard_that_cannot_be_reached_stops_no_other_providers_claims(make_settings):
+    settings = make_settings()
+    rig = build(settings, ShardDownQueue(settings.queue))
+    job = await enqueue(rig)  # the mock's, claimed after anthropic's in every pass
+
+    with pytest.raises(QueueUnavailableError):  # the pass still says the queue failed
+        await rig.worker.run_once()
+
+    await wait_for_status(rig.queue, job.request_id, QueueStatus.COMPLETED)
