@@ -8,73 +8,27 @@ import logging
 import signal
 import sys
 
-from dishka import AsyncContainer
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from prometheus_client import start_http_server
 
-from services.llm_provider_service.app import create_app
+from services.llm_provider_service import event_loop
 from services.llm_provider_service.background import BackgroundTasks
-from services.llm_provider_service.di import check_dependencies, make_container
 from services.llm_provider_service.logging_setup import configure_logging
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.redaction import Redactor, redact_logs
-from services.llm_provider_service.server_errors import use_json_protocol_errors
+from services.llm_provider_service.serve_processes import ServeProcesses
+from services.llm_provider_service.serving import (
+    checked_container,
+    serve,
+    start_up_checks,
+    stop_event,
+)
 from services.llm_provider_service.settings import ConfigurationError, Settings, load_settings
 
 logger = logging.getLogger("llm_provider_service")
 
 
-def _stop_event() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT, so both stop the process gracefully."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-async def _checked_container(settings: Settings) -> AsyncContainer:
-    """The container, after the start-up checks passed (they may refuse to start)."""
-    container = make_container(settings)
-    try:
-        await check_dependencies(container, settings)
-    except BaseException:
-        await container.close()
-        raise
-    return container
-
-
-def hypercorn_config(settings: Settings) -> Config:
-    """Hypercorn's configuration for `serve`."""
-    config = Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
-    config.accesslog = None
-    # Hypercorn's error log goes through the root handlers like every other line: one format,
-    # the broker-noise filter and the secret redaction (`redact_logs`) apply to it too.
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = settings.worker.shutdown_grace_seconds + 5.0
-    return config
-
-
-async def _serve(settings: Settings) -> None:
-    app = create_app(settings, await _checked_container(settings))
-    config = hypercorn_config(settings)
-    use_json_protocol_errors()  # Hypercorn's own error answers in the error shape too
-    stop = _stop_event()
-    logger.info(
-        "serving on http://%s:%d (environment=%s, provider=%s, queue=%s)",
-        settings.host,
-        settings.port,
-        settings.environment.value,
-        settings.default_provider.value,
-        "redis" if settings.queue_persistence else "in-memory",
-    )
-    await serve(app, config, shutdown_trigger=stop.wait)
-
-
 async def _work(settings: Settings) -> None:
-    container = await _checked_container(settings)
+    container = await checked_container(settings)
     server = None
     try:
         redact_logs(await container.get(Redactor))  # for the life of the process
@@ -84,8 +38,16 @@ async def _work(settings: Settings) -> None:
             server, _thread = start_http_server(
                 settings.worker.metrics_port, addr=settings.host, registry=metrics.registry
             )
+        logger.info(
+            "standalone worker (environment=%s, loop=%s)",
+            settings.environment.value,
+            event_loop.loop_name(asyncio.get_running_loop()),
+        )
         background = await BackgroundTasks.start(
-            container, settings, with_worker=True, worker_stop=_stop_event()
+            container,
+            settings,
+            with_worker=True,
+            worker_stop=stop_event(signal.SIGTERM, signal.SIGINT),
         )
         try:
             await background.worker_finished()
@@ -95,6 +57,15 @@ async def _work(settings: Settings) -> None:
         if server is not None:
             server.shutdown()
         await container.close()
+
+
+def _serve(settings: Settings) -> int:
+    """One process serves in itself; several are spawned after the start-up checks ran
+    once here (a refusal is one line from one process, and Redis is asked once)."""
+    if settings.serve_worker_count == 1:
+        event_loop.run(serve(settings))
+        return 0
+    return ServeProcesses(settings, event_loop.run(start_up_checks(settings))).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llm_provider_service: configuration error: {exc}", file=sys.stderr)
         return 2
     # Every line of the process from here on, Hypercorn's and the libraries' included, in
-    # LOG_FORMAT (JSON when deployed), redacted, aiokafka's reconnect noise dropped.
-    configure_logging(settings)
+    # LOG_FORMAT (JSON when deployed), redacted, aiokafka's reconnect noise dropped; with
+    # several serve processes on one stream, each line names its process.
+    several = args.command == "serve" and settings.serve_worker_count > 1
+    configure_logging(settings, with_pid=several)
     try:
-        asyncio.run(_serve(settings) if args.command == "serve" else _work(settings))
+        if args.command == "serve":
+            return _serve(settings)
+        event_loop.run(_work(settings))
     except ConfigurationError as exc:  # refused by a start-up check, e.g. Redis durability
         print(f"llm_provider_service: configuration error: {exc}", file=sys.stderr)
         return 2

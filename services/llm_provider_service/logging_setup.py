@@ -11,6 +11,7 @@ every line passes the `Redactor` last. The field reference is `documentation/log
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TextIO
 
@@ -66,24 +67,34 @@ def _fields_first(_logger: WrappedLogger, _method: str, event_dict: EventDict) -
     return {**first, **event_dict}
 
 
-def _shared_processors() -> list[Processor]:
-    """What both stdlib records and structlog calls go through before rendering."""
+def _add_pid(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    event_dict["pid"] = os.getpid()
+    return event_dict
+
+
+def _shared_processors(with_pid: bool = False) -> list[Processor]:
+    """What both stdlib records and structlog calls go through before rendering; `with_pid`
+    names the process on every line, for processes that share one stream (`serve` with
+    several SERVE_WORKERS)."""
     return [
         structlog.contextvars.merge_contextvars,
+        *([_add_pid] if with_pid else []),
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
     ]
 
 
-def log_formatter(log_format: LogFormat, redactor: Redactor) -> structlog.stdlib.ProcessorFormatter:
+def log_formatter(
+    log_format: LogFormat, redactor: Redactor, *, with_pid: bool = False
+) -> structlog.stdlib.ProcessorFormatter:
     """The formatter of the root handler: every record in `log_format`, redacted."""
     renderer: Processor = (
         structlog.processors.JSONRenderer() if log_format == "json" else render_console
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
-            *_shared_processors(),
+            *_shared_processors(with_pid),
             structlog.stdlib.ExtraAdder(),
         ],
         processors=[
@@ -107,13 +118,16 @@ def drop_broker_reconnect_noise(record: logging.LogRecord) -> bool:
     )
 
 
-def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
+def configure_logging(
+    settings: Settings, stream: TextIO | None = None, *, with_pid: bool = False
+) -> logging.Handler:
     """Make the root logger's one handler write every line to `stream` (stderr) in
     `settings.log_format`, at `settings.log_level`; structlog loggers go through the same
-    handler. Python's warnings become log lines too. Returns the handler."""
+    handler. Python's warnings become log lines too. `with_pid`: every line carries the
+    process id (`pid`). Returns the handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
     redactor = Redactor(settings.secrets(), secret_digests=settings.caller_key_digests())
-    handler.setFormatter(log_formatter(settings.resolved_log_format, redactor))
+    handler.setFormatter(log_formatter(settings.resolved_log_format, redactor, with_pid=with_pid))
     handler.addFilter(drop_broker_reconnect_noise)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -125,7 +139,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         processors=[
             structlog.stdlib.filter_by_level,
             structlog.stdlib.PositionalArgumentsFormatter(),
-            *_shared_processors(),
+            *_shared_processors(with_pid),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -38,6 +38,7 @@ __all__ = [
     "bindings",
     "check_dependencies",
     "event_deps",
+    "known_dependencies",
     "make_container",
     "queue_deps",
 ]
@@ -77,10 +78,23 @@ def make_container(settings: Settings, *overrides: Provider) -> AsyncContainer:
     return make_async_container(*bindings(settings), *overrides, context={Settings: settings})
 
 
-async def check_dependencies(container: AsyncContainer, settings: Settings) -> None:
-    """Start-up checks before serving or working; raises `ConfigurationError` to refuse."""
-    if settings.queue_persistence:
-        redis = await container.get(RedisClient)
-        await check_cluster_mode(redis)
-        problems = await check_durability(redis, settings)
-        (await container.get(DurabilityWatch)).known(problems)
+async def check_dependencies(container: AsyncContainer, settings: Settings) -> list[str] | None:
+    """Start-up checks before serving or working; raises `ConfigurationError` to refuse.
+
+    Returns what the Redis durability check found (None: not known, or no Redis), so that
+    the serve processes a parent spawns get it through `known_dependencies` instead of each
+    checking and warning again.
+    """
+    if not settings.queue_persistence:
+        return None
+    redis = await container.get(RedisClient)
+    await check_cluster_mode(redis)
+    problems = await check_durability(redis, settings)
+    (await container.get(DurabilityWatch)).known(problems)
+    return problems
+
+
+async def known_dependencies(container: AsyncContainer, problems: list[str] | None) -> None:
+    """Hand a container what its parent's `check_dependencies` found, so the process's first
+    durability pass stays quiet about problems already logged once."""
+    (await container.get(DurabilityWatch)).known(problems)

@@ -23,6 +23,7 @@ def contradictions(settings: Settings) -> list[str]:
     problems += _delivery_timings(settings)
     problems += _queue_timings(settings)
     problems += _cluster_without_redis(settings)
+    problems += _processes_without_redis(settings)
     return problems
 
 
@@ -149,5 +150,19 @@ def _cluster_without_redis(settings: Settings) -> list[str]:
             f"{ENV_PREFIX}REDIS_CLUSTER is on but {ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE is off: "
             "the queue and every store would live in this process's memory and no Redis "
             "Cluster would be used; turn persistence on, or the cluster setting off"
+        ]
+    return []
+
+
+def _processes_without_redis(settings: Settings) -> list[str]:
+    """Each serve process would hold a queue of its own in memory: a request queued by one
+    would be drained, polled and cancelled only through that one, and the load balancer (the
+    kernel, here) sends a status poll to any of them."""
+    if settings.serve_worker_count > 1 and not settings.queue_persistence:
+        return [
+            f"{ENV_PREFIX}SERVE_WORKERS is {settings.serve_worker_count} but "
+            f"{ENV_PREFIX}ENABLE_QUEUE_PERSISTENCE is off: each serve process would keep its "
+            "own in-memory queue, so a status poll answered by another process would not "
+            "find the request; turn persistence on (Redis), or set SERVE_WORKERS=1"
         ]
     return []

@@ -4,6 +4,7 @@ validated as a whole; `load_settings` turns every problem into one readable line
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -71,6 +72,9 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # How many Hypercorn processes `serve` runs on the one socket (`serve_processes.py`);
+    # None: the CPU cores when deployed, else 1 (resolved by the validator below).
+    serve_workers: int | None = Field(default=None, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # How log lines are written (`logging_setup.py`); None: JSON when deployed, else console.
     log_format: LogFormat | None = None
@@ -157,6 +161,8 @@ class Settings(BaseSettings):
             self.kafka.enabled = deployed
         if self.log_format is None:
             self.log_format = "json" if deployed else "console"
+        if self.serve_workers is None:
+            self.serve_workers = cpu_cores() if deployed else 1
         problems = contradictions(self)
         if problems:
             raise ValueError("; ".join(problems))
@@ -171,6 +177,11 @@ class Settings(BaseSettings):
     def resolved_log_format(self) -> LogFormat:
         assert self.log_format is not None  # resolved by the validator
         return self.log_format
+
+    @property
+    def serve_worker_count(self) -> int:
+        assert self.serve_workers is not None  # resolved by the validator
+        return self.serve_workers
 
     @property
     def queue_persistence(self) -> bool:
@@ -205,6 +216,14 @@ class Settings(BaseSettings):
     def topic_allowed(self, topic: str) -> bool:
         """Whether `topic` matches a pattern of CALLBACK_TOPIC_ALLOWLIST."""
         return any(fnmatch.fnmatchcase(topic, p) for p in self.callback_topic_allowlist)
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform tells it, so a
+    pinned container counts its own); a CPU quota (cgroup `cpu.max`) is not seen."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _env_name(loc: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:

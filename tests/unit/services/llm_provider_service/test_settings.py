@@ -599,3 +599,34 @@ def test_a_redis_cluster_without_queue_persistence_is_refused():
     with pytest.raises(ValueError, match=r"REDIS_CLUSTER is on but .*ENABLE_QUEUE_PERSISTENCE"):
         Settings(redis_cluster=True, enable_queue_persistence=False)
     assert Settings(redis_cluster=True, enable_queue_persistence=True).redis.cluster is True
+
+
+@pytest.mark.parametrize(
+    ("environment", "workers"),
+    [("development", 1), ("testing", 1), ("staging", 6), ("production", 6)],
+)
+def test_serve_workers_default_to_the_cores_once_deployed(
+    monkeypatch: pytest.MonkeyPatch, environment: str, workers: int
+):
+    monkeypatch.setattr("services.llm_provider_service.settings.service.cpu_cores", lambda: 6)
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_CALLERS", callers_env(DEPLOYED_CALLERS))
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_ENABLE_QUEUE_PERSISTENCE", "true")
+    assert Settings().serve_worker_count == workers
+
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_SERVE_WORKERS", "3")
+    assert Settings().serve_worker_count == 3
+
+
+def test_serve_workers_must_be_positive(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LLM_PROVIDER_SERVICE_SERVE_WORKERS", "0")
+    with pytest.raises(ConfigurationError, match=r"LLM_PROVIDER_SERVICE_SERVE_WORKERS: "):
+        load_settings()
+
+
+def test_several_serve_processes_with_the_in_memory_queue_are_refused():
+    # Each process would hold a private queue: a status poll could reach the wrong one.
+    with pytest.raises(ValueError, match=r"SERVE_WORKERS is 2 but .*ENABLE_QUEUE_PERSISTENCE"):
+        Settings(serve_workers=2, enable_queue_persistence=False)
+    assert Settings(serve_workers=2, enable_queue_persistence=True).serve_worker_count == 2
+    assert Settings(serve_workers=1, enable_queue_persistence=False).serve_worker_count == 1

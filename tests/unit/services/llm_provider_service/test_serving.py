@@ -1,4 +1,4 @@
-"""What `python -m services.llm_provider_service serve` hands Hypercorn."""
+"""What `serve` (`serving.py`) hands Hypercorn."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypercorn.logging import Logger
 from pydantic import SecretStr
 
-from services.llm_provider_service.__main__ import hypercorn_config
 from services.llm_provider_service.redaction import Redactor, redact_logs
+from services.llm_provider_service.serving import hypercorn_config
 from services.llm_provider_service.settings import Settings
 
 
