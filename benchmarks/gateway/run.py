@@ -37,7 +37,7 @@ def _cpu_model() -> str:
 
 def machine() -> dict[str, Any]:
     versions = {"python": platform.python_version()}
-    for package in ("openai", "httpx", "hypercorn", "quart"):
+    for package in ("openai", "httpx2", "hypercorn", "quart", "uvloop"):
         versions[package] = importlib.metadata.version(package)
     return {
         "when": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
