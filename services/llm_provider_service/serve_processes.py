@@ -1,7 +1,9 @@
 """`serve` as several Hypercorn processes on one socket, after Hypercorn's own model
 (`hypercorn/run.py`): the parent binds the socket once and spawns the processes, each of
 which builds its own container and app; SIGTERM and SIGINT to the parent reach every process
-as SIGTERM, and the parent waits for them to drain.
+as SIGTERM, and the parent waits for them to drain. The parent owns the directory where the
+processes write their metrics (`metrics/processes.py`), so any of them answers `/metrics` for
+all.
 
 Unlike Hypercorn, it restarts none: a process that ends on its own stops the others and the
 parent exits non-zero, so the orchestrator restarts the whole service and sees why, instead
@@ -22,6 +24,7 @@ from types import FrameType
 
 from hypercorn.config import Sockets
 
+from services.llm_provider_service.metrics.processes import MetricFiles
 from services.llm_provider_service.serving import SpawnedProcess, hypercorn_config, serve_process
 from services.llm_provider_service.settings import Settings
 
@@ -39,6 +42,7 @@ class ServeProcesses:
         self._problems = durability_problems
         self._children: list[BaseProcess] = []
         self._stopping = False
+        self._metric_files: MetricFiles | None = None
         config = hypercorn_config(settings)
         # Hypercorn's graceful period, then the worker's drain and the container's close.
         self._stop_seconds = config.graceful_timeout + settings.worker.shutdown_grace_seconds + 10
@@ -47,6 +51,7 @@ class ServeProcesses:
         """Serve until a signal or a process's end; the exit code: 0 when every process
         stopped cleanly after SIGTERM or SIGINT, else the first failure's (at least 1)."""
         sockets = hypercorn_config(self._settings).create_sockets()
+        self._metric_files = MetricFiles()  # new and empty: no earlier run's counts
         # Ignored while spawning, so the children start with it ignored (a handler would be
         # reset to the default by exec); a terminal's Ctrl-C then stops them once, forwarded.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -65,25 +70,29 @@ class ServeProcesses:
         finally:
             for sock in (*sockets.insecure_sockets, *sockets.secure_sockets):
                 sock.close()
+            self._metric_files.remove()
 
     def _spawn(self, sockets: Sockets) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited loop
         count = self._settings.serve_worker_count
-        for index in range(1, count + 1):
-            if self._stopping:
-                break
-            spawned = SpawnedProcess(index, count, sockets, self._problems)
-            child = context.Process(
-                target=serve_process, args=(spawned,), name=f"serve-{index}", daemon=False
-            )
-            child.start()
-            self._children.append(child)
+        assert self._metric_files is not None
+        with self._metric_files.exported():
+            for index in range(1, count + 1):
+                if self._stopping:
+                    break
+                spawned = SpawnedProcess(index, count, sockets, self._problems)
+                child = context.Process(
+                    target=serve_process, args=(spawned,), name=f"serve-{index}", daemon=False
+                )
+                child.start()
+                self._children.append(child)
         logger.info(
-            "serve: %d processes on http://%s:%d, pids %s",
+            "serve: %d processes on http://%s:%d, pids %s; metrics in %s",
             len(self._children),
             self._settings.host,
             self._settings.port,
             ", ".join(str(child.pid) for child in self._children),
+            self._metric_files.path,
         )
 
     def _stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
@@ -104,6 +113,7 @@ class ServeProcesses:
             for child in [c for c in running if c.exitcode is not None]:
                 child.join()
                 running.remove(child)
+                self._mark_dead(child)
                 code = code or self._ended(child, len(running))
             if self._stopping and deadline is None:
                 deadline = time.monotonic() + self._stop_seconds
@@ -120,9 +130,14 @@ class ServeProcesses:
                     )
                     child.kill()
                     child.join()
+                    self._mark_dead(child)
                 running.clear()
                 code = code or 1
         return code
+
+    def _mark_dead(self, child: BaseProcess) -> None:
+        if self._metric_files is not None and child.pid is not None:
+            self._metric_files.mark_dead(child.pid)
 
     def _ended(self, child: BaseProcess, others: int) -> int:
         """Log how `child` ended; its exit code as the parent's (0 for a requested stop)."""

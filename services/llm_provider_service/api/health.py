@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from dishka import FromDishka
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response
 from quart_dishka import inject
 from quart_schema import document_response
@@ -200,5 +200,5 @@ async def metrics(
             service_metrics.observe_store_memory(memory)
     # Built in a worker thread: the text of a large registry takes a while, and the event
     # loop keeps serving meanwhile (prometheus-client's metrics are thread-safe).
-    text = await asyncio.to_thread(generate_latest, service_metrics.registry)
+    text = await asyncio.to_thread(service_metrics.exposition)
     return Response(text, content_type=CONTENT_TYPE_LATEST)

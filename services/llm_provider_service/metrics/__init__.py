@@ -2,17 +2,28 @@
 `process_*` and `python_info`), in a registry per app.
 
 `ServiceMetrics` is one object; its metrics are grouped by the floor that records them:
-`http.py`, `provider_calls.py`, `queue.py` and `delivery.py`.
+`http.py`, `provider_calls.py`, `queue.py` and `delivery.py`. With several serve
+processes, `processes.py` merges every process's metrics into each scrape.
 """
 
 from __future__ import annotations
 
 import platform
 
-from prometheus_client import CollectorRegistry, Gauge, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 from services.llm_provider_service.metrics.delivery import DeliveryMetrics
 from services.llm_provider_service.metrics.http import HttpMetrics
+from services.llm_provider_service.metrics.processes import (
+    ProcessesCollector,
+    in_multiprocess_mode,
+)
 from services.llm_provider_service.metrics.provider_calls import ProviderCallMetrics
 from services.llm_provider_service.metrics.queue import QueueMetrics
 from services.llm_provider_service.version import service_version
@@ -42,3 +53,28 @@ class ServiceMetrics(HttpMetrics, ProviderCallMetrics, QueueMetrics, DeliveryMet
         ProviderCallMetrics.__init__(self, r)
         QueueMetrics.__init__(self, r)
         DeliveryMetrics.__init__(self, r)
+        self._exposed = r
+        if in_multiprocess_mode():
+            self._exposed = CollectorRegistry()
+            self._exposed.register(ProcessesCollector(r, self._read_at_scrape_time()))
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this process's registry; with several serve processes, of
+        every process's counters, histograms and per-process gauges merged (blocking: it
+        reads the metric files)."""
+        return generate_latest(self._exposed)
+
+    def _read_at_scrape_time(self) -> frozenset[str]:
+        """The gauges that `/metrics` sets from the shared store just before it answers, and
+        the build: the answering process's own values are the service's."""
+        gauges = (
+            self.build_info,
+            self.queue_depth,
+            self.queue_depth_by_priority,
+            self.queue_processing,
+            self.queue_oldest_age,
+            self.redis_memory_used_ratio,
+            self.outbox_pending,
+            self.outbox_oldest_age,
+        )
+        return frozenset(family.name for gauge in gauges for family in gauge.describe())

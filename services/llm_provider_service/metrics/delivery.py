@@ -41,6 +41,7 @@ class DeliveryMetrics:
             "Request-path result deliveries this process holds because the outbox could not "
             "be written; the relay writes them once it can.",
             registry=r,
+            multiprocess_mode="livesum",  # each process holds its own
         )
         self.outbox_oldest_age = Gauge(
             "llm_provider_outbox_oldest_age_seconds",
@@ -58,6 +59,7 @@ class DeliveryMetrics:
             "llm_provider_kafka_breaker_state",
             "The Kafka publisher's circuit breaker: 0 closed, 1 half-open, 2 open.",
             registry=r,
+            multiprocess_mode="livemax",  # one publisher per process: the worst state
         )
         for channel in DeliveryChannel:
             self.outbox_pending.labels(channel.value).set(0)

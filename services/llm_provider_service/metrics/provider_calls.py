@@ -42,6 +42,9 @@ class ProviderCallMetrics:
             "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.",
             ["provider"],
             registry=r,
+            # Each serve process has its own breakers: the worst state among the live ones
+            # (an open breaker anywhere is what an operator must see; a sum means nothing).
+            multiprocess_mode="livemax",
         )
         self.breaker_transitions = Counter(
             "llm_provider_circuit_breaker_transitions_total",

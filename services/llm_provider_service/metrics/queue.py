@@ -3,6 +3,8 @@ memory of the queue's Redis."""
 
 from __future__ import annotations
 
+import warnings
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from common_core.enums import LLMProviderType, QueueStatus
@@ -75,7 +77,12 @@ class QueueMetrics:
     def observe_queue(self, stats: QueueStats) -> None:
         for provider in LLMProviderType:
             self.queue_depth.labels(provider.value).set(stats.depth.get(provider, 0))
-        self.queue_depth_by_priority.clear()
+        with warnings.catch_warnings():
+            # With several serve processes prometheus-client warns that the series stay in
+            # the metric files; they do, but this gauge is exported from this process's
+            # memory alone (`processes.py`), which `clear` does empty.
+            warnings.filterwarnings("ignore", "Clearing labels", UserWarning)
+            self.queue_depth_by_priority.clear()
         for priority, depth in stats.depth_by_priority.items():
             self.queue_depth_by_priority.labels(str(priority)).set(depth)
         self.queue_processing.set(stats.processing)
