@@ -1,8 +1,8 @@
 """Profile of the service's own cost on the real-time path to OpenAI, through the real SDK.
 
-Starts the lean fake OpenAI upstream (`fake_openai.py`, answering after 20 ms) and
-`python -m services.llm_provider_service serve` with the OpenAI provider's base URL pointed
-at it, then:
+Starts the lean fake OpenAI upstream (`benchmarks/gateway/upstream.py`, answering after
+20 ms) and `python -m services.llm_provider_service serve` with the OpenAI provider's base
+URL pointed at it, then:
 
 1. c=1: p50 of the fake upstream called directly, and p50 through the service: the
    difference is the service's overhead on one request;
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/profiles/profile.txt")
     args = parser.parse_args()
     upstream = _free_port()
-    fake_command = [sys.executable, "-m", "benchmarks.profiles.fake_openai"]
+    fake_command = [sys.executable, "-m", "benchmarks.gateway.upstream"]
     fake_command += ["--port", str(upstream), "--latency-ms", str(args.latency_ms)]
     fake = subprocess.Popen(fake_command, cwd=ROOT)
     try:
