@@ -126,6 +126,36 @@ async def test_an_unreachable_upstream_is_a_retryable_connection_error(
     assert caught.value.retryable is True
 
 
+async def test_an_upstream_that_drops_the_connection_is_a_connection_error_not_a_timeout(
+    vendor_adapter: VendorAdapter,
+) -> None:
+    """A vendor that reads the request and closes the connection without a word is
+    unreachable, not slow: the breaker and the retry policy tell the two apart. (The SDKs'
+    aiohttp transport maps this to `ConnectTimeout`, hence this test.)"""
+    dropped = 0
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal dropped
+        await reader.read(65536)
+        dropped += 1
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    base_url = vendor_adapter.case.base_url(vendor_adapter.fake)
+    dropping = base_url.replace(f":{vendor_adapter.fake.port}", f":{port}")
+    try:
+        with pytest.raises(errors.ProviderUnavailableError) as caught:
+            await vendor_adapter.make(base_url=dropping).compare(PROMPT, NO_OVERRIDES)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert caught.value.reason == "connection_error"
+    assert caught.value.retryable is True
+    assert dropped == 1
+
+
 @pytest.mark.parametrize("reasks", [0, 1, 2])
 @pytest.mark.parametrize("kind", ["malformed", "empty", "schema_violation"])
 async def test_a_persistently_invalid_answer_fails_after_one_call_plus_the_reasks(
