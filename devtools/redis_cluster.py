@@ -53,19 +53,26 @@ class RedisClusterServer:
         return self.nodes[0].url
 
     def start(self) -> None:
-        for node in self.nodes:
-            node.start()
+        """Start the nodes and join them; if any step fails, the nodes already started are
+        killed before the error goes on (a session fixture never reaches its clean-up then)."""
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not installed (apt-get install -y redis-tools)")
-        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-        subprocess.run(
-            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        self.wait_ok()
+        try:
+            for node in self.nodes:
+                node.start()
+            create = ["--cluster", "create"] + [f"127.0.0.1:{node.port}" for node in self.nodes]
+            subprocess.run(
+                [cli, *create, "--cluster-replicas", "0", "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            self.wait_ok()
+        except BaseException:
+            for node in self.nodes:
+                node.kill()
+            raise
 
     def wait_ok(self, within: float = 30.0) -> None:
         """Until every node says `cluster_state:ok` and a cluster client can write to every

@@ -3,6 +3,9 @@ keeps every acknowledged write through SIGKILL and restart."""
 
 from __future__ import annotations
 
+import subprocess
+
+import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from tests.support.redis_server import RedisClusterServer
@@ -40,3 +43,23 @@ async def test_a_killed_master_keeps_what_it_acknowledged(
         assert redis_cluster.master_of(key).port == master.port
     finally:
         await client.aclose()
+
+
+def test_a_cluster_that_fails_to_form_leaves_no_node_running(tmp_path, monkeypatch):
+    """A session fixture never reaches its clean-up when starting fails, so `start` must
+    kill the nodes it already started."""
+    cluster = RedisClusterServer(tmp_path)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise subprocess.CalledProcessError(1, "redis-cli --cluster create")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    with pytest.raises(subprocess.CalledProcessError):
+        cluster.start()
+
+    assert all(node.process is not None for node in cluster.nodes)  # they were started
+    assert [node.process.poll() is None for node in cluster.nodes if node.process] == [
+        False,
+        False,
+        False,
+    ]
