@@ -165,7 +165,7 @@ class ShardedRequestQueue:
         """Every reachable shard's reap, merged. A shard that cannot be reached is left for
         the next pass (and logged) rather than failing the others, whose findings a reap
         takes out of Redis; raises only when no shard could be reaped."""
-        reports = await self._on_every_shard(lambda shard: shard.reap())
+        reports = (await self._on_every_shard(lambda shard: shard.reap())).values()
         report = ReapReport(
             expired=tuple(record for r in reports for record in r.expired),
             failed=tuple(record for r in reports for record in r.failed),
@@ -176,12 +176,21 @@ class ShardedRequestQueue:
             await self._signal_work()  # work a reap made claimable again
         return report
 
-    async def _on_every_shard(self, call: Callable[[RedisRequestQueue], Awaitable[T]]) -> list[T]:
+    async def _on_every_shard(
+        self, call: Callable[[RedisRequestQueue], Awaitable[T]]
+    ) -> dict[LLMProviderType, T]:
+        """`call` on every shard at once: what each reachable shard answered. A shard that
+        cannot be reached is left out (logged once per outage); raises when none answered."""
         outcomes = await asyncio.gather(
             *(call(shard) for _, shard in self._shards), return_exceptions=True
         )
-        done = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
-        for provider, outcome in zip((p for p, _ in self._shards), outcomes, strict=True):
+        providers = [provider for provider, _ in self._shards]
+        done = {
+            p: outcome
+            for p, outcome in zip(providers, outcomes, strict=True)
+            if not isinstance(outcome, BaseException)
+        }
+        for provider, outcome in zip(providers, outcomes, strict=True):
             if isinstance(outcome, QueueUnavailableError) and done:
                 self._shards.skips.failed(provider.value, "its work waits until it answers")
             elif isinstance(outcome, BaseException):
@@ -244,20 +253,9 @@ class ShardedRequestQueue:
         Shards whose master cannot be reached are named in `unreachable`: one master down is
         a partial outage (its providers' requests get 503), not a reason to take every
         replica out of rotation. Raises only when no shard can be reached."""
-        every = await asyncio.gather(
-            *(shard.memory() for _, shard in self._shards), return_exceptions=True
-        )
-        reached: list[StoreMemory] = []
-        unreachable: list[str] = []
-        for (provider, _), outcome in zip(self._shards, every, strict=True):
-            if isinstance(outcome, QueueUnavailableError):
-                unreachable.append(provider.value)
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                reached.append(outcome)
-        if not reached:
-            raise next(e for e in every if isinstance(e, QueueUnavailableError))
+        by_shard = await self._on_every_shard(lambda shard: shard.memory())
+        reached = list(by_shard.values())
+        unreachable = [provider.value for provider, _ in self._shards if provider not in by_shard]
         fullest = max(reached, key=lambda m: (m.used_ratio or 0.0, m.used_bytes))
         return StoreMemory(
             used_bytes=fullest.used_bytes,
