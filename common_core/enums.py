@@ -35,6 +35,18 @@ class ProcessingMode(StrEnum):
     IMMEDIATE = "immediate"
     QUEUE_IF_UNAVAILABLE = "queue_if_unavailable"
     ASYNC = "async"
+    # Durably queued for the provider's Batch API (about half price, results within hours),
+    # or its flex tier where the service allows it; same 202, status and deliveries as async.
+    BATCH = "batch"
+
+
+class ServedVia(StrEnum):
+    """The lane that produced a result: a standard call, the provider's flex tier, or its
+    Batch API. Every lane is a fresh provider call for this one request."""
+
+    REALTIME = "realtime"
+    FLEX = "flex"
+    BATCH = "batch"
 
 
 class CacheMode(StrEnum):
@@ -152,6 +164,7 @@ class ErrorCode(StrEnum):
     PROVIDER_DISABLED = "PROVIDER_DISABLED"
     CACHE_NOT_ALLOWED = "CACHE_NOT_ALLOWED"
     CALLBACK_NOT_ALLOWED = "CALLBACK_NOT_ALLOWED"
+    BATCH_NOT_SUPPORTED = "BATCH_NOT_SUPPORTED"
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     # Refusals at the HTTP edge, by Quart or by the server layer (`server_errors.py`).

@@ -184,6 +184,7 @@ class Lease:
     job: ComparisonJob
     queued_at: datetime
     claimed_at: datetime | None = None  # on the queue's clock, like queued_at
+    expires_at: datetime | None = None  # the request's TTL end; None from a queue that omits it
 
 
 @dataclass(frozen=True, slots=True)

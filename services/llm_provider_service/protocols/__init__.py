@@ -4,12 +4,14 @@ Concrete adapters live in `providers/`, `queue/` and `events/`; only `di/` and `
 import them. Import the ports from here (`from services.llm_provider_service.protocols import
 RequestQueue`); each module of this package holds the ports of one floor: `provider.py` (the
 LLM vendors), `queue.py` (the request queue), `delivery.py` (events and result deliveries),
-`stores.py` (idempotency keys, position-bias counts, request-rate quotas). Every method's
+`stores.py` (idempotency keys, position-bias counts, request-rate quotas), `batch.py`
+(the vendors' Batch APIs and the batch lane's records). Every method's
 docstring states its contract.
 """
 
 from __future__ import annotations
 
+from services.llm_provider_service.protocols.batch import BatchAPI, SpillStore
 from services.llm_provider_service.protocols.delivery import EventPublisher, ResultOutbox
 from services.llm_provider_service.protocols.provider import (
     FaultInjection,
@@ -24,6 +26,7 @@ from services.llm_provider_service.protocols.stores import (
 )
 
 __all__ = [
+    "BatchAPI",
     "DrainRate",
     "EventPublisher",
     "FaultInjection",
@@ -34,4 +37,5 @@ __all__ = [
     "RequestQueue",
     "ResponseCache",
     "ResultOutbox",
+    "SpillStore",
 ]
