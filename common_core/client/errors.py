@@ -145,6 +145,7 @@ ERROR_CLASSES: Mapping[str, type[LLMProviderServiceError]] = MappingProxyType(
         ErrorCode.UNKNOWN_PROVIDER: RequestRejectedError,
         ErrorCode.CACHE_NOT_ALLOWED: RequestRejectedError,
         ErrorCode.CALLBACK_NOT_ALLOWED: RequestRejectedError,
+        ErrorCode.BATCH_NOT_SUPPORTED: RequestRejectedError,
         ErrorCode.NOT_FOUND: RequestRejectedError,
         ErrorCode.METHOD_NOT_ALLOWED: RequestRejectedError,
         ErrorCode.BAD_REQUEST: RequestRejectedError,

@@ -8,6 +8,7 @@
     │   ├── UnknownProviderError      UNKNOWN_PROVIDER 400
     │   ├── CacheNotAllowedError      CACHE_NOT_ALLOWED 400
     │   ├── CallbackNotAllowedError   CALLBACK_NOT_ALLOWED 400
+    │   ├── BatchNotSupportedError    BATCH_NOT_SUPPORTED 400
     │   ├── NotFoundError             NOT_FOUND 404
     │   ├── ConflictError             CONFLICT / IDEMPOTENCY_KEY_REUSED 409
     │   ├── UnauthorizedError         UNAUTHORIZED 401: no key, or an unknown one
@@ -113,6 +114,12 @@ class CacheNotAllowedError(RequestError):
 
 class CallbackNotAllowedError(RequestError):
     code = ErrorCode.CALLBACK_NOT_ALLOWED
+
+
+class BatchNotSupportedError(RequestError):
+    """`processing_mode: "batch"` for a provider or model without a Batch API here."""
+
+    code = ErrorCode.BATCH_NOT_SUPPORTED
 
 
 class NotFoundError(RequestError):

@@ -6,9 +6,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dishka import Provider, Scope, provide
 
 from common_core.enums import LLMProviderType
+from services.llm_provider_service.batch.registry import BatchAPIs, VendorBatchAPIs
 from services.llm_provider_service.cache.memory import NoResponseCache
-from services.llm_provider_service.protocols import FaultInjection, LLMProvider, ResponseCache
+from services.llm_provider_service.protocols import (
+    BatchAPI,
+    FaultInjection,
+    LLMProvider,
+    ResponseCache,
+)
 from services.llm_provider_service.provider_registry import ProviderRegistry, VendorAdapters
+from services.llm_provider_service.providers.batch_clients import BATCH_BUILDERS
 from services.llm_provider_service.providers.mock import MockProvider
 from services.llm_provider_service.providers.redacting import RedactingProvider
 from services.llm_provider_service.providers.vendor_clients import VENDOR_BUILDERS
@@ -40,6 +47,21 @@ class VendorDeps(Provider):
         for close in closers:
             await close()
 
+    @provide
+    async def batch_vendors(self, settings: Settings) -> AsyncIterator[VendorBatchAPIs]:
+        """A Batch API client per configured vendor that `BATCH_PROVIDERS` names and
+        `BATCH_BUILDERS` knows (`providers/batch_clients.py`), closed on shutdown."""
+        apis: dict[LLMProviderType, BatchAPI] = {}
+        closers: list[Callable[[], Awaitable[None]]] = []
+        for provider, build in BATCH_BUILDERS.items():
+            config = settings.provider_settings(provider)
+            if provider in settings.batch.providers and config.enabled and config.configured:
+                apis[provider], close = build(config, settings)
+                closers.append(close)
+        yield VendorBatchAPIs(apis)
+        for close in closers:
+            await close()
+
 
 class DevelopmentDeps(Provider):
     """Embedded default: the mock provider."""
@@ -60,6 +82,10 @@ class DevelopmentDeps(Provider):
     ) -> ProviderRegistry:
         return ProviderRegistry({**vendors.adapters, LLMProviderType.MOCK: mock}, settings)
 
+    @provide
+    def batch_apis(self, settings: Settings, vendors: VendorBatchAPIs) -> BatchAPIs:
+        return BatchAPIs(vendors.apis, settings)
+
 
 class TestingDeps(DevelopmentDeps):
     """The embedded default, as the test suite and CI run it."""
@@ -78,3 +104,7 @@ class DeployedDeps(Provider):
     @provide
     def registry(self, settings: Settings, vendors: VendorAdapters) -> ProviderRegistry:
         return ProviderRegistry(vendors.adapters, settings)
+
+    @provide
+    def batch_apis(self, settings: Settings, vendors: VendorBatchAPIs) -> BatchAPIs:
+        return BatchAPIs(vendors.apis, settings)

@@ -6,6 +6,7 @@ environment name (`LLM_PROVIDER_SERVICE_QUEUE_MAX_SIZE`), see `sections.py`. Her
 names the rest of the service imports.
 """
 
+from services.llm_provider_service.settings.batch import BatchSettings
 from services.llm_provider_service.settings.infrastructure import (
     KafkaSettings,
     QueueSettings,
@@ -26,6 +27,7 @@ from services.llm_provider_service.settings.service import (
 
 __all__ = [
     "ENV_PREFIX",
+    "BatchSettings",
     "ConfigurationError",
     "KafkaSettings",
     "LogFormat",

@@ -20,6 +20,7 @@ from pydantic_settings import (
 from common_core.enums import EnvironmentType, LLMProviderType, ProcessingMode
 from common_core.events import DEFAULT_TOPIC_PREFIX
 from services.llm_provider_service.callers import CallerPolicy, checked_names, read_callers
+from services.llm_provider_service.settings.batch import BatchSettings
 from services.llm_provider_service.settings.consistency import contradictions
 from services.llm_provider_service.settings.infrastructure import (
     IdempotencySettings,
@@ -110,6 +111,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
     @classmethod
     def settings_customise_sources(
