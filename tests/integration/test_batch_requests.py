@@ -3,12 +3,19 @@ never serves; refused with a stable code where no Batch API can take it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
+from dishka import Provider, Scope, provide
 from quart.typing import TestClientProtocol as Client
 
+from common_core.enums import LLMProviderType, ServedVia
+from services.llm_provider_service.batch.lane_queue import BatchQueue
+from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.settings import QueueSettings
+from tests.factories import make_result
 from tests.integration.conftest import StartApp
 from tests.integration.test_http_api import (
     STATUS_FIELDS,
@@ -20,6 +27,7 @@ from tests.integration.test_http_api import (
     timestamp,
     wait_for_status,
 )
+from tests.integration.test_status_websocket import receive_all
 from tests.support.batch_api import ModelsBatchAPI, batch_apis_deps
 
 MOCK_BATCH = batch_apis_deps(ModelsBatchAPI(models=("mock-rater-1",)))
@@ -149,3 +157,57 @@ async def test_a_retried_batch_request_with_its_idempotency_key_is_the_same_requ
     assert (await first.get_json())["queue_id"] == (await again.get_json())["queue_id"]
     await assert_error(other_mode, 409, "IDEMPOTENCY_KEY_REUSED")
     assert await queue_depth(client) == 1
+
+
+def engine_lane() -> tuple[InMemoryRequestQueue, Provider]:
+    """A batch lane the test claims from as the batch engine would, bound as `BatchQueue`
+    (the `RequestQueue` of the app is built over it)."""
+    lane = InMemoryRequestQueue(QueueSettings(lease_seconds=900.0), batch_lane=True)
+
+    class EngineLaneDeps(Provider):
+        scope = Scope.APP
+
+        @provide
+        def batch_queue(self) -> BatchQueue:
+            return BatchQueue(lane)
+
+    return lane, EngineLaneDeps()
+
+
+async def test_a_batched_result_reads_like_any_queued_result_with_served_via(
+    start_app: StartApp,
+):
+    lane, deps = engine_lane()
+    client = await start_app(MOCK_BATCH, deps)
+    queued = await (await post_comparison(client, processing_mode="batch")).get_json()
+    watching = asyncio.create_task(receive_all(client, f"/api/v1/ws/status/{queued['queue_id']}"))
+    [lease] = await lane.claim(LLMProviderType.MOCK, limit=1, owner="engine")
+    assert lease.expires_at is not None
+
+    result = make_result(lease.job, served_via=ServedVia.BATCH, cost_estimate=0.001)
+    assert await lane.complete(lease, result)
+
+    status = await wait_for_status(client, queued["status_url"], {"completed"})
+    assert status["result"]["served_via"] == "batch"
+    assert status["result"]["request_id"] == queued["queue_id"]
+    messages = await watching
+    assert messages[-1]["status"] == "completed"
+    assert messages[-1]["result"]["served_via"] == "batch"
+
+
+async def test_a_request_cancelled_while_batched_is_never_completed(start_app: StartApp):
+    lane, deps = engine_lane()
+    client = await start_app(MOCK_BATCH, deps, worker_enabled=False)
+    queued = await (await post_comparison(client, processing_mode="batch")).get_json()
+    [lease] = await lane.claim(LLMProviderType.MOCK, limit=1, owner="engine")
+    processing = await (await client.get(queued["status_url"])).get_json()
+    assert processing["status"] == "processing"
+
+    cancelled = await client.delete(queued["status_url"])
+
+    assert cancelled.status_code == 200
+    assert (await cancelled.get_json())["status"] == "cancelled"
+    late = make_result(lease.job, served_via=ServedVia.BATCH)
+    assert not await lane.complete(lease, late)  # the batch's answer, after the cancel
+    status = await (await client.get(queued["status_url"])).get_json()
+    assert (status["status"], status["result"]) == ("cancelled", None)
