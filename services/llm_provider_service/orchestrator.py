@@ -59,6 +59,10 @@ class ComparisonOrchestrator:
     (development and testing), reads the development cache: `submit` asks
     `ProviderCall.cached` before anything else unless the mode is `async`, and
     `ProviderCall.run` writes every fresh judgement of such a request.
+
+    `async` and `batch` requests are always queued (202); a batch request goes to the batch
+    lane of the queue (the `RequestQueue` is a `LanedRequestQueue`), which only the batch
+    engine claims, with its lane's TTL (`RequestRules.ttl_seconds`).
     """
 
     def __init__(
