@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from uuid import UUID
@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# How many ids `take_unannounced` remembers the lane of, for `mark_announced`: a hint that
+# saves asking the other lane (on a cluster, every shard of it); a forgotten one costs that.
+_REMEMBERED_IDS = 10_000
+
 
 def in_batch_lane(job: ComparisonJob) -> bool:
     """Whether `job` belongs to the batch lane: it asked for `processing_mode: "batch"`."""
@@ -39,10 +43,11 @@ class LanedRequestQueue:
     `enqueue` puts a batch request in `batch`, any other in `realtime`; a lease's calls go to
     the lane of its job. `claim` and `wait_for_work` serve `realtime` only: the worker never
     sees a batch request (the batch engine claims from `batch` itself, as `BatchQueue`).
-    Calls that know only an id (`get`, `position`, `cancel`, `mark_announced`) look in
-    `realtime`, then in `batch`. `reap`, `stats` and `take_unannounced` cover both; each lane
-    reports its own endings once, so the merged report does too. `memory` is the realtime
-    lane's store (one Redis, or a cluster whose masters both lanes share).
+    Calls that know only an id (`get`, `position`, `cancel`) look in `realtime`, then in
+    `batch`; `mark_announced` goes to the lane `take_unannounced` took the id from. `reap`,
+    `stats` and `take_unannounced` cover both; each lane reports its own endings once, so
+    the merged report does too. `memory` is the realtime lane's store (one Redis, or a
+    cluster whose masters both lanes share).
 
     Each lane keeps its own limits: `QUEUE_MAX_SIZE` bounds `realtime` as before,
     `BATCH_QUEUE_MAX_SIZE` bounds `batch`, and a caller's `max_queued` counts per lane.
@@ -52,6 +57,7 @@ class LanedRequestQueue:
         self.realtime = realtime
         self.batch = batch
         self._batch_first = False  # which lane `take_unannounced` asks first, alternating
+        self._taken_from: OrderedDict[UUID, RequestQueue] = OrderedDict()
 
     def _lane(self, job: ComparisonJob) -> RequestQueue:
         return self.batch if in_batch_lane(job) else self.realtime
@@ -167,13 +173,19 @@ class LanedRequestQueue:
         for lane in lanes:
             if len(taken) >= limit:
                 break
-            taken += await lane.take_unannounced(
+            records = await lane.take_unannounced(
                 limit=limit - len(taken), hide_seconds=hide_seconds
             )
+            for record in records:
+                self._taken_from[record.queue_id] = lane
+            taken += records
+        while len(self._taken_from) > _REMEMBERED_IDS:
+            self._taken_from.popitem(last=False)
         return taken
 
     async def mark_announced(self, queue_id: UUID) -> None:
-        """Marked in both lanes: in the one that does not hold `queue_id` it changes nothing
-        (both implementations ignore an unknown id), and a lookup would cost as much."""
-        await self.realtime.mark_announced(queue_id)
-        await self.batch.mark_announced(queue_id)
+        """Marked in the lane `take_unannounced` took it from; for an id it does not
+        remember, in both (the lane that does not hold it changes nothing)."""
+        lane = self._taken_from.pop(queue_id, None)
+        for each in (lane,) if lane is not None else (self.realtime, self.batch):
+            await each.mark_announced(queue_id)

@@ -181,3 +181,29 @@ async def test_wait_for_work_is_not_woken_by_batch_work(laned):
     await laned.wait_for_work(0.05)  # returns at its timeout: nothing arrived for the worker
 
     assert await laned.claim(MOCK, limit=1, owner="worker") == []
+
+
+class CountingQueue(InMemoryRequestQueue):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.marked: list = []
+
+    async def mark_announced(self, queue_id) -> None:
+        self.marked.append(queue_id)
+        await super().mark_announced(queue_id)
+
+
+async def test_an_announcement_is_marked_in_the_lane_it_was_taken_from(clock):
+    realtime, batch = CountingQueue(CONFIG, clock), CountingQueue(CONFIG, clock, batch_lane=True)
+    laned = LanedRequestQueue(realtime, batch)
+    batched = batch_job()
+    await laned.enqueue(batched, priority=5, ttl_seconds=60)
+    await laned.cancel(batched.request_id)
+    [taken] = await laned.take_unannounced(limit=10, hide_seconds=60)
+
+    await laned.mark_announced(taken.queue_id)
+
+    assert (realtime.marked, batch.marked) == ([], [batched.request_id])
+    unknown = make_job().request_id
+    await laned.mark_announced(unknown)  # not taken here (another replica took it): both
+    assert (realtime.marked, batch.marked) == ([unknown], [batched.request_id, unknown])
