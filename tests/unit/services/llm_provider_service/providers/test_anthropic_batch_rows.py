@@ -92,7 +92,17 @@ def test_a_result_of_unknown_shape_is_an_invalid_response(result: object) -> Non
     assert isinstance(row.error, InvalidProviderResponseError)
 
 
-@pytest.mark.parametrize("message", [None, "text", SimpleNamespace(content=7, usage=None)])
+class _Unreadable:
+    """A message whose fields raise when read (the SDK builds result lines unchecked)."""
+
+    @property
+    def content(self) -> object:
+        raise KeyError("content")
+
+
+@pytest.mark.parametrize(
+    "message", [None, "text", SimpleNamespace(content=7, usage=None), _Unreadable()]
+)
 def test_a_succeeded_line_without_a_readable_message_is_an_invalid_response(
     message: object,
 ) -> None:
