@@ -3,6 +3,7 @@ creating (refused, ambiguous, found again), polling, cancelling and deleting bat
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -185,3 +186,31 @@ async def test_delete_reaches_the_vendor_once_the_batch_ended(
 
     assert len(fake.anthropic_batches.calls("delete")) == 3
     assert fake.anthropic_batches.ids == []
+
+
+async def test_a_held_create_has_made_its_batch_and_answers_once_released(
+    fake: FakeUpstream, api: BatchAPI
+) -> None:
+    fake.anthropic_batches.hold("create")
+    creating = asyncio.create_task(api.create("spill-1", MODEL, entries(2)))
+
+    assert await asyncio.to_thread(fake.anthropic_batches.wait_held, "create")
+    (made,) = fake.anthropic_batches.ids  # made before the answer: a crash now loses only that
+    assert not creating.done()
+    fake.anthropic_batches.release("create")
+    batch = await creating
+
+    assert batch.batch_id == made
+
+
+async def test_held_results_are_read_once_released(fake: FakeUpstream, api: BatchAPI) -> None:
+    batch = await api.create("spill-1", MODEL, entries(2))
+    fake.anthropic_batches.end(batch.batch_id)
+    fake.anthropic_batches.hold("results")
+    reading = asyncio.create_task(all_rows(api, batch))
+
+    assert await asyncio.to_thread(fake.anthropic_batches.wait_held, "results")
+    assert not reading.done()
+    fake.anthropic_batches.release("results")
+
+    assert len(await reading) == 2
