@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 import anthropic
+import httpx2
 from anthropic.types.messages.batch_create_params import Request
 
 from common_core.api_models import LLMConfigOverrides
@@ -190,7 +191,9 @@ class AnthropicBatchAPI:
                 row = row_of(line, batch.model)
                 if row is not None:
                     yield row
-        except (anthropic.AnthropicError, ValueError) as exc:  # ValueError: a line not JSON
+        # The body is streamed: a connection cut midway surfaces as httpx2's own error, not
+        # the SDK's; ValueError is a line that is not JSON.
+        except (anthropic.AnthropicError, httpx2.HTTPError, OSError, ValueError) as exc:
             raise BatchAPIUnavailableError(
                 f"anthropic batch {batch.batch_id} results unreadable: {exc}"[:500]
             ) from exc
