@@ -54,9 +54,15 @@ STATES: Final[dict[str, BatchState]] = {
 
 def poll_of(batch: Any) -> BatchPoll:
     """A retrieved (or listed) `MessageBatch` as a `BatchPoll`; an unknown status is RUNNING
-    (looked at again next time), its word kept in `provider_status`."""
+    (looked at again next time), its word kept in `provider_status`; an ended batch whose
+    results were archived is FAILED, retryable."""
     status = getattr(batch, "processing_status", None)
     word = status if isinstance(status, str) else "unknown"
+    if word == "ended" and getattr(batch, "archived_at", None) is not None:
+        # Past Anthropic's 29 days the results are gone: never readable, so the entries
+        # go back to the queue.
+        error = "anthropic archived the batch: its results are no longer available"
+        return BatchPoll(BatchState.FAILED, word, error=error, retryable=True)
     return BatchPoll(state=STATES.get(word, BatchState.RUNNING), provider_status=word)
 
 

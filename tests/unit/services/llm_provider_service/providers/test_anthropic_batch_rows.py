@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -114,3 +115,14 @@ def test_a_succeeded_line_without_a_readable_message_is_an_invalid_response(
     assert row.outcome is RowOutcome.ERRORED
     assert row.error is not None
     assert row.error.code is ErrorCode.INVALID_PROVIDER_RESPONSE
+
+
+def test_an_ended_batch_whose_results_were_archived_has_failed_retryably() -> None:
+    archived = SimpleNamespace(processing_status="ended", archived_at=datetime.now(UTC))
+
+    poll = poll_of(archived)
+
+    assert (poll.state, poll.provider_status) == (BatchState.FAILED, "ended")
+    assert poll.retryable
+    assert poll.error is not None
+    assert "archived" in poll.error
