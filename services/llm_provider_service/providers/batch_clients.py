@@ -11,13 +11,38 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from anthropic import AsyncAnthropic
+
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.protocols import BatchAPI, LLMProvider
+from services.llm_provider_service.providers.anthropic_batch import AnthropicBatchAPI
+from services.llm_provider_service.providers.vendor_clients import ANTHROPIC_BASE_URL
 from services.llm_provider_service.settings import ProviderSettings, Settings
 
 BatchBuild = tuple[BatchAPI, Callable[[], Awaitable[None]]]
+READ_RETRIES = 2  # reads may be retried by the SDK; every create is sent with none
 
-BATCH_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], BatchBuild]] = {}
+
+def _anthropic(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    assert config.api_key is not None
+    client = AsyncAnthropic(
+        api_key=config.api_key.get_secret_value(),
+        base_url=config.base_url or ANTHROPIC_BASE_URL,  # never the SDK's env variables
+        timeout=config.timeout_seconds,
+        max_retries=READ_RETRIES,
+    )
+    api = AnthropicBatchAPI(
+        client,
+        default_model=config.default_model,
+        prompt_caching=settings.anthropic.prompt_caching,
+        max_items=settings.batch.max_items,
+    )
+    return api, client.close
+
+
+BATCH_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], BatchBuild]] = {
+    LLMProviderType.ANTHROPIC: _anthropic,
+}
 
 FlexBuild = tuple[LLMProvider, Callable[[], Awaitable[None]]]
 

@@ -26,6 +26,9 @@ limit: Anthropic `stop_reason` "max_tokens" with a cut-off tool call, OpenAI/Ope
 "Incorrect API key provided: sk-abc***wxyz") and `raw`: any status and body, set with
 `fail_with(vendor, body, status=..., content_type=..., times=...)`.
 
+Anthropic's Message Batches (`anthropic_batch_wire.py`, `fake.anthropic_batches`) keep a
+state machine per batch that moves only when the test says so; its docstring has the controls.
+
 The `fake_upstream` fixture is one server for the session; `clean_fake_upstream` hands it
 to a test reset (no faults, no records, the seed rewound).
 """

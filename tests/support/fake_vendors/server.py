@@ -13,6 +13,7 @@ import pytest
 
 from devtools.asgi import request_line
 from tests.support.fake_vendors import anthropic_wire, gemini_wire, openai_wire
+from tests.support.fake_vendors.anthropic_batch_wire import AnthropicBatches
 from tests.support.fake_vendors.asgi import Hang, asgi_app
 from tests.support.fake_vendors.threaded import HOST, ThreadedServer
 from tests.support.fake_vendors.wire import (
@@ -69,6 +70,7 @@ class FakeUpstream:
         self._lock = threading.RLock()
         self._records: list[RecordedRequest] = []
         self._faults: dict[Vendor | None, _Fault] = {}
+        self.anthropic_batches = AnthropicBatches(self._answers, self._lock)  # Message Batches
         app = asgi_app(self.handle, lambda: self._server.stopping)
         self._server = ThreadedServer(app, name="fake-upstream", port=port)
 
@@ -213,6 +215,7 @@ class FakeUpstream:
             self._faults.clear()
             self._records.clear()
             self._answers.reset(self._seed)
+            self.anthropic_batches.reset()
 
     def _set_fault(self, vendor: Vendor | str | None, fault: _Fault) -> None:
         key = None if vendor is None else vendor_named(vendor)
@@ -234,6 +237,8 @@ class FakeUpstream:
     async def handle(self, scope: dict[str, Any], body: bytes, hang: Hang) -> Reply | None:
         """Record the request, then answer it as its vendor would (or as its fault says);
         None when a hanging request is to be dropped."""
+        if self.anthropic_batches.owns(scope):
+            return await self.anthropic_batches.handle(scope, body, hang)
         record = _record(scope, body)
         if record is None:
             message = f"no route for {scope['method']} {scope['path']}"
