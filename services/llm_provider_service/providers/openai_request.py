@@ -21,6 +21,7 @@ from services.llm_provider_service.settings import ProviderSettings
 
 OpenAIEffort = Literal["none", "minimal", "low", "medium", "high"]
 Verbosity = Literal["low", "medium", "high"]
+ServiceTier = Literal["flex"]
 
 DEFAULT_MAX_TOKENS = 1024
 """Output budget when the caller sets none: a judgement needs about 200 tokens."""
@@ -79,6 +80,7 @@ class ChatRequest:
     reasoning_effort: OpenAIEffort | None = None
     verbosity: Verbosity | None = None
     prompt_cache_key: str | None = None
+    service_tier: ServiceTier | None = None
     extra_body: dict[str, Any] | None = None
 
     def body(self) -> dict[str, object]:
@@ -93,12 +95,18 @@ class ChatRequest:
             ("prompt_cache_key", self.prompt_cache_key),
             ("reasoning_effort", self.reasoning_effort),
             ("response_format", self.response_format),
+            ("service_tier", self.service_tier),
             ("temperature", self.temperature),
             ("verbosity", self.verbosity),
         ):
             if value is not None:
                 body[key] = value
         return body
+
+    def wire_body(self) -> dict[str, object]:
+        """The whole JSON object that reaches the vendor: `body()` with `extra_body` merged
+        over it at the top level, as the SDK merges it. A batch entry carries this."""
+        return {**self.body(), **(self.extra_body or {})}
 
 
 def build_client(
