@@ -14,6 +14,8 @@ import pytest
 from devtools.asgi import request_line
 from tests.support.fake_vendors import anthropic_wire, gemini_wire, openai_wire
 from tests.support.fake_vendors.asgi import Hang, asgi_app
+from tests.support.fake_vendors.openai_batch_wire import OpenAIBatchFake
+from tests.support.fake_vendors.openrouter_batch_wire import OpenRouterBatchFake
 from tests.support.fake_vendors.threaded import HOST, ThreadedServer
 from tests.support.fake_vendors.wire import (
     FAULT_KINDS,
@@ -69,6 +71,8 @@ class FakeUpstream:
         self._lock = threading.RLock()
         self._records: list[RecordedRequest] = []
         self._faults: dict[Vendor | None, _Fault] = {}
+        self.openai_batches = OpenAIBatchFake(self._answers, self._lock)
+        self.openrouter_batches = OpenRouterBatchFake(self._answers, self._lock)
         app = asgi_app(self.handle, lambda: self._server.stopping)
         self._server = ThreadedServer(app, name="fake-upstream", port=port)
 
@@ -213,6 +217,8 @@ class FakeUpstream:
             self._faults.clear()
             self._records.clear()
             self._answers.reset(self._seed)
+            self.openai_batches.reset()
+            self.openrouter_batches.reset()
 
     def _set_fault(self, vendor: Vendor | str | None, fault: _Fault) -> None:
         key = None if vendor is None else vendor_named(vendor)
@@ -234,6 +240,9 @@ class FakeUpstream:
     async def handle(self, scope: dict[str, Any], body: bytes, hang: Hang) -> Reply | None:
         """Record the request, then answer it as its vendor would (or as its fault says);
         None when a hanging request is to be dropped."""
+        for batches in (self.openai_batches, self.openrouter_batches):
+            if batches.owns(scope["method"], scope["path"]):
+                return await batches.serve(scope, body, hang)
         record = _record(scope, body)
         if record is None:
             message = f"no route for {scope['method']} {scope['path']}"
