@@ -88,14 +88,16 @@ class ChatRequest:
         bytes on the wire are the same as the SDK's own), None fields left out; `extra_body`
         is merged over it by the SDK, as for `create`. The values are plain JSON already, so
         the SDK's per-call transform of typed parameters has nothing to do (see `_send`)."""
-        body: dict[str, object] = {"model": self.model, "messages": self.messages}
+        body: dict[str, object] = {"model": self.model}
+        if self.service_tier is not None:
+            body["service_tier"] = self.service_tier  # where `create` writes it
+        body["messages"] = self.messages
         for key, value in (
             ("max_completion_tokens", self.max_completion_tokens),
             ("max_tokens", self.max_tokens),
             ("prompt_cache_key", self.prompt_cache_key),
             ("reasoning_effort", self.reasoning_effort),
             ("response_format", self.response_format),
-            ("service_tier", self.service_tier),
             ("temperature", self.temperature),
             ("verbosity", self.verbosity),
         ):
