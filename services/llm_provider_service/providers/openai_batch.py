@@ -55,7 +55,6 @@ LIST_PAGE = 100
 RETRIEVE_AT_MOST = 3
 """Polls of up to this many batches retrieve each; more read pages of the list."""
 FIND_BEFORE = timedelta(seconds=60)
-FIND_AFTER = timedelta(minutes=5)
 CAPACITY_CODES = frozenset(
     {"token_limit_exceeded", "rate_limit_exceeded", "request_limit_exceeded", "server_error"}
 )

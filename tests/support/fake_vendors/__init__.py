@@ -26,6 +26,11 @@ limit: Anthropic `stop_reason` "max_tokens" with a cut-off tool call, OpenAI/Ope
 "Incorrect API key provided: sk-abc***wxyz") and `raw`: any status and body, set with
 `fail_with(vendor, body, status=..., content_type=..., times=...)`.
 
+Batch APIs: `fake.openai_batches` (OpenAI files + batches, `openai_batch_wire.py`) and
+`fake.openrouter_batches` (`openrouter_batch_wire.py`) keep batches that move only when the
+test says (`advance`, `end(id, outcomes)`, `fail`), with create faults and holds
+(`controls`, `batch_controls.py`).
+
 The `fake_upstream` fixture is one server for the session; `clean_fake_upstream` hands it
 to a test reset (no faults, no records, the seed rewound).
 """
