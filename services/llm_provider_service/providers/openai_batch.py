@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import openai
-from openai.types import Batch
+from openai.types import Batch, batch_create_params, file_create_params
 from openai.types.batch_error import BatchError
 
 from common_core.api_models import LLMConfigOverrides
@@ -112,12 +112,19 @@ class OpenAIBatchAPI:
 
     async def create(self, tag: str, model: str, entries: Sequence[BatchEntry]) -> ProviderBatch:
         data = b"\n".join(self._line(entry) for entry in entries) + b"\n"
-        expires = {"anchor": "created_at", "seconds": FILE_TTL_SECONDS}
+        expires: file_create_params.ExpiresAfter = {
+            "anchor": "created_at",
+            "seconds": FILE_TTL_SECONDS,
+        }
+        output_expires: batch_create_params.OutputExpiresAfter = {
+            "anchor": "created_at",
+            "seconds": FILE_TTL_SECONDS,
+        }
         try:
             upload = await self._once.files.create(
                 file=(f"spill-{tag}.jsonl", data, "application/jsonl"),
                 purpose="batch",
-                expires_after=expires,  # type: ignore[arg-type]
+                expires_after=expires,
             )
         except SDK_FAILURES as exc:  # no input file, so certainly no batch
             raise refused(self.provider, exc, "input upload") from exc
@@ -127,7 +134,7 @@ class OpenAIBatchAPI:
                 endpoint=ENDPOINT,
                 completion_window="24h",
                 metadata={"spill_id": tag},
-                output_expires_after=expires,  # type: ignore[arg-type]
+                output_expires_after=output_expires,
             )
         except SDK_FAILURES as exc:
             failure = create_failure(self.provider, exc)
