@@ -4,7 +4,9 @@ fake's files + batches (`openai_batch_wire.py`), whose batches move only when th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +19,7 @@ from services.llm_provider_service.batch.models import (
     BatchCreateRefusedError,
     BatchRow,
     BatchState,
+    ProviderBatch,
     RowOutcome,
 )
 from services.llm_provider_service.errors import (
@@ -25,6 +28,8 @@ from services.llm_provider_service.errors import (
     ProviderUnavailableError,
 )
 from services.llm_provider_service.protocols import BatchAPI
+from services.llm_provider_service.providers.batch_clients import BATCH_BUILDERS
+from services.llm_provider_service.settings import Settings
 from tests.integration.providers.batch.conftest import OPENAI, entry, judge_by_marker
 from tests.support.fake_vendors import FakeUpstream
 
@@ -291,3 +296,22 @@ def test_caps_are_openais_below_the_setting(openai_batch: BatchAPI) -> None:
     assert openai_batch.caps.max_bytes == 200 * 1024 * 1024 * 9 // 10
     assert openai_batch.entry_bytes(entry(1)) > 100
     assert openai_batch.model_for(LLMConfigOverrides()) == MODEL
+
+
+async def test_an_unreachable_openai_refuses_the_upload_and_reads_are_unavailable(
+    vendor_settings: Settings,
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    config = dataclasses.replace(vendor_settings.provider_settings(OPENAI), base_url=dead)
+    api, close = BATCH_BUILDERS[OPENAI](config, vendor_settings)
+    batch = ProviderBatch(OPENAI, "batch_1", MODEL, datetime.now(UTC), 1, ("file-1",))
+    try:
+        with pytest.raises(BatchCreateRefusedError):  # the upload failed: no batch
+            await api.create("spill-11", MODEL, [entry(1)])
+        for call in (api.poll([batch]), api.cancel(batch), api.delete(batch), _rows(api, batch)):
+            with pytest.raises(BatchAPIUnavailableError):
+                await call
+    finally:
+        await close()
