@@ -9,6 +9,7 @@ is the same for the flex lane.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from anthropic import AsyncAnthropic
@@ -17,6 +18,15 @@ from common_core.enums import LLMProviderType
 from services.llm_provider_service.protocols import BatchAPI, LLMProvider
 from services.llm_provider_service.providers.anthropic_batch import AnthropicBatchAPI
 from services.llm_provider_service.providers.vendor_clients import ANTHROPIC_BASE_URL
+from services.llm_provider_service.providers.openai_batch import OpenAIBatchAPI
+from services.llm_provider_service.providers.openai_request import build_client
+from services.llm_provider_service.providers.openrouter_batch import OpenRouterBatchAPI
+from services.llm_provider_service.providers.openrouter_provider import OpenRouterProvider
+from services.llm_provider_service.providers.vendor_clients import (
+    OPENAI_BASE_URL,
+    openai_provider,
+    openrouter_client,
+)
 from services.llm_provider_service.settings import ProviderSettings, Settings
 
 BatchBuild = tuple[BatchAPI, Callable[[], Awaitable[None]]]
@@ -40,13 +50,37 @@ def _anthropic(config: ProviderSettings, settings: Settings) -> BatchBuild:
     return api, client.close
 
 
+def _openai_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    client = build_client(config, default_base_url=OPENAI_BASE_URL)
+    realtime = openai_provider(client, config, settings)  # builds the entries, never called
+    return OpenAIBatchAPI(client, realtime, max_items=settings.batch.max_items), client.close
+
+
+def _openrouter_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    client = openrouter_client(config, settings)
+    realtime = OpenRouterProvider(client, config)  # builds the entries, never called
+    api = OpenRouterBatchAPI(client, realtime, max_items=settings.batch.max_items)
+    return api, client.close
+
+
 BATCH_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], BatchBuild]] = {
     LLMProviderType.ANTHROPIC: _anthropic,
+    LLMProviderType.OPENAI: _openai_batch,
+    LLMProviderType.OPENROUTER: _openrouter_batch,
 }
 
 FlexBuild = tuple[LLMProvider, Callable[[], Awaitable[None]]]
 
+
+def _openai_flex(config: ProviderSettings, settings: Settings) -> FlexBuild:
+    flex = dataclasses.replace(config, timeout_seconds=settings.batch.flex_timeout_seconds)
+    client = build_client(flex, default_base_url=OPENAI_BASE_URL)
+    return openai_provider(client, flex, settings, service_tier="flex"), client.close
+
+
 # The flex lane (`BATCH_FLEX_ENABLED`): per vendor that sells `service_tier: "flex"`, an
 # adapter like its realtime one that asks for flex (slower, refused under load, about half
 # price), with the flex timeout.
-FLEX_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], FlexBuild]] = {}
+FLEX_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], FlexBuild]] = {
+    LLMProviderType.OPENAI: _openai_flex,
+}

@@ -28,6 +28,10 @@ limit: Anthropic `stop_reason` "max_tokens" with a cut-off tool call, OpenAI/Ope
 
 Anthropic's Message Batches (`anthropic_batch_wire.py`, `fake.anthropic_batches`) keep a
 state machine per batch that moves only when the test says so; its docstring has the controls.
+Batch APIs: `fake.openai_batches` (OpenAI files + batches, `openai_batch_wire.py`) and
+`fake.openrouter_batches` (`openrouter_batch_wire.py`) keep batches that move only when the
+test says (`advance`, `end(id, outcomes)`, `fail`), with create faults and holds
+(`controls`, `batch_controls.py`).
 
 The `fake_upstream` fixture is one server for the session; `clean_fake_upstream` hands it
 to a test reset (no faults, no records, the seed rewound).

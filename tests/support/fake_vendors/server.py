@@ -15,6 +15,8 @@ from devtools.asgi import request_line
 from tests.support.fake_vendors import anthropic_wire, gemini_wire, openai_wire
 from tests.support.fake_vendors.anthropic_batch_wire import AnthropicBatches
 from tests.support.fake_vendors.asgi import Hang, asgi_app
+from tests.support.fake_vendors.openai_batch_wire import OpenAIBatchFake
+from tests.support.fake_vendors.openrouter_batch_wire import OpenRouterBatchFake
 from tests.support.fake_vendors.threaded import HOST, ThreadedServer
 from tests.support.fake_vendors.wire import (
     FAULT_KINDS,
@@ -71,6 +73,8 @@ class FakeUpstream:
         self._records: list[RecordedRequest] = []
         self._faults: dict[Vendor | None, _Fault] = {}
         self.anthropic_batches = AnthropicBatches(self._answers, self._lock)  # Message Batches
+        self.openai_batches = OpenAIBatchFake(self._answers, self._lock)
+        self.openrouter_batches = OpenRouterBatchFake(self._answers, self._lock)
         app = asgi_app(self.handle, lambda: self._server.stopping)
         self._server = ThreadedServer(app, name="fake-upstream", port=port)
 
@@ -216,6 +220,8 @@ class FakeUpstream:
             self._records.clear()
             self._answers.reset(self._seed)
             self.anthropic_batches.reset()
+            self.openai_batches.reset()
+            self.openrouter_batches.reset()
 
     def _set_fault(self, vendor: Vendor | str | None, fault: _Fault) -> None:
         key = None if vendor is None else vendor_named(vendor)
@@ -239,6 +245,9 @@ class FakeUpstream:
         None when a hanging request is to be dropped."""
         if self.anthropic_batches.owns(scope):
             return await self.anthropic_batches.handle(scope, body, hang)
+        for batches in (self.openai_batches, self.openrouter_batches):
+            if batches.owns(scope["method"], scope["path"]):
+                return await batches.serve(scope, body, hang)
         record = _record(scope, body)
         if record is None:
             message = f"no route for {scope['method']} {scope['path']}"
