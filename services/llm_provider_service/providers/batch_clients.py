@@ -11,17 +11,44 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from google.genai import types as genai_types
+
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.protocols import BatchAPI, LLMProvider
+from services.llm_provider_service.providers.gemini_batch import GeminiBatchAPI
+from services.llm_provider_service.providers.gemini_provider import GeminiProvider
+from services.llm_provider_service.providers.vendor_clients import gemini_client
 from services.llm_provider_service.settings import ProviderSettings, Settings
 
 BatchBuild = tuple[BatchAPI, Callable[[], Awaitable[None]]]
 
-BATCH_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], BatchBuild]] = {}
+# Gemini batch jobs are documented on `v1beta`; the SDK's default is `v1`: explicit here.
+GEMINI_BATCH_API_VERSION = "v1beta"
+
+
+def _gemini_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    client, close = gemini_client(config, api_version=GEMINI_BATCH_API_VERSION)
+    return GeminiBatchAPI(client, config, settings.batch.max_items), close
+
+
+BATCH_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], BatchBuild]] = {
+    LLMProviderType.GOOGLE: _gemini_batch,
+}
 
 FlexBuild = tuple[LLMProvider, Callable[[], Awaitable[None]]]
 
 # The flex lane (`BATCH_FLEX_ENABLED`): per vendor that sells `service_tier: "flex"`, an
 # adapter like its realtime one that asks for flex (slower, refused under load, about half
 # price), with the flex timeout.
-FLEX_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], FlexBuild]] = {}
+
+
+def _gemini_flex(config: ProviderSettings, settings: Settings) -> FlexBuild:
+    timeout = settings.batch.flex_timeout_seconds
+    client, close = gemini_client(config, timeout_seconds=timeout)
+    flex = genai_types.ServiceTier.FLEX
+    return GeminiProvider(client, config, service_tier=flex, timeout_seconds=timeout), close
+
+
+FLEX_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], FlexBuild]] = {
+    LLMProviderType.GOOGLE: _gemini_flex,
+}
