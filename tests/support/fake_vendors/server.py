@@ -12,7 +12,7 @@ from typing import Any, Final
 import pytest
 
 from devtools.asgi import request_line
-from tests.support.fake_vendors import anthropic_wire, gemini_wire, openai_wire
+from tests.support.fake_vendors import anthropic_wire, gemini_batch_wire, gemini_wire, openai_wire
 from tests.support.fake_vendors.asgi import Hang, asgi_app
 from tests.support.fake_vendors.threaded import HOST, ThreadedServer
 from tests.support.fake_vendors.wire import (
@@ -69,6 +69,7 @@ class FakeUpstream:
         self._lock = threading.RLock()
         self._records: list[RecordedRequest] = []
         self._faults: dict[Vendor | None, _Fault] = {}
+        self.gemini_batches = gemini_batch_wire.GeminiBatches(self._answers, self._lock)
         app = asgi_app(self.handle, lambda: self._server.stopping)
         self._server = ThreadedServer(app, name="fake-upstream", port=port)
 
@@ -206,13 +207,14 @@ class FakeUpstream:
                 self._faults.pop(vendor_named(vendor), None)
 
     def reset(self) -> None:
-        """Heal, clear the records, forget the cached prompt prefixes and the judge, restore
-        `hang_seconds`, and rewind the seed."""
+        """Heal, clear the records and the Gemini batch jobs, forget the cached prompt
+        prefixes and the judge, restore `hang_seconds`, and rewind the seed."""
         with self._lock:
             self.hang_seconds = self._initial_hang_seconds
             self._faults.clear()
             self._records.clear()
             self._answers.reset(self._seed)
+            self.gemini_batches.reset()
 
     def _set_fault(self, vendor: Vendor | str | None, fault: _Fault) -> None:
         key = None if vendor is None else vendor_named(vendor)
@@ -232,8 +234,9 @@ class FakeUpstream:
     # ---- one request (on the server's thread) ------------------------------------------------
 
     async def handle(self, scope: dict[str, Any], body: bytes, hang: Hang) -> Reply | None:
-        """Record the request, then answer it as its vendor would (or as its fault says);
-        None when a hanging request is to be dropped."""
+        """Record and answer one request as its vendor (or its fault) says; None drops it."""
+        if self.gemini_batches.owns(scope):
+            return await self.gemini_batches.serve(scope, body, hang)
         record = _record(scope, body)
         if record is None:
             message = f"no route for {scope['method']} {scope['path']}"
