@@ -24,6 +24,8 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
+import httpx
+import httpx2
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -60,6 +62,12 @@ RETRIEVE_AT_MOST = 3  # more open jobs than this are polled with pages of the li
 LIST_PAGE_SIZE = 100
 LIST_MAX_PAGES = 10  # a poll or find reads at most this many pages of the list
 _ENTRY_OVERHEAD = 64  # the JSON around one entry's request and metadata
+_NOT_CONNECTED = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx2.ConnectError,
+    httpx2.ConnectTimeout,
+)
 
 
 def display_name(tag: str) -> str:
@@ -113,6 +121,8 @@ class GeminiBatchAPI:
                 error = translate_error(exc, self._config.timeout_seconds)
                 raise BatchCreateRefusedError(error.message, retry_after=error.retry_after) from exc
             raise BatchCreateAmbiguousError(f"gemini batch create answered {exc.code}") from exc
+        except _NOT_CONNECTED as exc:  # the request never left: no job was made
+            raise BatchCreateRefusedError(f"cannot reach gemini: {type(exc).__name__}") from exc
         except Exception as exc:  # a timeout, a dropped connection, an unreadable answer
             detail = f"{type(exc).__name__}: {exc}"[:300]
             raise BatchCreateAmbiguousError(f"gemini batch create: {detail}") from exc
@@ -120,9 +130,7 @@ class GeminiBatchAPI:
             raise BatchCreateAmbiguousError("gemini batch create answered without a job name")
         return self._batch(job, model, len(entries), datetime.now(UTC))
 
-    def _batch(
-        self, job: types.BatchJob, model: str, count: int, since: datetime
-    ) -> ProviderBatch:
+    def _batch(self, job: types.BatchJob, model: str, count: int, since: datetime) -> ProviderBatch:
         assert job.name is not None
         return ProviderBatch(
             provider=_PROVIDER,
@@ -148,11 +156,15 @@ class GeminiBatchAPI:
         if len(batches) > RETRIEVE_AT_MOST:
             wanted = {batch.batch_id for batch in batches}
             found: dict[str, BatchPoll] = {}
-            async for job in self._jobs():
-                if job.name in wanted:
-                    found[job.name] = job_poll(job)
-                    if len(found) == len(wanted):
-                        break
+            try:
+                async for job in self._jobs():
+                    if job.name in wanted:
+                        found[job.name] = job_poll(job)
+                        if len(found) == len(wanted):
+                            break
+            except BatchAPIUnavailableError:
+                if not found:
+                    raise
             return found
         polls = await asyncio.gather(*(self._poll_one(b) for b in batches))
         answered = {b.batch_id: poll for b, poll in zip(batches, polls, strict=True) if poll}
@@ -203,8 +215,14 @@ class GeminiBatchAPI:
             yield row
 
     async def cancel(self, batch: ProviderBatch) -> None:
+        """Cancel the job; one that is gone (404) or already ended (400, 409) has nothing
+        left to stop, which is no error."""
         try:
             await self._client.aio.batches.cancel(name=batch.batch_id)
+        except genai_errors.APIError as exc:
+            if exc.code not in (400, 404, 409):
+                raise _unavailable("cancel", exc) from exc
+            logger.info("gemini batch %s: nothing to cancel (%s)", batch.batch_id, exc.code)
         except Exception as exc:
             raise _unavailable("cancel", exc) from exc
 

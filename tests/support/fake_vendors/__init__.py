@@ -8,8 +8,9 @@ nothing in the SDKs is patched. Each wire format has its module: `openai_wire.py
 OpenRouter chat completions), `anthropic_wire.py` (Messages), `gemini_wire.py`
 (generateContent); `gemini_batch_wire.py` (with `gemini_batch_jobs.py`) Gemini's batch jobs,
 driven by the test through `fake.gemini_batches`; `wire.py` holds what they share and
-`schemas.py` the schemas they answer to, checked with `jsonschema`. Requests missing what the API requires, and (OpenAI only) a
-`strict` json_schema that breaks the structured-outputs rules, get the vendor's 400 error.
+`schemas.py` the schemas they answer to, checked with `jsonschema`. Requests missing what
+the API requires, and (OpenAI only) a `strict` json_schema that breaks the structured-outputs
+rules, get the vendor's 400 error.
 
 Answers come from a `random.Random` seeded per server (`seed`), so a run is reproducible but
 answers differ from call to call. A `judge` (`fake.judge = fn`) answers instead from what the

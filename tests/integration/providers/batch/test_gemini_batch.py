@@ -15,6 +15,7 @@ import pytest
 from common_core.api_models import LLMConfigOverrides
 from common_core.enums import ErrorCode, LLMProviderType, ReasoningEffort
 from services.llm_provider_service.batch.models import (
+    BatchAPIUnavailableError,
     BatchCreateAmbiguousError,
     BatchCreateRefusedError,
     BatchEntry,
@@ -37,6 +38,7 @@ from services.llm_provider_service.providers.vendor_clients import VENDOR_BUILDE
 from services.llm_provider_service.settings import Settings
 from tests.support.fake_vendors import FakeUpstream, camel_schema
 from tests.support.fake_vendors.gemini_batch_wire import GeminiBatches, Outcome
+from tests.support.redis_server import free_port
 
 GOOGLE = LLMProviderType.GOOGLE
 MODEL = "gemini-2.5-flash"
@@ -274,6 +276,7 @@ async def test_delete_reaches_the_vendor_and_a_gone_job_is_no_error(
 
     await api.delete(batch)
     await api.delete(batch)
+    await api.cancel(batch)  # nothing left to stop: no error
 
     assert jobs.jobs == []
     assert len(jobs.calls("delete")) == 2
@@ -332,3 +335,31 @@ def test_caps_and_models(api: BatchAPI) -> None:
     assert api.model_for(LLMConfigOverrides()) == MODEL
     entry = entries(1)[0]
     assert api.entry_bytes(entry) > len(entry.prompt.user_prompt) + len(entry.prompt.system_prompt)
+
+
+async def test_a_vendor_that_does_not_answer_is_unavailable(
+    make_settings: Callable[..., Settings],
+) -> None:
+    unused_port = free_port()
+    settings = make_settings(
+        google_api_key="test-key",
+        google_base_url=f"http://127.0.0.1:{unused_port}",
+        google_timeout_seconds=2.0,
+    )
+    api, close = BATCH_BUILDERS[GOOGLE](settings.provider_settings(GOOGLE), settings)
+    batch = ProviderBatch(GOOGLE, "batches/gone", MODEL, datetime.now(UTC), 1)
+    try:
+        with pytest.raises(BatchCreateRefusedError):  # never connected: nothing was made
+            await api.create("sp-8", MODEL, entries(1))
+        for call in (
+            lambda: api.poll([batch]),
+            lambda: api.poll([batch] * 4),
+            lambda: all_rows(api, batch),
+            lambda: api.cancel(batch),
+            lambda: api.delete(batch),
+            lambda: api.find("sp-8", MODEL, 1, datetime.now(UTC)),
+        ):
+            with pytest.raises(BatchAPIUnavailableError):
+                await call()
+    finally:
+        await close()
