@@ -64,15 +64,14 @@ async def test_the_realtime_call_asks_for_no_tier(fake: FakeUpstream, settings: 
 
 
 async def test_a_flex_refusal_is_retryable(fake: FakeUpstream, flex: LLMProvider) -> None:
-    fake.retry_after = "3"
-    fake.fail("google", "rate_limit", times=1)
+    fake.fail("google", "rate_limit", times=1)  # with the fake's Retry-After, 2 s
 
     with pytest.raises(ProviderUnavailableError) as refused:
         await flex.compare(PROMPT, LLMConfigOverrides())
 
     assert refused.value.retryable
     assert refused.value.status == 429
-    assert refused.value.retry_after == 3.0
+    assert refused.value.retry_after == 2.0
     assert len(fake.requests_for("google")) == 1
 
 
