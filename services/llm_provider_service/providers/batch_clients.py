@@ -13,17 +13,21 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 
 from anthropic import AsyncAnthropic
+from google.genai import types as genai_types
 
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.protocols import BatchAPI, LLMProvider
 from services.llm_provider_service.providers.anthropic_batch import AnthropicBatchAPI
-from services.llm_provider_service.providers.vendor_clients import ANTHROPIC_BASE_URL
+from services.llm_provider_service.providers.gemini_batch import GeminiBatchAPI
+from services.llm_provider_service.providers.gemini_provider import GeminiProvider
 from services.llm_provider_service.providers.openai_batch import OpenAIBatchAPI
 from services.llm_provider_service.providers.openai_request import build_client
 from services.llm_provider_service.providers.openrouter_batch import OpenRouterBatchAPI
 from services.llm_provider_service.providers.openrouter_provider import OpenRouterProvider
 from services.llm_provider_service.providers.vendor_clients import (
+    ANTHROPIC_BASE_URL,
     OPENAI_BASE_URL,
+    gemini_client,
     openai_provider,
     openrouter_client,
 )
@@ -63,9 +67,19 @@ def _openrouter_batch(config: ProviderSettings, settings: Settings) -> BatchBuil
     return api, client.close
 
 
+# Gemini batch jobs are documented on `v1beta`; the SDK's default is `v1`: explicit here.
+GEMINI_BATCH_API_VERSION = "v1beta"
+
+
+def _gemini_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    client, close = gemini_client(config, api_version=GEMINI_BATCH_API_VERSION)
+    return GeminiBatchAPI(client, config, settings.batch.max_items), close
+
+
 BATCH_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], BatchBuild]] = {
     LLMProviderType.ANTHROPIC: _anthropic,
     LLMProviderType.OPENAI: _openai_batch,
+    LLMProviderType.GOOGLE: _gemini_batch,
     LLMProviderType.OPENROUTER: _openrouter_batch,
 }
 
@@ -78,9 +92,17 @@ def _openai_flex(config: ProviderSettings, settings: Settings) -> FlexBuild:
     return openai_provider(client, flex, settings, service_tier="flex"), client.close
 
 
+def _gemini_flex(config: ProviderSettings, settings: Settings) -> FlexBuild:
+    timeout = settings.batch.flex_timeout_seconds
+    client, close = gemini_client(config, timeout_seconds=timeout)
+    flex = genai_types.ServiceTier.FLEX
+    return GeminiProvider(client, config, service_tier=flex, timeout_seconds=timeout), close
+
+
 # The flex lane (`BATCH_FLEX_ENABLED`): per vendor that sells `service_tier: "flex"`, an
 # adapter like its realtime one that asks for flex (slower, refused under load, about half
 # price), with the flex timeout.
 FLEX_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], FlexBuild]] = {
     LLMProviderType.OPENAI: _openai_flex,
+    LLMProviderType.GOOGLE: _gemini_flex,
 }

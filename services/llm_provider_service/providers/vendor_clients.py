@@ -82,10 +82,20 @@ def openrouter_client(config: ProviderSettings, settings: Settings) -> openai.As
     return build_client(config, default_base_url=OPENROUTER_BASE_URL, default_headers=headers)
 
 
-def _gemini(config: ProviderSettings, settings: Settings) -> VendorBuild:
+def gemini_client(
+    config: ProviderSettings,
+    *,
+    timeout_seconds: float | None = None,
+    api_version: str | None = None,
+) -> tuple[genai.Client, Callable[[], Awaitable[None]]]:
+    """A google-genai client for `config` (no `retry_options`: one attempt per call) and how
+    to close it; `api_version` None keeps the SDK's default (`v1`)."""
     assert config.api_key is not None
+    timeout = timeout_seconds if timeout_seconds is not None else config.timeout_seconds
     options = genai_types.HttpOptions(
-        base_url=config.base_url or GEMINI_BASE_URL, timeout=round(config.timeout_seconds * 1000)
+        base_url=config.base_url or GEMINI_BASE_URL,
+        timeout=round(timeout * 1000),
+        api_version=api_version,
     )
     client = genai.Client(api_key=config.api_key.get_secret_value(), http_options=options)
 
@@ -93,6 +103,11 @@ def _gemini(config: ProviderSettings, settings: Settings) -> VendorBuild:
         await client.aio.aclose()
         client.close()
 
+    return client, close
+
+
+def _gemini(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    client, close = gemini_client(config)
     return GeminiProvider(client, config), close
 
 

@@ -6,9 +6,11 @@ from a background thread with its own event loop (`threaded.py`). The SDKs reach
 their own HTTP stacks (httpx2 for anthropic and openai, httpx2 or httpx for google-genai), so
 nothing in the SDKs is patched. Each wire format has its module: `openai_wire.py` (OpenAI and
 OpenRouter chat completions), `anthropic_wire.py` (Messages), `gemini_wire.py`
-(generateContent); `wire.py` holds what they share and `schemas.py` the schemas they answer
-to, checked with `jsonschema`. Requests missing what the API requires, and (OpenAI only) a
-`strict` json_schema that breaks the structured-outputs rules, get the vendor's 400 error.
+(generateContent); `gemini_batch_wire.py` (with `gemini_batch_jobs.py`) Gemini's batch jobs,
+driven by the test through `fake.gemini_batches`; `wire.py` holds what they share and
+`schemas.py` the schemas they answer to, checked with `jsonschema`. Requests missing what
+the API requires, and (OpenAI only) a `strict` json_schema that breaks the structured-outputs
+rules, get the vendor's 400 error.
 
 Answers come from a `random.Random` seeded per server (`seed`), so a run is reproducible but
 answers differ from call to call. A `judge` (`fake.judge = fn`) answers instead from what the
