@@ -60,8 +60,17 @@ def judgement_from_message(message: Message, call: MessageRequest, usage: TokenU
     """The judgement in a 200 answer. The SDK builds `Message` without validating it, so
     every field may be missing or of any type: `ask_until_valid` turns what this raises
     beyond `ServiceError`s into `InvalidProviderResponseError`."""
+    return read_judgement(message, usage, model=call.model, max_tokens=call.max_tokens)
+
+
+def read_judgement(
+    message: Message, usage: TokenUsage, *, model: str, max_tokens: int | None
+) -> Judgement:
+    """`judgement_from_message` for a message whose request is known only by its `model`
+    (the fallback when the message names none) and `max_tokens` (None: unknown), as a
+    batch result row is."""
     reported = getattr(message, "model", None)
-    model = reported if isinstance(reported, str) and reported else call.model
+    model = reported if isinstance(reported, str) and reported else model
     stop_reason = getattr(message, "stop_reason", None)
     content = getattr(message, "content", None)
     blocks = content if isinstance(content, list) else []
@@ -87,7 +96,7 @@ def judgement_from_message(message: Message, call: MessageRequest, usage: TokenU
     except InvalidProviderResponseError as exc:
         if stop_reason == "max_tokens":
             raise MaxTokensTooLowError(
-                _PROVIDER, max_tokens=call.max_tokens, stop_reason="max_tokens", model=model
+                _PROVIDER, max_tokens=max_tokens, stop_reason="max_tokens", model=model
             ) from exc
         raise
 

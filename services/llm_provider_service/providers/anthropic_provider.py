@@ -66,8 +66,8 @@ from services.llm_provider_service.providers.anthropic_answer import (
     translate_error,
 )
 from services.llm_provider_service.providers.anthropic_request import (
-    TOOL,
     MessageRequest,
+    create_kwargs,
     plan_request,
 )
 from services.llm_provider_service.providers.call_slots import CallSlots, call_timeout
@@ -122,16 +122,9 @@ class AnthropicProvider:
                 self._slots.slot(timeout + _DEADLINE_GRACE_SECONDS) as left,
                 asyncio.timeout(left),
             ):
-                return await self._client.messages.create(
-                    model=call.model,
-                    max_tokens=call.max_tokens,
-                    system=call.system,
-                    messages=[{"role": "user", "content": call.user_content}],
-                    tools=[TOOL],
-                    tool_choice=call.tool_choice,
-                    thinking=call.thinking,
-                    extra_body=call.extra_body,
-                    timeout=call_timeout(timeout, left),
+                message: Message = await self._client.messages.create(
+                    **create_kwargs(call), timeout=call_timeout(timeout, left)
                 )
+                return message
         except Exception as exc:
             raise translate_error(exc, timeout) from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 from anthropic.types import TextBlockParam, ThinkingConfigParam, ToolChoiceParam, ToolParam
@@ -92,6 +93,30 @@ def plan_request(
         thinking=thinking,
         extra_body=extra_body,
     )
+
+
+def create_kwargs(call: MessageRequest) -> dict[str, Any]:
+    """The keyword arguments of `messages.create` for `call`: the one place the Messages
+    request is assembled, for the realtime call and (as `batch_params`) a batch entry."""
+    return {
+        "model": call.model,
+        "max_tokens": call.max_tokens,
+        "system": call.system,
+        "messages": [{"role": "user", "content": call.user_content}],
+        "tools": [TOOL],
+        "tool_choice": call.tool_choice,
+        "thinking": call.thinking,
+        "extra_body": call.extra_body,
+    }
+
+
+def batch_params(call: MessageRequest) -> dict[str, Any]:
+    """`call` as a Message Batches entry's `params`: the body `messages.create` sends for
+    the same `create_kwargs` (omitted fields left out, `extra_body` merged in)."""
+    kwargs = create_kwargs(call)
+    extra = kwargs.pop("extra_body") or {}
+    params = {k: v for k, v in kwargs.items() if not isinstance(v, anthropic.Omit)}
+    return {**params, **extra}
 
 
 def message_content(

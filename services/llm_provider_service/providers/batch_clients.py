@@ -9,19 +9,100 @@ is the same for the flex lane.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
+
+from anthropic import AsyncAnthropic
+from google.genai import types as genai_types
 
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.protocols import BatchAPI, LLMProvider
+from services.llm_provider_service.providers.anthropic_batch import AnthropicBatchAPI
+from services.llm_provider_service.providers.gemini_batch import GeminiBatchAPI
+from services.llm_provider_service.providers.gemini_provider import GeminiProvider
+from services.llm_provider_service.providers.openai_batch import OpenAIBatchAPI
+from services.llm_provider_service.providers.openai_request import build_client
+from services.llm_provider_service.providers.openrouter_batch import OpenRouterBatchAPI
+from services.llm_provider_service.providers.openrouter_provider import OpenRouterProvider
+from services.llm_provider_service.providers.vendor_clients import (
+    ANTHROPIC_BASE_URL,
+    OPENAI_BASE_URL,
+    gemini_client,
+    openai_provider,
+    openrouter_client,
+)
 from services.llm_provider_service.settings import ProviderSettings, Settings
 
 BatchBuild = tuple[BatchAPI, Callable[[], Awaitable[None]]]
+READ_RETRIES = 2  # reads may be retried by the SDK; every create is sent with none
 
-BATCH_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], BatchBuild]] = {}
+
+def _anthropic(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    assert config.api_key is not None
+    client = AsyncAnthropic(
+        api_key=config.api_key.get_secret_value(),
+        base_url=config.base_url or ANTHROPIC_BASE_URL,  # never the SDK's env variables
+        timeout=config.timeout_seconds,
+        max_retries=READ_RETRIES,
+    )
+    api = AnthropicBatchAPI(
+        client,
+        default_model=config.default_model,
+        prompt_caching=settings.anthropic.prompt_caching,
+        max_items=settings.batch.max_items,
+    )
+    return api, client.close
+
+
+def _openai_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    client = build_client(config, default_base_url=OPENAI_BASE_URL)
+    realtime = openai_provider(client, config, settings)  # builds the entries, never called
+    return OpenAIBatchAPI(client, realtime, max_items=settings.batch.max_items), client.close
+
+
+def _openrouter_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    client = openrouter_client(config, settings)
+    realtime = OpenRouterProvider(client, config)  # builds the entries, never called
+    api = OpenRouterBatchAPI(client, realtime, max_items=settings.batch.max_items)
+    return api, client.close
+
+
+# Gemini batch jobs are documented on `v1beta`; the SDK's default is `v1`: explicit here.
+GEMINI_BATCH_API_VERSION = "v1beta"
+
+
+def _gemini_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
+    client, close = gemini_client(config, api_version=GEMINI_BATCH_API_VERSION)
+    return GeminiBatchAPI(client, config, settings.batch.max_items), close
+
+
+BATCH_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], BatchBuild]] = {
+    LLMProviderType.ANTHROPIC: _anthropic,
+    LLMProviderType.OPENAI: _openai_batch,
+    LLMProviderType.GOOGLE: _gemini_batch,
+    LLMProviderType.OPENROUTER: _openrouter_batch,
+}
 
 FlexBuild = tuple[LLMProvider, Callable[[], Awaitable[None]]]
+
+
+def _openai_flex(config: ProviderSettings, settings: Settings) -> FlexBuild:
+    flex = dataclasses.replace(config, timeout_seconds=settings.batch.flex_timeout_seconds)
+    client = build_client(flex, default_base_url=OPENAI_BASE_URL)
+    return openai_provider(client, flex, settings, service_tier="flex"), client.close
+
+
+def _gemini_flex(config: ProviderSettings, settings: Settings) -> FlexBuild:
+    timeout = settings.batch.flex_timeout_seconds
+    client, close = gemini_client(config, timeout_seconds=timeout)
+    flex = genai_types.ServiceTier.FLEX
+    return GeminiProvider(client, config, service_tier=flex, timeout_seconds=timeout), close
+
 
 # The flex lane (`BATCH_FLEX_ENABLED`): per vendor that sells `service_tier: "flex"`, an
 # adapter like its realtime one that asks for flex (slower, refused under load, about half
 # price), with the flex timeout.
-FLEX_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], FlexBuild]] = {}
+FLEX_BUILDERS: dict[LLMProviderType, Callable[[ProviderSettings, Settings], FlexBuild]] = {
+    LLMProviderType.OPENAI: _openai_flex,
+    LLMProviderType.GOOGLE: _gemini_flex,
+}

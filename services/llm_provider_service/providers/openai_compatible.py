@@ -95,6 +95,11 @@ class OpenAICompatibleProvider(ABC):
             lambda completion, spent: self._judge(completion, request, spent),
         )
 
+    def request_for(self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides) -> ChatRequest:
+        """The request `compare` sends for this prompt and these overrides (a batch entry
+        carries exactly this, `ChatRequest.wire_body`)."""
+        return self._build_request(prompt, overrides)
+
     @abstractmethod
     def _build_request(
         self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides

@@ -37,6 +37,7 @@ from services.llm_provider_service.providers.openai_request import (
     VERBOSITIES,
     ChatRequest,
     OpenAIEffort,
+    ServiceTier,
     Verbosity,
     chat_messages,
     json_schema_format,
@@ -122,7 +123,12 @@ def model_capabilities(
 
 class OpenAIProvider(OpenAICompatibleProvider):
     """OpenAI chat completions with `strict` structured outputs (see the module docstring
-    for which overrides each model family gets). `client` must have `max_retries=0`."""
+    for which overrides each model family gets). `client` must have `max_retries=0`.
+
+    `service_tier="flex"` makes it the flex lane's adapter: every request asks for flex
+    processing (batch prices, slower, refused with a 429 under load, which is a retryable
+    `ProviderUnavailableError` as any 429 is); `config.timeout_seconds` is then the flex
+    timeout."""
 
     _provider = LLMProviderType.OPENAI
 
@@ -133,10 +139,12 @@ class OpenAIProvider(OpenAICompatibleProvider):
         *,
         reasoning_prefixes: tuple[str, ...],
         families: Sequence[ReasoningFamily] = DEFAULT_REASONING_FAMILIES,
+        service_tier: ServiceTier | None = None,
     ) -> None:
         super().__init__(client, config)
         self._reasoning_prefixes = reasoning_prefixes
         self._families = tuple(families)
+        self._service_tier = service_tier
 
     def _build_request(
         self, prompt: ComparisonPrompt, overrides: LLMConfigOverrides
@@ -168,6 +176,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
             reasoning_effort=effort,
             verbosity=verbosity,
             prompt_cache_key=prompt_cache_key(prompt),
+            service_tier=self._service_tier,
         )
 
 

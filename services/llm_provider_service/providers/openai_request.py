@@ -21,6 +21,7 @@ from services.llm_provider_service.settings import ProviderSettings
 
 OpenAIEffort = Literal["none", "minimal", "low", "medium", "high"]
 Verbosity = Literal["low", "medium", "high"]
+ServiceTier = Literal["flex"]
 
 DEFAULT_MAX_TOKENS = 1024
 """Output budget when the caller sets none: a judgement needs about 200 tokens."""
@@ -79,6 +80,7 @@ class ChatRequest:
     reasoning_effort: OpenAIEffort | None = None
     verbosity: Verbosity | None = None
     prompt_cache_key: str | None = None
+    service_tier: ServiceTier | None = None
     extra_body: dict[str, Any] | None = None
 
     def body(self) -> dict[str, object]:
@@ -86,7 +88,10 @@ class ChatRequest:
         bytes on the wire are the same as the SDK's own), None fields left out; `extra_body`
         is merged over it by the SDK, as for `create`. The values are plain JSON already, so
         the SDK's per-call transform of typed parameters has nothing to do (see `_send`)."""
-        body: dict[str, object] = {"model": self.model, "messages": self.messages}
+        body: dict[str, object] = {"model": self.model}
+        if self.service_tier is not None:
+            body["service_tier"] = self.service_tier  # where `create` writes it
+        body["messages"] = self.messages
         for key, value in (
             ("max_completion_tokens", self.max_completion_tokens),
             ("max_tokens", self.max_tokens),
@@ -99,6 +104,11 @@ class ChatRequest:
             if value is not None:
                 body[key] = value
         return body
+
+    def wire_body(self) -> dict[str, object]:
+        """The whole JSON object that reaches the vendor: `body()` with `extra_body` merged
+        over it at the top level, as the SDK merges it. A batch entry carries this."""
+        return {**self.body(), **(self.extra_body or {})}
 
 
 def build_client(

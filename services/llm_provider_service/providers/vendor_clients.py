@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import openai
 from anthropic import AsyncAnthropic
 from google import genai
 from google.genai import types as genai_types
@@ -18,7 +19,7 @@ from common_core.enums import LLMProviderType
 from services.llm_provider_service.providers.anthropic_provider import AnthropicProvider
 from services.llm_provider_service.providers.gemini_provider import GeminiProvider
 from services.llm_provider_service.providers.openai_provider import OpenAIProvider
-from services.llm_provider_service.providers.openai_request import build_client
+from services.llm_provider_service.providers.openai_request import ServiceTier, build_client
 from services.llm_provider_service.providers.openrouter_provider import (
     OpenRouterProvider,
     attribution_headers,
@@ -50,22 +51,51 @@ def _anthropic(config: ProviderSettings, settings: Settings) -> VendorBuild:
 
 def _openai(config: ProviderSettings, settings: Settings) -> VendorBuild:
     client = build_client(config, default_base_url=OPENAI_BASE_URL)
-    adapter = OpenAIProvider(
-        client, config, reasoning_prefixes=settings.openai.reasoning_model_prefixes
+    return openai_provider(client, config, settings), client.close
+
+
+def openai_provider(
+    client: openai.AsyncOpenAI,
+    config: ProviderSettings,
+    settings: Settings,
+    *,
+    service_tier: ServiceTier | None = None,
+) -> OpenAIProvider:
+    """The OpenAI adapter on `client` (also the flex lane's, and the batch lane's builder of
+    entries, so that all three send the same request)."""
+    return OpenAIProvider(
+        client,
+        config,
+        reasoning_prefixes=settings.openai.reasoning_model_prefixes,
+        service_tier=service_tier,
     )
-    return adapter, client.close
 
 
 def _openrouter(config: ProviderSettings, settings: Settings) -> VendorBuild:
-    headers = attribution_headers(settings.openrouter.http_referer, settings.openrouter.app_title)
-    client = build_client(config, default_base_url=OPENROUTER_BASE_URL, default_headers=headers)
+    client = openrouter_client(config, settings)
     return OpenRouterProvider(client, config), client.close
 
 
-def _gemini(config: ProviderSettings, settings: Settings) -> VendorBuild:
+def openrouter_client(config: ProviderSettings, settings: Settings) -> openai.AsyncOpenAI:
+    """The openai SDK client on OpenRouter's base URL, with the attribution headers."""
+    headers = attribution_headers(settings.openrouter.http_referer, settings.openrouter.app_title)
+    return build_client(config, default_base_url=OPENROUTER_BASE_URL, default_headers=headers)
+
+
+def gemini_client(
+    config: ProviderSettings,
+    *,
+    timeout_seconds: float | None = None,
+    api_version: str | None = None,
+) -> tuple[genai.Client, Callable[[], Awaitable[None]]]:
+    """A google-genai client for `config` (no `retry_options`: one attempt per call) and how
+    to close it; `api_version` None keeps the SDK's default (`v1`)."""
     assert config.api_key is not None
+    timeout = timeout_seconds if timeout_seconds is not None else config.timeout_seconds
     options = genai_types.HttpOptions(
-        base_url=config.base_url or GEMINI_BASE_URL, timeout=round(config.timeout_seconds * 1000)
+        base_url=config.base_url or GEMINI_BASE_URL,
+        timeout=round(timeout * 1000),
+        api_version=api_version,
     )
     client = genai.Client(api_key=config.api_key.get_secret_value(), http_options=options)
 
@@ -73,6 +103,11 @@ def _gemini(config: ProviderSettings, settings: Settings) -> VendorBuild:
         await client.aio.aclose()
         client.close()
 
+    return client, close
+
+
+def _gemini(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    client, close = gemini_client(config)
     return GeminiProvider(client, config), close
 
 

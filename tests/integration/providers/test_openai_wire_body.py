@@ -49,6 +49,7 @@ def _through_create(client: openai.AsyncOpenAI, request: ChatRequest, seconds: f
         reasoning_effort=given(request.reasoning_effort),
         verbosity=given(request.verbosity),
         prompt_cache_key=given(request.prompt_cache_key),
+        service_tier=given(request.service_tier),
         extra_body=request.extra_body,
         timeout=seconds,
     )
@@ -128,6 +129,21 @@ async def test_the_wire_request_is_the_one_the_typed_create_sends(
     await _through_create(provider._client, request, 5.0)
 
     sent, reference = fake.requests_for(vendor)[-2:]
+    assert _comparable(sent) == _comparable(reference)
+
+
+async def test_the_flex_request_is_the_one_the_typed_create_sends(
+    providers: dict[str, OpenAICompatibleProvider], fake: FakeUpstream
+) -> None:
+    provider = providers["openai"]
+    request = provider._build_request(PROMPT, LLMConfigOverrides(temperature_override=0.5))
+    request = dataclasses.replace(request, service_tier="flex")
+
+    await provider._send(request, seconds=5.0)
+    await _through_create(provider._client, request, 5.0)
+
+    sent, reference = fake.requests_for("openai")[-2:]
+    assert sent.json["service_tier"] == "flex"
     assert _comparable(sent) == _comparable(reference)
 
 

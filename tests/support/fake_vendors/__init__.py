@@ -6,9 +6,11 @@ from a background thread with its own event loop (`threaded.py`). The SDKs reach
 their own HTTP stacks (httpx2 for anthropic and openai, httpx2 or httpx for google-genai), so
 nothing in the SDKs is patched. Each wire format has its module: `openai_wire.py` (OpenAI and
 OpenRouter chat completions), `anthropic_wire.py` (Messages), `gemini_wire.py`
-(generateContent); `wire.py` holds what they share and `schemas.py` the schemas they answer
-to, checked with `jsonschema`. Requests missing what the API requires, and (OpenAI only) a
-`strict` json_schema that breaks the structured-outputs rules, get the vendor's 400 error.
+(generateContent); `gemini_batch_wire.py` (with `gemini_batch_jobs.py`) Gemini's batch jobs,
+driven by the test through `fake.gemini_batches`; `wire.py` holds what they share and
+`schemas.py` the schemas they answer to, checked with `jsonschema`. Requests missing what
+the API requires, and (OpenAI only) a `strict` json_schema that breaks the structured-outputs
+rules, get the vendor's 400 error.
 
 Answers come from a `random.Random` seeded per server (`seed`), so a run is reproducible but
 answers differ from call to call. A `judge` (`fake.judge = fn`) answers instead from what the
@@ -25,6 +27,13 @@ limit: Anthropic `stop_reason` "max_tokens" with a cut-off tool call, OpenAI/Ope
 `auth_key_echo` (a 401 whose message echoes the caller's key masked, as OpenAI's does:
 "Incorrect API key provided: sk-abc***wxyz") and `raw`: any status and body, set with
 `fail_with(vendor, body, status=..., content_type=..., times=...)`.
+
+Anthropic's Message Batches (`anthropic_batch_wire.py`, `fake.anthropic_batches`) keep a
+state machine per batch that moves only when the test says so; its docstring has the controls.
+Batch APIs: `fake.openai_batches` (OpenAI files + batches, `openai_batch_wire.py`) and
+`fake.openrouter_batches` (`openrouter_batch_wire.py`) keep batches that move only when the
+test says (`advance`, `end(id, outcomes)`, `fail`), with create faults and holds
+(`controls`, `batch_controls.py`).
 
 The `fake_upstream` fixture is one server for the session; `clean_fake_upstream` hands it
 to a test reset (no faults, no records, the seed rewound).

@@ -2,7 +2,8 @@
 
 `POST /{v1,v1beta}/models/{model}:generateContent` (google-genai 3.x sends `v1` unless
 `HttpOptions(api_version=...)` says otherwise): one candidate whose text part is a random
-instance of `generationConfig.responseJsonSchema` or `.responseSchema`.
+instance of `generationConfig.responseJsonSchema` or `.responseSchema`. A `serviceTier`
+(e.g. "flex") is accepted; an unknown one is a 400.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from tests.support.fake_vendors import wire
 from tests.support.fake_vendors.schemas import camel_schema, prose
 from tests.support.fake_vendors.wire import Answers, FaultKind, Reply, Vendor
 
+_TIERS: Final = ("unspecified", "standard", "flex", "priority")  # `serviceTier` on the request
 _STATUSES: Final[dict[str, str]] = {
     "server_error": "INTERNAL",
     "unavailable": "UNAVAILABLE",
@@ -52,6 +54,9 @@ def answer(
     if "responseSchema" in config and "responseJsonSchema" in config:
         both = "responseSchema and responseJsonSchema cannot both be set."
         return error(vendor, "bad_request", both, ())
+    if str(payload.get("serviceTier", "standard")).lower() not in _TIERS:
+        tier = f"Invalid value at 'service_tier' ({payload['serviceTier']!r})"
+        return error(vendor, "bad_request", tier, ())
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
     system = payload.get("systemInstruction")
     shown = [system, payload["contents"]]

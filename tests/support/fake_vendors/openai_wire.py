@@ -88,6 +88,8 @@ def answer(
     }
     if vendor == "openrouter":
         body["provider"] = "FakeRouter"
+    if payload.get("service_tier"):  # flex: answered at the tier asked for, as OpenAI echoes it
+        body["service_tier"] = payload["service_tier"]
     return wire.json_reply(200, body, (("x-request-id", f"req_{wire.hex_id()}"),))
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pytest
 
 from devtools.asgi import request_line
 from tests.support.fake_vendors import anthropic_wire, gemini_wire, openai_wire
 from tests.support.fake_vendors.asgi import Hang, asgi_app
+from tests.support.fake_vendors.batch_fakes import NOT_BATCH, BatchFakes
 from tests.support.fake_vendors.threaded import HOST, ThreadedServer
 from tests.support.fake_vendors.wire import (
     FAULT_KINDS,
@@ -25,7 +25,7 @@ from tests.support.fake_vendors.wire import (
     Reply,
     Vendor,
     json_reply,
-    route,
+    record_of,
     vendor_named,
 )
 
@@ -69,6 +69,12 @@ class FakeUpstream:
         self._lock = threading.RLock()
         self._records: list[RecordedRequest] = []
         self._faults: dict[Vendor | None, _Fault] = {}
+        self._batches = BatchFakes(self._answers, self._lock)  # `batch_fakes.py`
+        self.anthropic_batches, self.openai_batches = self._batches.anthropic, self._batches.openai
+        self.openrouter_batches, self.gemini_batches = (
+            self._batches.openrouter,
+            self._batches.gemini,
+        )
         app = asgi_app(self.handle, lambda: self._server.stopping)
         self._server = ThreadedServer(app, name="fake-upstream", port=port)
 
@@ -206,13 +212,14 @@ class FakeUpstream:
                 self._faults.pop(vendor_named(vendor), None)
 
     def reset(self) -> None:
-        """Heal, clear the records, forget the cached prompt prefixes and the judge, restore
-        `hang_seconds`, and rewind the seed."""
+        """Heal, clear the records and the batch fakes, forget the cached prompt prefixes and
+        the judge, restore `hang_seconds`, and rewind the seed."""
         with self._lock:
             self.hang_seconds = self._initial_hang_seconds
             self._faults.clear()
             self._records.clear()
             self._answers.reset(self._seed)
+            self._batches.reset()
 
     def _set_fault(self, vendor: Vendor | str | None, fault: _Fault) -> None:
         key = None if vendor is None else vendor_named(vendor)
@@ -233,8 +240,11 @@ class FakeUpstream:
 
     async def handle(self, scope: dict[str, Any], body: bytes, hang: Hang) -> Reply | None:
         """Record the request, then answer it as its vendor would (or as its fault says);
-        None when a hanging request is to be dropped."""
-        record = _record(scope, body)
+        None when a hanging request is to be dropped. Batch API requests go to their fakes."""
+        batch_reply = await self._batches.serve(scope, body, hang)
+        if batch_reply is not NOT_BATCH:
+            return cast("Reply | None", batch_reply)
+        record = record_of(request_line(scope), body)
         if record is None:
             message = f"no route for {scope['method']} {scope['path']}"
             return json_reply(404, {"error": {"message": message}})
@@ -268,19 +278,6 @@ def _checked(times: int | None) -> int | None:
     if times is not None and times < 1:
         raise ValueError("times must be None or at least 1")
     return times
-
-
-def _record(scope: dict[str, Any], body: bytes) -> RecordedRequest | None:
-    """The request as recorded, or None when it is to no vendor's endpoint."""
-    method, path, query, headers = request_line(scope)
-    vendor = route(method, path)
-    if vendor is None:
-        return None
-    try:
-        payload: Any = json.loads(body) if body else None
-    except ValueError:
-        payload = None
-    return RecordedRequest(vendor, method, path, query, headers, body, payload, None)
 
 
 @pytest.fixture(scope="session")

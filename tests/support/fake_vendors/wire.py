@@ -195,3 +195,17 @@ class Answers:
             return estimate_tokens(prefix)
         self._seen_prefixes.add(key)
         return 0
+
+
+def record_of(line: tuple[str, str, str, dict[str, str]], body: bytes) -> RecordedRequest | None:
+    """The request (its `devtools.asgi.request_line` and body) as recorded, or None when it is
+    to no vendor's endpoint."""
+    method, path, query, headers = line
+    vendor = route(method, path)
+    if vendor is None:
+        return None
+    try:
+        payload: Any = json.loads(body) if body else None
+    except ValueError:
+        payload = None
+    return RecordedRequest(vendor, method, path, query, headers, body, payload, None)
