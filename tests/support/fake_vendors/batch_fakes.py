@@ -39,9 +39,15 @@ class BatchFakes:
         """The batch fake's answer (None drops the connection), or `NOT_BATCH`."""
         if self.anthropic.owns(scope):
             return await self.anthropic.handle(scope, body, hang)
-        if self.gemini.owns(scope):
+        # Gemini's `/v1/batches/<id>` is OpenAI's path too (one host here, two in life): the
+        # google-genai SDK's key header tells them apart.
+        if self.gemini.owns(scope) and _sent_by_google_genai(scope):
             return await self.gemini.serve(scope, body, hang)
         for fake in (self.openai, self.openrouter):
             if fake.owns(scope["method"], scope["path"]):
                 return await fake.serve(scope, body, hang)
         return NOT_BATCH
+
+
+def _sent_by_google_genai(scope: dict[str, Any]) -> bool:
+    return any(name.lower() == b"x-goog-api-key" for name, _ in scope["headers"])

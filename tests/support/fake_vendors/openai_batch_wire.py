@@ -64,7 +64,8 @@ class OpenAIBatchFake:
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         with self._lock:
-            return json.loads(json.dumps(self.batches[batch_id]))
+            copy: dict[str, Any] = json.loads(json.dumps(self.batches[batch_id]))
+            return copy
 
     def advance(self, batch_id: str) -> str:
         """One step: validating (checked) → in_progress → finalizing; the new status."""
@@ -189,7 +190,7 @@ class OpenAIBatchFake:
             "expires_at": now + int(seconds) if seconds else None,
             "data": data,
         }
-        self.files[file["id"]] = file
+        self.files[str(file["id"])] = file
         return file
 
     def _file(self, rows: list[dict[str, Any]], purpose: str) -> str:

@@ -58,7 +58,8 @@ class OpenRouterBatchFake:
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         with self._lock:
-            return json.loads(json.dumps(self.batches[batch_id]))
+            copy: dict[str, Any] = json.loads(json.dumps(self.batches[batch_id]))
+            return copy
 
     def advance(self, batch_id: str) -> str:
         with self._lock:

@@ -159,7 +159,7 @@ async def test_mixed_outcomes_in_one_batch_are_each_their_own_row(
     assert len(rows) == len(names)  # one missing, one twice
 
     def only(name: str) -> Any:
-        (row,) = by_id[outcome[name]]
+        (row,) = by_id[outcome[name]]  # type: ignore[index]
         return row
 
     assert only("succeeded").outcome is RowOutcome.SUCCEEDED

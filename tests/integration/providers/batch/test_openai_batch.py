@@ -8,11 +8,12 @@ import dataclasses
 import json
 import socket
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from common_core.api_models import LLMConfigOverrides
-from common_core.enums import ReasoningEffort
+from common_core.enums import ErrorCode, ReasoningEffort
 from services.llm_provider_service.batch.models import (
     BatchAPIUnavailableError,
     BatchCreateAmbiguousError,
@@ -23,7 +24,6 @@ from services.llm_provider_service.batch.models import (
     RowOutcome,
 )
 from services.llm_provider_service.errors import (
-    ErrorCode,
     ProviderBadRequestError,
     ProviderUnavailableError,
 )
@@ -36,7 +36,7 @@ from tests.support.fake_vendors import FakeUpstream
 MODEL = "gpt-5-mini"
 
 
-def _input_lines(fake: FakeUpstream) -> list[dict]:
+def _input_lines(fake: FakeUpstream) -> list[dict[str, Any]]:
     upload = fake.openai_batches.controls.calls("upload")[-1]
     start = upload.body.index(b'{"custom_id"')
     data = upload.body[start : upload.body.rindex(b"}") + 1]

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from common_core.api_models import LLMConfigOverrides
-from common_core.enums import ReasoningEffort
+from common_core.enums import ErrorCode, ReasoningEffort
 from services.llm_provider_service.batch.models import (
     BatchAPIUnavailableError,
     BatchCreateAmbiguousError,
@@ -21,7 +21,6 @@ from services.llm_provider_service.batch.models import (
     RowOutcome,
 )
 from services.llm_provider_service.errors import (
-    ErrorCode,
     ProviderBadRequestError,
     ProviderUnavailableError,
 )

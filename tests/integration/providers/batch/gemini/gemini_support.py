@@ -50,4 +50,5 @@ async def all_rows(api: BatchAPI, batch: ProviderBatch) -> list[BatchRow]:
 
 def created_requests(jobs: GeminiBatches) -> list[dict[str, Any]]:
     body = jobs.calls("create")[-1].json
-    return body["batch"]["inputConfig"]["requests"]["requests"]
+    requests: list[dict[str, Any]] = body["batch"]["inputConfig"]["requests"]["requests"]
+    return requests

@@ -3,12 +3,13 @@ an OpenRouter batch object as a `BatchPoll`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from common_core.enums import LLMProviderType
+from common_core.enums import ErrorCode, LLMProviderType
 from services.llm_provider_service.batch.models import BatchState, RowOutcome
 from services.llm_provider_service.errors import (
-    ErrorCode,
     ProviderAuthError,
     ProviderBadRequestError,
     ProviderUnavailableError,
@@ -22,7 +23,7 @@ from services.llm_provider_service.providers.openrouter_batch import poll_of
 OPENAI = LLMProviderType.OPENAI
 
 
-def _completion(content: str | None, finish_reason: str = "stop") -> dict:
+def _completion(content: str | None, finish_reason: str = "stop") -> dict[str, Any]:
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -39,7 +40,7 @@ def _completion(content: str | None, finish_reason: str = "stop") -> dict:
     }
 
 
-def _row(status: int, body: object) -> dict:
+def _row(status: int, body: object) -> dict[str, Any]:
     return {"custom_id": "c1", "response": {"status_code": status, "body": body}, "error": None}
 
 
