@@ -20,7 +20,7 @@ from tests.contract.queue_contract import *  # noqa: F403
 from tests.support.redis_queue import ShiftedTime
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # the contract's says False
 def batch_lane() -> bool:
     return True
 
@@ -57,6 +57,4 @@ def test_every_contract_test_is_collected_here() -> None:
 
 
 # As in test_sharded_queue_contract.py: fence tokens grow per shard.
-test_every_claim_gets_a_greater_fence_token = (  # type: ignore[no-redef]
-    sharded.test_every_claim_gets_a_greater_fence_token
-)
+test_every_claim_gets_a_greater_fence_token = sharded.test_every_claim_gets_a_greater_fence_token

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from common_core.api_models import ErrorInfo
@@ -186,7 +188,7 @@ async def test_wait_for_work_is_not_woken_by_batch_work(laned):
 class CountingQueue(InMemoryRequestQueue):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.marked: list = []
+        self.marked: list[Any] = []
 
     async def mark_announced(self, queue_id) -> None:
         self.marked.append(queue_id)

@@ -14,7 +14,7 @@ from tests.contract.queue_contract import *  # noqa: F403
 from tests.factories import FakeClock
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # the contract's says False
 def batch_lane() -> bool:
     return True
 
