@@ -26,6 +26,7 @@ from common_core.enums import (
     ProcessingMode,
     QueueStatus,
     ReasoningEffort,
+    ServedVia,
 )
 from common_core.pass_through import PassThrough
 
@@ -139,6 +140,10 @@ class ComparisonResult(PassThrough, _ResultHead):
     # How the provider saw the essays; `winner` and `justification` are always in the
     # caller's terms whatever the order (results stored before essay order existed: as_sent).
     presentation_order: PresentationOrder = PresentationOrder.AS_SENT
+    # The lane that produced it, each a fresh call for this request alone: a standard call,
+    # the provider's flex tier, or its Batch API; `cost_estimate` is that lane's price.
+    # Results stored before lanes existed: realtime.
+    served_via: ServedVia = ServedVia.REALTIME
 
 
 class QueuedResponse(BaseModel):

@@ -10,7 +10,13 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common_core.api_models import ComparisonResult, ErrorInfo, TokenUsage
-from common_core.enums import EssayWinner, LLMProviderType, PresentationOrder, QueueStatus
+from common_core.enums import (
+    EssayWinner,
+    LLMProviderType,
+    PresentationOrder,
+    QueueStatus,
+    ServedVia,
+)
 from common_core.pass_through import PassThrough
 
 DEFAULT_TOPIC_PREFIX = "huleedu"
@@ -164,6 +170,7 @@ class ComparisonResultData(BaseModel):
     served_from_cache: bool = False
     provider_request_id: str | None = None
     cost_estimate_known: bool = True
+    served_via: ServedVia = ServedVia.REALTIME  # as in the 200 body; error events: realtime
 
     @classmethod
     def from_result(

@@ -59,6 +59,10 @@ class ComparisonOrchestrator:
     (development and testing), reads the development cache: `submit` asks
     `ProviderCall.cached` before anything else unless the mode is `async`, and
     `ProviderCall.run` writes every fresh judgement of such a request.
+
+    `async` and `batch` requests are always queued (202); a batch request goes to the batch
+    lane of the queue (the `RequestQueue` is a `LanedRequestQueue`), which only the batch
+    engine claims, with its lane's TTL (`RequestRules.ttl_seconds`).
     """
 
     def __init__(
@@ -117,8 +121,10 @@ class ComparisonOrchestrator:
             cached = await self._calls.cached(job, admitted.prompt)
             if cached is not None:
                 return Completed(cached, provider_seconds=0.0)
-        if mode is ProcessingMode.ASYNC:
-            return await self._enqueue(job, reason="async", caller_limit=caller_limit)
+        if mode in (ProcessingMode.ASYNC, ProcessingMode.BATCH):
+            # A batch request goes to the batch lane of the queue (`LanedRequestQueue`),
+            # never to a realtime call, whatever the breaker says.
+            return await self._enqueue(job, reason=mode.value, caller_limit=caller_limit)
         if not self._calls.allows_call(job.provider):
             if mode is ProcessingMode.IMMEDIATE:
                 retry_after = max(1.0, self._calls.retry_after_seconds(job.provider))
@@ -216,7 +222,7 @@ class ComparisonOrchestrator:
                 f"the request is {size} bytes, more than the {limit} a queued request may be",
                 details={"reason": "too_large_to_queue", "limit": limit, "size": size},
             )
-        ttl = request.ttl_seconds or self._settings.queue.request_ttl_seconds
+        ttl = self._rules.ttl_seconds(request)
         try:
             record = await self._queue.enqueue(
                 job,

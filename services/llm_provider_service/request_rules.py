@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from common_core.api_models import ComparisonRequest
-from common_core.enums import CacheMode, LLMProviderType
+from common_core.api_models import ComparisonRequest, LLMConfigOverrides
+from common_core.enums import CacheMode, LLMProviderType, ProcessingMode
+from services.llm_provider_service.batch.registry import BatchAPIs
 from services.llm_provider_service.callers import Caller
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.errors import (
+    BatchNotSupportedError,
     CacheNotAllowedError,
     CallbackNotAllowedError,
     RequestValidationError,
@@ -39,22 +41,31 @@ class RequestRules:
     """
 
     def __init__(
-        self, settings: Settings, webhook_policy: WebhookPolicy, providers: ProviderRegistry
+        self,
+        settings: Settings,
+        webhook_policy: WebhookPolicy,
+        providers: ProviderRegistry,
+        batch_apis: BatchAPIs,
     ) -> None:
         self._settings = settings
         self._webhook_policy = webhook_policy
         self._providers = providers
+        self._batch_apis = batch_apis
 
     def admit(self, request: ComparisonRequest, caller: Caller | None) -> Admitted:
         """The request with its caller's default mode when it names none (else
         DEFAULT_PROCESSING_MODE), its provider and its prompt.
 
         Raises, in this order: `CallerLimitError` (422) for a priority above the caller's
-        cap; `CacheNotAllowedError` (400) for `cache_mode=development` without
+        cap; `RequestValidationError` (400, field `cache_mode`) for a batch request with a
+        cache mode other than `none` (every batch entry is its own fresh call);
+        `CacheNotAllowedError` (400) for `cache_mode=development` without
         ENABLE_RESPONSE_CACHE; `RequestValidationError` (400) for `ttl_seconds` above
-        QUEUE_MAX_TTL_SECONDS; `CallbackNotAllowedError` for a callback topic or URL the
-        settings (400) or the caller (403) do not allow; `ProviderNotConfiguredError` (503,
-        `PROVIDER_DISABLED` or `PROVIDER_NOT_CONFIGURED`) for a provider that cannot serve; and
+        QUEUE_MAX_TTL_SECONDS (BATCH_MAX_TTL_SECONDS for a batch request);
+        `CallbackNotAllowedError` for a callback topic or URL the settings (400) or the
+        caller (403) do not allow; `ProviderNotConfiguredError` (503, `PROVIDER_DISABLED` or
+        `PROVIDER_NOT_CONFIGURED`) for a provider that cannot serve; `BatchNotSupportedError`
+        (400) for a batch request whose provider or model has no Batch API here; and
         `RequestValidationError` (400) for a prompt that names a missing essay. `caller` is
         None in an open service.
         """
@@ -62,6 +73,8 @@ class RequestRules:
         self._check_modes(request, caller)
         overrides = request.llm_config_overrides
         provider = self._providers.resolve(overrides.provider_override if overrides else None)
+        if request.processing_mode is ProcessingMode.BATCH:
+            self._check_batch_api(provider, request)
         # Rendered once, here, in the caller's order: a broken prompt is refused before
         # anything is queued or called, and this rendering names the request (prompt_sha256,
         # the development cache) whichever order the provider is shown.
@@ -80,7 +93,45 @@ class RequestRules:
         mode = own or self._settings.default_processing_mode
         return request.model_copy(update={"processing_mode": mode})
 
+    def ttl_seconds(self, request: ComparisonRequest) -> int:
+        """How long `request` may wait in the queue: its own `ttl_seconds`, else its lane's
+        default (BATCH_DEFAULT_TTL_SECONDS for a batch request, else QUEUE_REQUEST_TTL_SECONDS)."""
+        if request.ttl_seconds is not None:
+            return request.ttl_seconds
+        if request.processing_mode is ProcessingMode.BATCH:
+            return self._settings.batch.default_ttl_seconds
+        return self._settings.queue.request_ttl_seconds
+
+    def _max_ttl_seconds(self, request: ComparisonRequest) -> tuple[int, str]:
+        if request.processing_mode is ProcessingMode.BATCH:
+            return self._settings.batch.max_ttl_seconds, "BATCH_MAX_TTL_SECONDS"
+        return self._settings.queue.max_ttl_seconds, "QUEUE_MAX_TTL_SECONDS"
+
+    def _check_batch_api(self, provider: LLMProviderType, request: ComparisonRequest) -> None:
+        overrides = request.llm_config_overrides
+        if self._batch_apis.supports(provider, overrides or LLMConfigOverrides()):
+            return
+        api = self._batch_apis.get(provider)
+        model = api.model_for(overrides or LLMConfigOverrides()) if api is not None else None
+        if model is None and overrides is not None:
+            model = overrides.model_override
+        raise BatchNotSupportedError(
+            f'processing_mode "batch" is not available for provider {provider.value}'
+            + (f" and model {model}" if model else "")
+            + ": it has no Batch API here (BATCH_PROVIDERS, and the models its Batch API takes)",
+            details={"provider": provider.value, "model": model},
+        )
+
     def _check_modes(self, request: ComparisonRequest, caller: Caller | None) -> None:
+        if (
+            request.processing_mode is ProcessingMode.BATCH
+            and request.cache_mode is not CacheMode.NONE
+        ):
+            raise RequestValidationError(
+                f'cache_mode {request.cache_mode.value} cannot go with processing_mode "batch": '
+                "every batch entry is its own fresh provider call",
+                details={"field": "cache_mode", "processing_mode": "batch"},
+            )
         if (
             request.cache_mode is CacheMode.DEVELOPMENT
             and not self._settings.providers.enable_response_cache
@@ -92,10 +143,11 @@ class RequestRules:
                 details={"field": "cache_mode", "environment": self._settings.environment.value},
             )
         ttl = request.ttl_seconds
-        if ttl is not None and ttl > self._settings.queue.max_ttl_seconds:
+        max_ttl, setting = self._max_ttl_seconds(request)
+        if ttl is not None and ttl > max_ttl:
             raise RequestValidationError(
-                f"ttl_seconds must be at most {self._settings.queue.max_ttl_seconds}",
-                details={"field": "ttl_seconds"},
+                f"ttl_seconds must be at most {max_ttl} ({setting})",
+                details={"field": "ttl_seconds", "max": max_ttl},
             )
         self._check_topic(request.callback_topic, caller)
         if request.callback_url:

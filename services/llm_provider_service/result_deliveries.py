@@ -137,7 +137,9 @@ class ResultDeliveries:
             **job.request.event_fields(prompt_sha256(prompt or render_prompt(job.request))),
         }
         if result is not None:
-            cost = self._prices.estimate(result.model, result.token_usage)
+            cost = self._prices.estimate(
+                result.model, result.token_usage, lane=result.served_via, provider=result.provider
+            )
             data = ComparisonResultData.from_result(result, cost_estimate=cost, **about_request)
         else:
             data = self._error_data(job, error, about_request)

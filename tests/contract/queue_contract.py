@@ -60,6 +60,14 @@ def queue_config() -> QueueSettings:
 
 
 @pytest.fixture
+def batch_lane() -> bool:
+    """Whether the bound queue is the batch lane's (`batch_lane=True`); its bindings say so.
+    The few behaviours that differ (documentation/queue.md, "Batch lane") are tested for
+    both."""
+    return False
+
+
+@pytest.fixture
 def make_queue(queue_factory: Callable[[QueueSettings, Any], Any], clock: Any) -> MakeQueue:
     async def make(config: QueueSettings) -> RequestQueue:
         made = queue_factory(config, clock)
@@ -166,7 +174,9 @@ async def test_enqueue_returns_an_ended_record_unchanged(queue: RequestQueue):
     assert await queue.claim(MOCK, limit=1, owner="w") == []
 
 
-async def test_enqueue_refuses_when_full(make_queue: MakeQueue, queue_config: QueueSettings):
+async def test_enqueue_refuses_when_full(
+    make_queue: MakeQueue, queue_config: QueueSettings, batch_lane: bool
+):
     queue = await make_queue(queue_config.model_copy(update={"max_size": 2}))
     first = await _enqueue(queue)
     await _enqueue(queue, OPENAI)
@@ -178,8 +188,12 @@ async def test_enqueue_refuses_when_full(make_queue: MakeQueue, queue_config: Qu
     assert raised.value.retry_after is not None
     assert raised.value.retry_after > 0
     assert (await queue.enqueue(first, priority=5, ttl_seconds=TTL)).queue_id == first.request_id
-    await _claim_one(queue)  # a request being processed no longer takes a place
-    await _enqueue(queue)
+    await _claim_one(queue)
+    if batch_lane:  # a request in a provider batch still takes a place until it ends
+        with pytest.raises(QueueFullError):
+            await _enqueue(queue)
+        return
+    await _enqueue(queue)  # a request being processed no longer takes a place
     assert (await queue.stats()).total_depth == 2
 
 
@@ -656,14 +670,68 @@ async def test_cancel_a_request_waiting_for_a_retry(queue: RequestQueue, advance
     assert (await queue.stats()).total_depth == 0
 
 
-async def test_cancel_a_processing_request_conflicts(queue: RequestQueue):
+async def test_cancel_a_processing_request_conflicts(queue: RequestQueue, batch_lane: bool):
     job = await _enqueue(queue)
-    await _claim_one(queue)
+    lease = await _claim_one(queue)
+    if batch_lane:
+        return  # the batch lane cancels it: test_the_batch_lane_cancels_a_processing_request
 
     with pytest.raises(ConflictError, match="processing"):
         await queue.cancel(job.request_id)
 
     assert (await _record(queue, job)).status is QueueStatus.PROCESSING
+    assert await queue.heartbeat(lease)
+
+
+async def test_the_batch_lane_cancels_a_processing_request(queue: RequestQueue, batch_lane: bool):
+    job = await _enqueue(queue)
+    lease = await _claim_one(queue)
+    if not batch_lane:
+        return  # the realtime lane refuses: test_cancel_a_processing_request_conflicts
+
+    cancelled = await queue.cancel(job.request_id)
+
+    assert cancelled.status is QueueStatus.CANCELLED
+    assert not await queue.heartbeat(lease)  # its lease is stale: a late result is dropped
+    assert not await queue.complete(lease, make_result(job))
+    assert await queue.fail(lease, ERROR, retry_in=None) is None
+    assert not await queue.release(lease)
+    record = await _record(queue, job)
+    assert record.status is QueueStatus.CANCELLED
+    assert record.result is None
+    assert await _taken(queue) == [job.request_id]  # announced once, like any ending
+    assert (await queue.stats()).processing == 0
+    with pytest.raises(ConflictError, match="cancelled"):
+        await queue.cancel(job.request_id)
+
+
+async def test_a_processing_request_expires_at_its_ttl_on_the_batch_lane_only(
+    queue: RequestQueue, queue_config: QueueSettings, advance: Advance, batch_lane: bool
+):
+    job = await _enqueue(queue, ttl=5)
+    lease = await _claim_one(queue)
+    assert lease.expires_at == (await _record(queue, job)).expires_at
+    await queue.heartbeat(lease)
+    await advance(6)  # past the TTL, well within the lease
+    assert queue_config.lease_seconds > 6.5
+
+    report = await queue.reap()
+
+    record = await _record(queue, job)
+    if not batch_lane:  # a realtime call in flight is left to finish
+        assert report.expired == ()
+        assert record.status is QueueStatus.PROCESSING
+        assert await queue.complete(lease, make_result(job))
+        return
+    assert [expired.queue_id for expired in report.expired] == [job.request_id]
+    assert record.status is QueueStatus.EXPIRED
+    assert record.error is not None
+    assert record.error.code == "REQUEST_EXPIRED"
+    assert not await queue.complete(lease, make_result(job))  # a result after the TTL: dropped
+    assert not await queue.heartbeat(lease)
+    assert (await _record(queue, job)).result is None
+    assert (await queue.reap()).expired == ()  # reported once
+    assert await _taken(queue) == [job.request_id]
 
 
 async def test_cancel_an_unknown_request_is_not_found(queue: RequestQueue):

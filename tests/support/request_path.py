@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common_core.enums import LLMProviderType
+from services.llm_provider_service.batch.registry import BatchAPIs
 from services.llm_provider_service.breaker import CircuitBreakers, ProviderCircuitBreaker
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
@@ -28,6 +29,7 @@ from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.tracing import default_tracer
 from services.llm_provider_service.worker import QueueWorker
 from tests.fakes import RecordingPublisher, ScriptedProvider
+from tests.support.batch_api import ModelsBatchAPI
 
 MOCK = LLMProviderType.MOCK
 
@@ -93,7 +95,12 @@ class RequestPath:
         """The orchestrator on these parts, calling through `calls`."""
         settings = self.settings
         return ComparisonOrchestrator(
-            rules=RequestRules(settings, WebhookPolicy(settings.webhooks), self.registry),
+            rules=RequestRules(
+                settings,
+                WebhookPolicy(settings.webhooks),
+                self.registry,
+                BatchAPIs({LLMProviderType.MOCK: ModelsBatchAPI()}, settings),
+            ),
             calls=calls,
             results=OwedResults(self.outbox, self.deliveries, self.metrics, self.unsaved),
             counterbalancer=self.counterbalancer,

@@ -10,6 +10,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from services.llm_provider_service.batch.lane_queue import BatchQueue, batch_lane_config
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.di.from_signature import provide_class, without_seams
 from services.llm_provider_service.drain_rate import InMemoryDrainRate
@@ -26,6 +27,7 @@ from services.llm_provider_service.protocols import (
     ResultOutbox,
 )
 from services.llm_provider_service.queue.durability import DurabilityWatch
+from services.llm_provider_service.queue.laned import LanedRequestQueue
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.quotas.memory import InMemoryRateLimiter
 from services.llm_provider_service.redis.cache import RedisResponseCache
@@ -38,7 +40,7 @@ from services.llm_provider_service.redis.position_bias import RedisPositionBiasS
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
 from services.llm_provider_service.redis.sharded_queue import ShardedRequestQueue
-from services.llm_provider_service.settings import QueueSettings
+from services.llm_provider_service.settings import QueueSettings, Settings
 from services.llm_provider_service.settings.infrastructure import RedisSettings
 
 
@@ -103,10 +105,17 @@ class InMemoryQueueDeps(StoreDeps):
     response_cache = provide_class(InMemoryResponseCache, provides=ResponseCache)
 
     @provide
-    async def queue(self, section: QueueSettings) -> AsyncIterator[RequestQueue]:
+    async def queue(self, section: QueueSettings, batch: BatchQueue) -> AsyncIterator[RequestQueue]:
+        """Both lanes (`LanedRequestQueue`); the batch lane is `batch_queue`'s."""
         queue = InMemoryRequestQueue(section)
-        yield queue
+        yield LanedRequestQueue(queue, batch.queue)
         await queue.close()  # warns about the accepted requests lost with the process
+
+    @provide
+    async def batch_queue(self, settings: Settings) -> AsyncIterator[BatchQueue]:
+        queue = InMemoryRequestQueue(batch_lane_config(settings), batch_lane=True)
+        yield BatchQueue(queue)
+        await queue.close()
 
     @provide
     def durability_watch(self, section: RedisSettings) -> DurabilityWatch:
@@ -130,12 +139,25 @@ class RedisQueueDeps(StoreDeps):
         keys: RedisKeys,
         redis_section: RedisSettings,
         section: QueueSettings,
+        batch: BatchQueue,
     ) -> RequestQueue:
         """One Redis: every queue key under `{prefix}`. A Redis Cluster: the queue sharded per
-        provider (`{prefix:<provider>}`), so it spreads over the masters."""
+        provider (`{prefix:<provider>}`), so it spreads over the masters. Beside it, the
+        batch lane (`batch_queue`), both behind one `LanedRequestQueue`."""
         if redis_section.cluster:
-            return ShardedRequestQueue(redis, keys, section)
-        return RedisRequestQueue(redis, keys, section)
+            return LanedRequestQueue(ShardedRequestQueue(redis, keys, section), batch.queue)
+        return LanedRequestQueue(RedisRequestQueue(redis, keys, section), batch.queue)
+
+    @provide
+    def batch_queue(
+        self, redis: RedisClient, keys: RedisKeys, redis_section: RedisSettings, settings: Settings
+    ) -> BatchQueue:
+        """The batch lane under `{prefix:batch}` (`RedisKeys.batch_lane`), sharded per
+        provider on a Redis Cluster (`{prefix:batch:<provider>}`)."""
+        lane, config = keys.batch_lane(), batch_lane_config(settings)
+        if redis_section.cluster:
+            return BatchQueue(ShardedRequestQueue(redis, lane, config, batch_lane=True))
+        return BatchQueue(RedisRequestQueue(redis, lane, config, batch_lane=True))
 
     @provide
     async def redis(self, section: RedisSettings) -> AsyncIterator[RedisClient]:

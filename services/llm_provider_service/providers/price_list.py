@@ -29,6 +29,8 @@ above 200k, GPT-5.4 and GPT-5.6/6.x above 272k input, Gemini 2.5 Pro and 3.1 Pro
 
 from __future__ import annotations
 
+from common_core.enums import LLMProviderType, ServedVia
+
 DEFAULT_PRICES: dict[str, list[float]] = {
     # Anthropic: see the module docstring for the sources.
     "claude-fable-5-2": [8.0, 40.0, 0.2, 10.0, 16.0],
@@ -156,4 +158,25 @@ DEFAULT_PRICES: dict[str, list[float]] = {
     "google/gemini-2.5-flash-lite": [0.1, 0.4, 0.01, 0.1, 0.1],
     # The mock provider costs nothing.
     "mock-rater-1": [0.0, 0.0, 0.0, 0.0, 0.0],
+}
+
+
+# The price of a call through a cheaper lane than a standard one, as a factor of its standard
+# price, per lane and provider (`PriceTable.estimate`). Batch APIs: half price at Anthropic
+# (Message Batches), OpenAI (Batch API), Google (Gemini batch mode) and OpenRouter (passed on
+# from the upstream's batch price); the mock follows them. Flex (`service_tier: "flex"`):
+# half price at OpenAI and Google; Anthropic sells none. A lane or provider not listed costs
+# the standard price.
+LANE_PRICE_FACTORS: dict[ServedVia, dict[LLMProviderType, float]] = {
+    ServedVia.BATCH: {
+        LLMProviderType.ANTHROPIC: 0.5,
+        LLMProviderType.OPENAI: 0.5,
+        LLMProviderType.GOOGLE: 0.5,
+        LLMProviderType.OPENROUTER: 0.5,
+        LLMProviderType.MOCK: 0.5,
+    },
+    ServedVia.FLEX: {
+        LLMProviderType.OPENAI: 0.5,
+        LLMProviderType.GOOGLE: 0.5,
+    },
 }

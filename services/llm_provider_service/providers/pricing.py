@@ -4,6 +4,9 @@ Each model has five prices: input, output, cache reads, and cache writes at the 
 1-hour TTLs (Anthropic charges a premium to write its prompt cache; OpenAI and Gemini do
 not, so their writes cost the input price). The built-in table is `DEFAULT_PRICES`
 (`providers/price_list.py`); `MODEL_PRICES` adds or replaces entries.
+
+A result served through a cheaper lane than a standard call (`ServedVia`) costs its
+standard price times the lane's factor for its provider (`LANE_PRICE_FACTORS`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from common_core.api_models import TokenUsage
-from services.llm_provider_service.providers.price_list import DEFAULT_PRICES
+from common_core.enums import LLMProviderType, ServedVia
+from services.llm_provider_service.providers.price_list import DEFAULT_PRICES, LANE_PRICE_FACTORS
 
 _DATED_SNAPSHOT = re.compile(r"^(.+)-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
 
@@ -81,10 +85,23 @@ class PriceTable:
             found = self._prices.get(match.group(1))
         return found
 
-    def estimate(self, model: str, usage: TokenUsage) -> float | None:
-        """USD for this usage, or None when the model has no price."""
+    def estimate(
+        self,
+        model: str,
+        usage: TokenUsage,
+        *,
+        lane: ServedVia = ServedVia.REALTIME,
+        provider: LLMProviderType | None = None,
+    ) -> float | None:
+        """USD for this usage through `lane` of `provider`, or None when the model has no
+        price. The standard price times the lane's factor (`LANE_PRICE_FACTORS`); a lane
+        the table has no factor for (or no provider) is priced as a standard call, an
+        estimate that errs high."""
         price = self.price(model)
-        return None if price is None else price.cost(usage)
+        if price is None:
+            return None
+        factor = LANE_PRICE_FACTORS.get(lane, {}).get(provider, 1.0) if provider else 1.0
+        return round(price.cost(usage) * factor, 8)
 
     def __contains__(self, model: str) -> bool:
         return self.price(model) is not None

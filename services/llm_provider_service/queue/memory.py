@@ -48,12 +48,23 @@ class InMemoryRequestQueue:
     Its bookkeeping (lines, leases, deadlines, ended records) is a `QueueLedger`
     (`memory_ledger.py`). Transitions found by the reap inside `claim` are reported by the
     next `reap()`.
+
+    With `batch_lane` (the batch lane's queue, documentation/queue.md "Batch lane"),
+    `cancel` also ends a PROCESSING request, and the reap expires a PROCESSING request at its
+    `expires_at`; either way its lease goes stale at once.
     """
 
-    def __init__(self, config: QueueSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: QueueSettings,
+        clock: Callable[[], float] = time.time,
+        *,
+        batch_lane: bool = False,
+    ) -> None:
         self._config = config
         self._clock = clock
-        self._ledger = QueueLedger(config)
+        self._batch_lane = batch_lane
+        self._ledger = QueueLedger(config, batch_lane=batch_lane)
         self._sequence = itertools.count()
         self._unreported = Findings()
 
@@ -167,12 +178,16 @@ class InMemoryRequestQueue:
         if entry is None:
             raise NotFoundError(f"no queued request {queue_id}")
         status = entry.record.status
-        if status is not QueueStatus.QUEUED:
+        cancellable = status is QueueStatus.QUEUED or (
+            self._batch_lane and status is QueueStatus.PROCESSING
+        )
+        if not cancellable:
             raise ConflictError(
                 f"request {queue_id} is {status.value} and can no longer be cancelled",
                 details={"queue_id": str(queue_id), "status": status.value},
             )
-        self._ledger.unqueue(entry)
+        if status is QueueStatus.QUEUED:
+            self._ledger.unqueue(entry)
         self._ledger.set_status(entry, QueueStatus.CANCELLED, self._clock())
         return entry.record.model_copy(deep=True)
 

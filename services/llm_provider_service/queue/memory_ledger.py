@@ -64,8 +64,10 @@ class QueueLedger:
     The caller passes `now` (epoch seconds) to every change.
     """
 
-    def __init__(self, config: QueueSettings) -> None:
+    def __init__(self, config: QueueSettings, *, batch_lane: bool = False) -> None:
         self._config = config
+        # The batch lane expires PROCESSING requests at their TTL too (`_expire_queued`).
+        self._batch_lane = batch_lane
         self.entries: dict[UUID, Entry] = {}
         self.ready: defaultdict[LLMProviderType, list[OrderKey]] = defaultdict(list)
         self.delayed: defaultdict[LLMProviderType, list[OrderKey]] = defaultdict(list)
@@ -93,7 +95,10 @@ class QueueLedger:
         )
 
     def depth(self) -> int:
-        return sum(len(keys) for keys in (*self.ready.values(), *self.delayed.values()))
+        """What the queue's maximum bounds: waiting requests, and on the batch lane also
+        those in a provider batch (as the Redis batch lane counts)."""
+        waiting = sum(len(keys) for keys in (*self.ready.values(), *self.delayed.values()))
+        return waiting + (self.processing if self._batch_lane else 0)
 
     def current(self, lease: Lease) -> Entry | None:
         """The entry if `lease` is its current lease; None makes the caller change nothing."""
@@ -117,6 +122,7 @@ class QueueLedger:
             job=record.job,
             queued_at=record.queued_at,
             claimed_at=utc(now),
+            expires_at=record.expires_at,
         )
 
     def set_status(self, entry: Entry, status: QueueStatus, now: float) -> None:
@@ -212,8 +218,14 @@ class QueueLedger:
     def _expire_queued(self, now: float, found: Findings) -> None:
         while self._expiries and self._expiries[0][0] <= now:
             entry = self.entries.get(heapq.heappop(self._expiries)[1])
-            if entry is not None and entry.record.status is QueueStatus.QUEUED:
+            if entry is None:
+                continue
+            if entry.record.status is QueueStatus.QUEUED:
                 self.unqueue(entry)
+                found.expired.append(self._end(entry, QueueStatus.EXPIRED, now))
+            elif self._batch_lane and entry.record.status is QueueStatus.PROCESSING:
+                # In a provider batch: a result arriving after the TTL is dropped (its
+                # lease is stale once the status changed).
                 found.expired.append(self._end(entry, QueueStatus.EXPIRED, now))
 
     def _promote_retries(self, now: float, found: Findings) -> None:

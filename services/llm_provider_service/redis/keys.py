@@ -41,6 +41,13 @@ class RedisKeys:
         Redis Cluster. Never used on a single Redis, whose names stay as they are."""
         return RedisKeys(self.prefix, shard)
 
+    def batch_lane(self) -> RedisKeys:
+        """The batch lane's queue keys (documentation/queue.md, "Batch lane"): the same names
+        under the prefix `prefix:batch`, so `{prefix:batch}` on a single Redis and
+        `{prefix:batch:<provider>}` per shard on a Redis Cluster. A previous version never
+        reads them, so it never meets a `processing_mode: "batch"` job it cannot parse."""
+        return RedisKeys(f"{self.prefix}:batch", self.shard)
+
     def request(self, queue_id: str) -> str:
         """Hash: the request's status, job, attempts, timestamps, lease token, result, error."""
         return f"{self.tag}:req:{queue_id}"

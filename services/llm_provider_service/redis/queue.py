@@ -55,7 +55,9 @@ class RedisRequestQueue:
     """The `RequestQueue` contract on Redis; see documentation/queue.md for the design.
 
     `time_offset_ms` shifts Redis `TIME` for tests that must move time; it is always 0 in
-    the service, where Redis `TIME` is the only clock.
+    the service, where Redis `TIME` is the only clock. `batch_lane` makes it the batch
+    lane's queue: PROCESSING requests may be cancelled and expire at their TTL (`BATCH_LANE`
+    in `lua/queue/_lib.lua`).
     """
 
     def __init__(
@@ -66,8 +68,10 @@ class RedisRequestQueue:
         *,
         time_offset_ms: Callable[[], int] = lambda: 0,
         reap_limit: int = 500,
+        batch_lane: bool = False,
     ) -> None:
         self._redis = redis
+        self._lane_flag = "1" if batch_lane else "0"
         self._keys = keys
         self._config = config
         self._offset = time_offset_ms
@@ -80,7 +84,7 @@ class RedisRequestQueue:
     async def _run(self, name: str, *args: Any, keys: tuple[str, ...] = ()) -> Any:
         """Run script `name` with the shared keys, then `keys` (the request's own)."""
         common = leading_args(self._keys, self._config, self._offset(), self._reap_limit)
-        bounds = (self._config.result_max_bytes, self._config.result_max_count)
+        bounds = (self._config.result_max_bytes, self._config.result_max_count, self._lane_flag)
         async with translated_redis_errors(_STORE):
             return await self._scripts[name](
                 keys=[*self._shared, *keys], args=[*common, *args, *bounds]
@@ -143,8 +147,9 @@ class RedisRequestQueue:
                 job=ComparisonJob.model_validate_json(job),
                 queued_at=utc_from_ms(queued_at),
                 claimed_at=utc_from_ms(claimed_at),
+                expires_at=utc_from_ms(expires_at),
             )
-            for queue_id, token, attempts, job, queued_at, claimed_at in leases
+            for queue_id, token, attempts, job, queued_at, claimed_at, expires_at in leases
         ]
 
     def _request_key(self, queue_id: UUID) -> tuple[str]:

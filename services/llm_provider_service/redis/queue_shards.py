@@ -69,12 +69,18 @@ class QueueShards:
         *,
         time_offset_ms: Callable[[], int],
         reap_limit: int,
+        batch_lane: bool = False,
     ) -> None:
         self._redis = redis
         self.keys = {provider: keys.sharded(provider.value) for provider in LLMProviderType}
         self._queues = {
             provider: RedisRequestQueue(
-                redis, shard, config, time_offset_ms=time_offset_ms, reap_limit=reap_limit
+                redis,
+                shard,
+                config,
+                time_offset_ms=time_offset_ms,
+                reap_limit=reap_limit,
+                batch_lane=batch_lane,
             )
             for provider, shard in self.keys.items()
         }

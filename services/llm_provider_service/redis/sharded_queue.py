@@ -73,11 +73,18 @@ class ShardedRequestQueue:
         *,
         time_offset_ms: Callable[[], int] = lambda: 0,
         reap_limit: int = 500,
+        batch_lane: bool = False,
     ) -> None:
+        """`batch_lane`: every shard is a batch lane queue (`RedisRequestQueue`)."""
         self._redis = redis
         self._config = config
         self._shards = QueueShards(
-            redis, keys, config, time_offset_ms=time_offset_ms, reap_limit=reap_limit
+            redis,
+            keys,
+            config,
+            time_offset_ms=time_offset_ms,
+            reap_limit=reap_limit,
+            batch_lane=batch_lane,
         )
         self._wake = keys.sharded("wake").wake
         self._first_to_announce = 0

@@ -43,6 +43,10 @@ class BatchSettings(Section):
     # How long a create whose outcome is unknown (timeout, dropped connection, 5xx) is
     # looked for in the vendor's list before its requests go back to the queue unspent.
     submit_timeout_seconds: float = Field(default=600.0, gt=0)
+    # The most batch requests the batch lane holds, waiting or in a provider batch (the
+    # realtime queue keeps QUEUE_MAX_SIZE); beyond it a batch request is refused 503
+    # QUEUE_FULL. Batch requests wait for hours, so the lane holds more.
+    queue_max_size: int = Field(default=100_000, gt=0)
     # The flex lane (OpenAI and Gemini `service_tier: "flex"`): batch requests of those
     # providers are first tried as flex calls; a refusal or timeout falls back to the batch.
     flex_enabled: bool = False

@@ -11,6 +11,7 @@ from dishka.exceptions import NoFactoryError
 
 from common_core.enums import EnvironmentType, LLMProviderType
 from services.llm_provider_service.app import create_app
+from services.llm_provider_service.batch.lane_queue import BatchQueue
 from services.llm_provider_service.cache.memory import InMemoryResponseCache, NoResponseCache
 from services.llm_provider_service.di import ENVIRONMENT_DEPS, bindings, make_container
 from services.llm_provider_service.di.core import SECTIONS
@@ -26,6 +27,7 @@ from services.llm_provider_service.protocols import (
 )
 from services.llm_provider_service.provider_call import ProviderCall
 from services.llm_provider_service.provider_registry import ProviderRegistry
+from services.llm_provider_service.queue.laned import LanedRequestQueue
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.redis.cache import RedisResponseCache
 from services.llm_provider_service.redis.idempotency import RedisIdempotencyStore
@@ -39,6 +41,18 @@ SettingsFactory = Callable[..., Settings]
 DEPLOYED_EXTRAS: dict[str, Any] = {"anthropic_api_key": "sk-test", "callers": DEPLOYED_CALLERS}
 EMBEDDED = [EnvironmentType.DEVELOPMENT, EnvironmentType.TESTING]
 DEPLOYED = [EnvironmentType.STAGING, EnvironmentType.PRODUCTION]
+
+
+async def _assert_lanes(container: Any, lane_type: type[Any]) -> None:
+    """The `RequestQueue` is both lanes of `lane_type`; the engine's `BatchQueue` is the
+    very batch lane behind it."""
+    queue = await container.get(RequestQueue)
+    batch = await container.get(BatchQueue)
+    assert isinstance(queue, LanedRequestQueue)
+    assert isinstance(queue.realtime, lane_type)
+    assert isinstance(queue.batch, lane_type)
+    assert queue.batch is batch.queue
+    assert queue.realtime is not queue.batch
 
 
 def test_every_environment_has_bindings():
@@ -85,7 +99,7 @@ async def test_deployed_container_is_redis_without_mock_cache_or_fault_injection
     try:
         for dependency in (ComparisonOrchestrator, QueueWorker, IdempotencyGuard):
             assert await container.get(dependency) is not None, dependency
-        assert isinstance(await container.get(RequestQueue), RedisRequestQueue)
+        await _assert_lanes(container, RedisRequestQueue)
         assert isinstance(await container.get(IdempotencyStore), RedisIdempotencyStore)
         # Staging and production never bind a cache that could serve a judgement twice.
         assert isinstance(await container.get(ResponseCache), NoResponseCache)
@@ -130,13 +144,13 @@ async def test_persistence_switches_the_embedded_default_to_redis(
     settings = make_settings(enable_queue_persistence=True, redis_url=redis_server.url)
     container = make_container(settings)
     try:
-        assert isinstance(await container.get(RequestQueue), RedisRequestQueue)
+        await _assert_lanes(container, RedisRequestQueue)
         assert isinstance(await container.get(ResponseCache), RedisResponseCache)
     finally:
         await container.close()
     embedded = make_container(make_settings())
     try:
-        assert isinstance(await embedded.get(RequestQueue), InMemoryRequestQueue)
+        await _assert_lanes(embedded, InMemoryRequestQueue)
         assert isinstance(await embedded.get(ResponseCache), InMemoryResponseCache)
     finally:
         await embedded.close()

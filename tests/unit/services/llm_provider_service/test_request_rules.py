@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from common_core.enums import ErrorCode, LLMProviderType, ProcessingMode
+from services.llm_provider_service.batch.registry import BatchAPIs
 from services.llm_provider_service.callers import Caller, CallerPolicy
 from services.llm_provider_service.delivery.webhook_policy import WebhookPolicy
 from services.llm_provider_service.errors import ServiceError
@@ -16,6 +17,7 @@ from services.llm_provider_service.request_rules import RequestRules
 from services.llm_provider_service.settings import Settings
 from tests.factories import make_request
 from tests.fakes import ScriptedProvider
+from tests.support.batch_api import ModelsBatchAPI
 from tests.support.callers import digest
 
 TOPIC = "huleedu.cj_assessment.results.v1"
@@ -24,7 +26,8 @@ HOOK = "https://hooks.example.org/results"
 
 def rules_for(settings: Settings) -> RequestRules:
     registry = ProviderRegistry({LLMProviderType.MOCK: ScriptedProvider()}, settings)
-    return RequestRules(settings, WebhookPolicy(settings.webhooks), registry)
+    apis = BatchAPIs({LLMProviderType.MOCK: ModelsBatchAPI()}, settings)
+    return RequestRules(settings, WebhookPolicy(settings.webhooks), registry, apis)
 
 
 def caller(**policy: Any) -> Caller:
@@ -93,6 +96,34 @@ REFUSALS = [
         {},
     ),
     (
+        {"processing_mode": "batch", "cache_mode": "deduplication_only"},
+        None,
+        ErrorCode.VALIDATION_ERROR,
+        400,
+        {"field": "cache_mode"},
+    ),
+    (
+        {"processing_mode": "batch", "cache_mode": "development"},
+        None,
+        ErrorCode.VALIDATION_ERROR,
+        400,
+        {"field": "cache_mode"},
+    ),
+    (
+        {"processing_mode": "batch", "ttl_seconds": 73 * 3600},
+        None,
+        ErrorCode.VALIDATION_ERROR,
+        400,
+        {"field": "ttl_seconds", "max": 72 * 3600},
+    ),
+    (
+        {"processing_mode": "batch", "llm_config_overrides": {"model_override": "mock-live"}},
+        None,
+        ErrorCode.BATCH_NOT_SUPPORTED,
+        400,
+        {"provider": "mock", "model": "mock-live"},
+    ),
+    (
         {"user_prompt": "Compare {essay_a} with {essay_b}", "essay_b": None},
         None,
         ErrorCode.VALIDATION_ERROR,
@@ -116,6 +147,10 @@ REFUSALS = [
         "url_host",
         "url_host_of_caller",
         "provider_not_configured",
+        "batch_with_deduplication",
+        "batch_with_development_cache",
+        "batch_ttl",
+        "batch_model_without_batch_api",
         "missing_essay",
     ],
 )
@@ -178,3 +213,48 @@ def test_the_mode_is_the_requests_else_the_callers_else_the_settings(make_settin
     assert rules.admit(unnamed, by_caller).request.processing_mode is ProcessingMode.ASYNC
     assert rules.admit(unnamed, caller()).request.processing_mode is ProcessingMode.IMMEDIATE
     assert rules.admit(unnamed, None).request.processing_mode is ProcessingMode.IMMEDIATE
+
+
+def test_a_batch_request_for_a_provider_outside_batch_providers_is_refused(make_settings):
+    rules = rules_for(make_settings(batch_providers=[]))
+    with pytest.raises(ServiceError) as refused:
+        rules.admit(make_request(processing_mode="batch"), None)
+    assert refused.value.code is ErrorCode.BATCH_NOT_SUPPORTED
+    assert refused.value.http_status == 400
+    assert refused.value.details == {"provider": "mock", "model": None}
+    assert rules.admit(make_request(processing_mode="async"), None)  # other modes still serve
+
+
+def test_a_batch_request_for_a_model_the_batch_api_takes_is_admitted(rules: RequestRules):
+    request = make_request(processing_mode="batch")
+    admitted = rules.admit(request, None)
+    assert admitted.request.processing_mode is ProcessingMode.BATCH
+    assert admitted.provider is LLMProviderType.MOCK
+
+
+def test_a_batch_request_may_wait_longer_than_a_realtime_one(make_settings):
+    settings = make_settings(
+        queue_request_ttl_seconds=600, queue_max_ttl_seconds=3600, batch_max_ttl_seconds=2 * 86400
+    )
+    rules = rules_for(settings)
+    long_batch = make_request(processing_mode="batch", ttl_seconds=86400)
+    assert rules.admit(long_batch, None).request.ttl_seconds == 86400
+    with pytest.raises(ServiceError) as refused:
+        rules.admit(make_request(processing_mode="async", ttl_seconds=86400), None)
+    assert refused.value.details["field"] == "ttl_seconds"
+
+
+def test_the_ttl_is_the_requests_else_its_lanes_default(make_settings):
+    settings = make_settings(queue_request_ttl_seconds=600, batch_default_ttl_seconds=7200)
+    rules = rules_for(settings)
+    assert rules.ttl_seconds(make_request(processing_mode="batch")) == 7200
+    assert rules.ttl_seconds(make_request(processing_mode="async")) == 600
+    assert rules.ttl_seconds(make_request(processing_mode="batch", ttl_seconds=60)) == 60
+
+
+def test_a_caller_may_default_to_batch(rules: RequestRules):
+    by_caller = caller(default_processing_mode="batch")
+    admitted = rules.admit(make_request(), by_caller)
+    assert admitted.request.processing_mode is ProcessingMode.BATCH
+    named = make_request(processing_mode="immediate")
+    assert rules.admit(named, by_caller).request.processing_mode is ProcessingMode.IMMEDIATE

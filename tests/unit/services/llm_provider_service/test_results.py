@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from common_core.api_models import ComparisonRequest, ComparisonResult, ErrorInfo, TokenUsage
-from common_core.enums import EssayWinner, PresentationOrder
+from common_core.enums import EssayWinner, LLMProviderType, PresentationOrder, ServedVia
 from common_core.events import ComparisonResultData
 from common_core.pass_through import PassThrough
 from services.llm_provider_service.models import Judgement
@@ -34,13 +34,21 @@ DELIVERIES = ResultDeliveries(
 )
 
 
+# `served_via` was added after the previous version, last, additively: everything else is
+# byte-identical, and a realtime result says so.
+LATER = {"served_via"}
+
+
 def test_the_result_body_is_byte_identical() -> None:
-    assert RESULT.model_dump_json() == RESULT_BODY
+    assert RESULT.model_dump_json(exclude=LATER) == RESULT_BODY
+    assert RESULT.model_dump_json().endswith(',"served_via":"realtime"}')
 
 
 def test_the_result_event_is_byte_identical() -> None:
     envelope = DELIVERIES.envelope(FULL, result=RESULT)
-    assert envelope.model_dump_json(exclude={"event_timestamp"}) == RESULT_EVENT
+    exclude: Any = {"event_timestamp": True, "data": LATER}
+    assert envelope.model_dump_json(exclude=exclude) == RESULT_EVENT
+    assert envelope.data.served_via is ServedVia.REALTIME
 
 
 def test_the_error_event_is_byte_identical() -> None:
@@ -51,7 +59,8 @@ def test_the_error_event_is_byte_identical() -> None:
         token_usage=TokenUsage(prompt_tokens=3),
     )
     envelope = DELIVERIES.envelope(FULL, error=error)
-    assert envelope.model_dump_json(exclude={"event_timestamp"}) == ERROR_EVENT
+    exclude: Any = {"event_timestamp": True, "data": LATER}
+    assert envelope.model_dump_json(exclude=exclude) == ERROR_EVENT
 
 
 def judgement() -> Judgement:
@@ -131,3 +140,29 @@ def carried(in_event: Any, sent: Any) -> bool:
 def test_the_pass_through_fields_of_a_request_are_its_own(metadata: dict[str, Any]) -> None:
     sent = ComparisonRequest(user_prompt="Compare.", metadata=metadata)
     assert sent.passed_through() == PassThrough(metadata=metadata)
+
+
+@pytest.mark.parametrize(
+    ("lane", "factor"), [(ServedVia.REALTIME, 1.0), (ServedVia.BATCH, 0.5), (ServedVia.FLEX, 1.0)]
+)
+def test_a_result_says_its_lane_and_costs_that_lanes_price(lane: ServedVia, factor: float) -> None:
+    prices = PriceTable()
+    standard = prices.estimate("claude-sonnet-4-5", judgement().token_usage)
+    assert standard is not None
+    assert FULL.provider is LLMProviderType.MOCK  # which has no flex lane: standard price
+
+    result = result_of(FULL, judgement(), 0.25, PresentationOrder.SWAPPED, prices, lane)
+
+    assert result.served_via is lane
+    assert result.cost_estimate == round(standard * factor, 8)
+    event = DELIVERIES.envelope(FULL, result=result).data
+    assert event.served_via is lane
+    assert event.cost_estimate == round(standard * factor, 8)  # the event prices it the same
+
+
+def test_a_result_stored_before_lanes_reads_as_realtime() -> None:
+    stored = json.loads(RESULT_BODY)
+    assert "served_via" not in stored
+    assert ComparisonResult.model_validate(stored).served_via is ServedVia.REALTIME
+    event = ComparisonResultData.model_validate(json.loads(RESULT_EVENT)["data"])
+    assert event.served_via is ServedVia.REALTIME

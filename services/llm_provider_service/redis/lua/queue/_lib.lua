@@ -13,8 +13,9 @@
 -- ARGV[2] milliseconds added to server TIME: 0 in production; tests move time with it.
 -- ARGV[3] result retention in ms; ARGV[4] / ARGV[5] the error JSON recorded on expiry and on
 --         a lease that expired with every attempt spent; ARGV[6] how many ids one reap may touch.
--- Script-specific arguments start at ARGV[7]. The last two arguments of every call are the
--- bounds on ended records: ARGV[#ARGV - 1] bytes, ARGV[#ARGV] count (see trim_ended).
+-- Script-specific arguments start at ARGV[7]. The last three arguments of every call are the
+-- bounds on ended records, ARGV[#ARGV - 2] bytes and ARGV[#ARGV - 1] count (see trim_ended),
+-- and ARGV[#ARGV] '1' for the batch lane's queue, else '0' (see BATCH_LANE).
 --
 -- Server TIME is the only clock: replicas and workers with skewed clocks agree on deadlines.
 
@@ -30,8 +31,14 @@ local RETENTION_MS = tonumber(ARGV[3])
 local EXPIRED_ERROR = ARGV[4]
 local LEASE_ERROR = ARGV[5]
 local REAP_LIMIT = tonumber(ARGV[6])
-local RESULT_MAX_BYTES = tonumber(ARGV[#ARGV - 1])
-local RESULT_MAX_COUNT = tonumber(ARGV[#ARGV])
+local RESULT_MAX_BYTES = tonumber(ARGV[#ARGV - 2])
+local RESULT_MAX_COUNT = tonumber(ARGV[#ARGV - 1])
+-- The batch lane (documentation/queue.md, "Batch lane"): a PROCESSING request sits in a
+-- provider batch and nothing runs for it here, so it may be cancelled (cancel.lua) and it
+-- expires at its TTL (`reap`). For that it stays in EXPIRY while PROCESSING (claim.lua adds
+-- it back, `finish` removes it), so in this lane EXPIRY holds waiting and batched requests.
+-- Off for the realtime queue, whose scripts then behave exactly as before the lane existed.
+local BATCH_LANE = ARGV[#ARGV] == '1'
 
 -- The learned keys (the exception above); their names are those of `RedisKeys`.
 local function req(id) return P .. ':req:' .. id end
@@ -159,6 +166,7 @@ local function finish(id, record, status, now, error_json)
   if error_json then redis.call('HSET', record, 'error', error_json) end
   redis.call('ZADD', RETENTION, s(now + RETENTION_MS), id)
   redis.call('ZADD', UNANNOUNCED, s(now), id)
+  if BATCH_LANE then redis.call('ZREM', EXPIRY, id) end
 end
 
 -- The holder of `token` still owns the lease of the request whose record is `record`; a
@@ -201,9 +209,17 @@ local function reap(now)
   reap_leases(now, found)
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', now,
                                  'LIMIT', 0, REAP_LIMIT)) do
-    local h = redis.call('HMGET', req(id), 'provider', 'priority', 'queued_at', 'expires_at')
+    local h = redis.call('HMGET', req(id), 'provider', 'priority', 'queued_at', 'expires_at',
+                         'status')
     if not h[1] then
       forget_waiting(id)
+    elseif BATCH_LANE and h[5] == 'processing' then
+      -- In a provider batch past its TTL: expired now, so a late result finds a stale lease.
+      redis.call('ZREM', LEASES, id)
+      finish(id, req(id), 'expired', now, EXPIRED_ERROR)
+      table.insert(found[1], id)
+    elseif BATCH_LANE and h[5] ~= 'queued' then
+      redis.call('ZREM', EXPIRY, id)  -- ended already (a safeguard: `finish` removes it)
     else
       redis.call('ZREM', ready(h[1]), id)
       redis.call('ZREM', DELAYED, id)

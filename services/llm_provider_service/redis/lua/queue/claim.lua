@@ -4,7 +4,7 @@
 -- exception in _lib.lua). ARGV[7] provider, [8] limit, [9] owner, [10] lease ms.
 -- What the reap found is handed on through Redis (`reaped:*`, reported by the next reap.lua
 -- of any worker), so it is reported even if this process stops first.
--- Returns {{id, token, attempts, job, queued_at, claimed_at}, ...}.
+-- Returns {{id, token, attempts, job, queued_at, claimed_at, expires_at}, ...}.
 local provider, limit, owner, lease_ms = ARGV[7], tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
 local ready_set = KEYS[19]
 local now = now_ms()
@@ -17,7 +17,8 @@ local function lease(id, h)
   redis.call('HSET', req(id), 'status', 'processing', 'token', token, 'owner', owner,
              'updated_at', s(now), 'lease_deadline', s(now + lease_ms))
   redis.call('ZADD', LEASES, s(now + lease_ms), id)
-  table.insert(leases, {id, token, attempts, h[4], h[2], s(now)})
+  if BATCH_LANE then redis.call('ZADD', EXPIRY, h[3], id) end  -- expires while batched
+  table.insert(leases, {id, token, attempts, h[4], h[2], s(now), h[3]})
 end
 if limit > 0 then
   for _, id in ipairs(redis.call('ZRANGE', ready_set, 0, limit - 1)) do

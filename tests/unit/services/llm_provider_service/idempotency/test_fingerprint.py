@@ -130,3 +130,19 @@ def test_a_v1_field_at_its_default_still_counts() -> None:
     explicit = ComparisonRequest.model_validate({**body, "metadata": {}, "priority": 5})
     assert fingerprint(explicit) == digest  # the same JSON: defaults were always included
     assert fingerprint(ComparisonRequest.model_validate({**body, "priority": 6})) != digest
+
+
+# The batch lane's request: the full v1 body with processing_mode "batch" (a v1 field, so its
+# value counts as any mode's did) and no cache mode, which batch refuses.
+BATCH_V1 = {**FULL_V1, "processing_mode": "batch", "cache_mode": "none"}
+
+
+def test_a_batch_request_has_a_fingerprint_of_its_own_and_others_keep_theirs() -> None:
+    batch = fingerprint(ComparisonRequest.model_validate(BATCH_V1))
+    async_twin = fingerprint(
+        ComparisonRequest.model_validate({**BATCH_V1, "processing_mode": "async"})
+    )
+
+    assert batch == "124a91c986e539d2086f8318ce8ab502f8a284a9b05adf7e9378b0f9d4f78347"
+    assert async_twin == "595f5914320831937928244cd9f0d50c2a81c95ac5b0d8486857f7daea893bb4"
+    assert batch != async_twin  # a key reused across modes is a different request (409)

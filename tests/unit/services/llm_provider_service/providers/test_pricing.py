@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common_core.api_models import TokenUsage
-from common_core.enums import LLMProviderType
+from common_core.enums import LLMProviderType, ServedVia
 from services.llm_provider_service.providers.price_list import DEFAULT_PRICES
 from services.llm_provider_service.providers.pricing import ModelPrice, PriceTable
 from services.llm_provider_service.settings import Settings
@@ -95,3 +95,28 @@ def test_overrides_add_and_replace_prices():
     table = PriceTable({"gpt-5-mini": (1.0, 1.0), "house-model": (2.0, 0.0)})
     assert table.estimate("gpt-5-mini", USAGE) == pytest.approx(1.0 + 0.1)
     assert table.estimate("house-model", USAGE) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("provider", "lane", "factor"),
+    [
+        (LLMProviderType.ANTHROPIC, ServedVia.BATCH, 0.5),
+        (LLMProviderType.OPENAI, ServedVia.BATCH, 0.5),
+        (LLMProviderType.GOOGLE, ServedVia.BATCH, 0.5),
+        (LLMProviderType.OPENROUTER, ServedVia.BATCH, 0.5),
+        (LLMProviderType.MOCK, ServedVia.BATCH, 0.5),
+        (LLMProviderType.OPENAI, ServedVia.FLEX, 0.5),
+        (LLMProviderType.GOOGLE, ServedVia.FLEX, 0.5),
+        (LLMProviderType.ANTHROPIC, ServedVia.FLEX, 1.0),  # Anthropic sells no flex tier
+        (LLMProviderType.OPENAI, ServedVia.REALTIME, 1.0),
+    ],
+)
+def test_a_lane_costs_its_factor_of_the_standard_price(
+    provider: LLMProviderType, lane: ServedVia, factor: float
+):
+    table = PriceTable({"m": [2.0, 10.0]})
+    usage = TokenUsage(prompt_tokens=1_000_000, completion_tokens=100_000, total_tokens=1_100_000)
+
+    assert table.estimate("m", usage) == 3.0
+    assert table.estimate("m", usage, lane=lane, provider=provider) == 3.0 * factor
+    assert table.estimate("unpriced", usage, lane=lane, provider=provider) is None

@@ -69,7 +69,7 @@ def _names() -> set[str]:
         name
         for name, member in inspect.getmembers(RedisKeys)
         if not name.startswith("_")
-        and name != "sharded"
+        and name not in ("sharded", "batch_lane")
         and (callable(member) or isinstance(member, property))
     }
 
@@ -102,3 +102,16 @@ def test_a_shard_keeps_every_name_under_its_own_hash_tag():
         name: key.replace("{llmq}", "{llmq:openai}", 1) for name, key in PINNED.items()
     }
     assert RedisKeys("llmq").shard is None  # a single Redis has no shards
+
+
+def test_the_batch_lane_keeps_every_name_under_its_own_prefix():
+    """The batch lane's queue (`queue.md`, "Batch lane"): `{llmq:batch}` on a single Redis,
+    `{llmq:batch:<provider>}` per shard on a Redis Cluster; never a realtime key."""
+    lane = RedisKeys("llmq").batch_lane()
+
+    assert lane.tag == "{llmq:batch}"
+    assert {name: _built(lane, name) for name in _names()} == {
+        name: key.replace("{llmq}", "{llmq:batch}", 1) for name, key in PINNED.items()
+    }
+    assert lane.sharded("openai").tag == "{llmq:batch:openai}"
+    assert RedisKeys("llmq").sharded("openai").tag == "{llmq:openai}"
