@@ -69,7 +69,7 @@ class RedisSpillStore:
             spill_ids = await self._redis.zrange(self._keys.spills, 0, -1)
         found = []
         for spill_id in spill_ids:
-            record = await self.get(spill_id)
+            record = await self.get(str(spill_id))
             if record is not None:
                 found.append(record)
         return found

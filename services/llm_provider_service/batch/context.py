@@ -1,0 +1,44 @@
+"""`BatchContext`: the parts every step of the batch engine shares, and its bookkeeping of
+each entry's outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.llm_provider_service.lease_outcomes import LeaseOutcomes
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.protocols import RequestQueue, SpillStore
+from services.llm_provider_service.protocols.batch import SpillRecord
+from services.llm_provider_service.provider_call import ProviderCall
+from services.llm_provider_service.providers.pricing import PriceTable
+from services.llm_provider_service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    """The batch lane's queue and its outcomes (`LeaseOutcomes` on that queue), the spill
+    store, the provider calls (for events, metrics and results), the settings, the prices
+    (for the savings), this
+    replica's `owner` name, and the clock (UTC) the engine times everything by."""
+
+    queue: RequestQueue
+    outcomes: LeaseOutcomes
+    spills: SpillStore
+    calls: ProviderCall
+    metrics: ServiceMetrics
+    settings: Settings
+    prices: PriceTable
+    owner: str
+    clock: Callable[[], datetime]
+
+    def count_items(self, record: SpillRecord, outcome: str, n: int = 1) -> None:
+        """`batch_items_total` for `n` entries of `record` that had `outcome`."""
+        if n:
+            labels = (record.provider.value, record.model, outcome)
+            self.metrics.batch_items.labels(*labels).inc(n)
+
+    def count_job(self, record: SpillRecord, status: str) -> None:
+        """`batch_api_jobs_total` for `record`'s batch reaching `status`."""
+        self.metrics.batch_jobs.labels(record.provider.value, record.model, status).inc()
