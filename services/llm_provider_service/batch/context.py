@@ -33,6 +33,20 @@ class BatchContext:
     owner: str
     clock: Callable[[], datetime]
 
+    @property
+    def tick_seconds(self) -> float:
+        """How often the engine ticks: min(BATCH_POLL_SECONDS, the fill check, a third of
+        the lease), at least 50 ms."""
+        batch = self.settings.batch
+        fill_check = max(batch.max_wait_seconds, 1.0)
+        return max(0.05, min(batch.poll_seconds, fill_check, batch.lease_seconds / 3))
+
+    @property
+    def hold_seconds(self) -> float:
+        """How long a replica holds a spill (`SpillStore.take`): half the lease, so after
+        a crash another replica takes over while the entries' leases are still current."""
+        return max(self.settings.batch.lease_seconds / 2, 3 * self.tick_seconds)
+
     def count_items(self, record: SpillRecord, outcome: str, n: int = 1) -> None:
         """`batch_items_total` for `n` entries of `record` that had `outcome`."""
         if n:

@@ -51,10 +51,7 @@ class BatchEngine:
 
     @property
     def tick_seconds(self) -> float:
-        """min(BATCH_POLL_SECONDS, the fill check, a third of the lease), at least 50 ms."""
-        batch = self._c.settings.batch
-        fill_check = max(batch.max_wait_seconds, 1.0)
-        return max(0.05, min(batch.poll_seconds, fill_check, batch.lease_seconds / 3))
+        return self._c.tick_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set. What is in flight stays in the spill store and the
@@ -77,7 +74,7 @@ class BatchEngine:
     async def tick(self) -> None:
         records = await self._c.spills.open()
         self._count_open(records)
-        hold = max(self._c.settings.batch.lease_seconds / 2, 3 * self.tick_seconds)
+        hold = self._c.hold_seconds
         due: dict[LLMProviderType, list[SpillRecord]] = defaultdict(list)
         for record in records:
             api = self._apis.get(record.provider)

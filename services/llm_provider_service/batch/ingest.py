@@ -109,7 +109,7 @@ class Ingest:
         if not await self._c.queue.heartbeat(lease):
             return "late_dropped"
         batch = record.batch
-        elapsed = (now - batch.created_at).total_seconds() if batch else 0.0
+        elapsed = max(0.0, (now - batch.created_at).total_seconds()) if batch else 0.0
         result = await self._c.calls.answered_elsewhere(
             lease.job, row.judgement, elapsed=elapsed, served_via=ServedVia.BATCH
         )

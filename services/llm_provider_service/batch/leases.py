@@ -41,10 +41,13 @@ class SpillLeases:
         known = self._leases.setdefault(record.spill_id, {})
         for entry in record.entries:
             custom_id = custom_id_of(entry.queue_id)
-            if custom_id in record.settled or custom_id in known:
+            lease = known.get(custom_id)
+            if custom_id in record.settled or (lease is not None and lease.expires_at):
                 continue
+            # Rebuilt after a restart, or learning the TTL a queue's claim did not give.
             queued = await self._c.queue.get(entry.queue_id)
             if queued is None or queued.status is not QueueStatus.PROCESSING:
+                known.pop(custom_id, None)
                 continue
             known[custom_id] = Lease(
                 queue_id=entry.queue_id,
@@ -53,6 +56,7 @@ class SpillLeases:
                 attempt=entry.attempt,
                 job=queued.job,
                 queued_at=queued.queued_at,
+                claimed_at=lease.claimed_at if lease else None,
                 expires_at=queued.expires_at,
             )
         return {cid: lease for cid, lease in known.items() if cid not in record.settled}

@@ -102,7 +102,7 @@ class Submitter:
             await self._release(leases)
             return
         # Held while its create is in flight, so no other replica reconciles it meanwhile.
-        await self._c.spills.take(spill_id, self._c.owner, self._c.settings.batch.lease_seconds)
+        await self._c.spills.take(spill_id, self._c.owner, self._c.hold_seconds)
         self._leases.remember(spill_id, [lease for lease, _ in leases])
         for lease, _ in leases:
             await self._c.calls.started(lease.job, model, attempt=lease.attempt, from_queue=True)
