@@ -1,0 +1,75 @@
+"""The batch engine and what it is made of: the batch lane's queue and its outcomes, the
+spill store (`stores.py`), the Batch APIs (`vendors.py`) and the provider calls."""
+
+from datetime import UTC, datetime
+
+from dishka import Provider, Scope, provide
+
+from services.llm_provider_service.batch.context import BatchContext
+from services.llm_provider_service.batch.engine import BatchEngine
+from services.llm_provider_service.batch.lane_queue import BatchQueue
+from services.llm_provider_service.batch.registry import BatchAPIs
+from services.llm_provider_service.lease_outcomes import LeaseOutcomes
+from services.llm_provider_service.lifecycle_events import LifecycleEvents
+from services.llm_provider_service.metrics import ServiceMetrics
+from services.llm_provider_service.protocols import DrainRate, SpillStore
+from services.llm_provider_service.provider_call import ProviderCall
+from services.llm_provider_service.providers.pricing import PriceTable
+from services.llm_provider_service.queue.memory import InMemoryRequestQueue
+from services.llm_provider_service.settings import Settings
+from services.llm_provider_service.worker import worker_identity
+
+
+class BatchDeps(Provider):
+    """`BatchEngine`, in every environment; it runs beside the worker (`background.py`)."""
+
+    scope = Scope.APP
+
+    @provide
+    def batch_engine(
+        self,
+        lane: BatchQueue,
+        apis: BatchAPIs,
+        spills: SpillStore,
+        calls: ProviderCall,
+        events: LifecycleEvents,
+        metrics: ServiceMetrics,
+        drain_rate: DrainRate,
+        prices: PriceTable,
+        settings: Settings,
+    ) -> BatchEngine:
+        outcomes = LeaseOutcomes(
+            queue=lane.queue,
+            events=events,
+            metrics=metrics,
+            drain_rate=drain_rate,
+            settings=settings,
+        )
+        context = BatchContext(
+            queue=lane.queue,
+            outcomes=outcomes,
+            spills=spills,
+            calls=calls,
+            metrics=metrics,
+            settings=settings,
+            prices=prices,
+            owner=worker_identity(),
+            clock=_utc_now,
+        )
+        return BatchEngine(apis=apis, context=context)
+
+
+class PendingLaneDeps(Provider):
+    """MERGE(batch-lane): delete this class (and its line in `bindings`) when the batch lane
+    binds `BatchQueue`. Until then the engine is given an empty lane of its own, so that it
+    claims nothing the worker serves."""
+
+    scope = Scope.APP
+
+    @provide
+    def batch_queue(self, settings: Settings) -> BatchQueue:
+        return BatchQueue(InMemoryRequestQueue(settings.queue))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
