@@ -4,7 +4,8 @@ spill store), a `ScriptedBatchAPI` as the mock's Batch API, and one clock for al
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -35,6 +36,8 @@ class BatchRig:
     spills: SpillStore
     api: ScriptedBatchAPI
     engine: BatchEngine
+    # Called with the seconds of every `step`, to move other clocks along (a Redis queue's).
+    also_advance: list[Callable[[float], None]] = field(default_factory=list)
 
     def restarted(self) -> BatchRig:
         """A new engine (as a new process would build) on the same queue, store and vendor."""
@@ -46,6 +49,7 @@ class BatchRig:
             self.spills,
             self.api,
             engine_on(self.path, self.queue, self.spills, self.api, self.clock, "replica-2"),
+            self.also_advance,
         )
 
     async def enqueue(self, n: int = 1, **job: Any) -> list[ComparisonJob]:
@@ -57,6 +61,8 @@ class BatchRig:
     async def step(self, seconds: float = 60.0) -> None:
         """Let `seconds` pass, then one engine tick."""
         self.clock.advance(seconds)
+        for advance in self.also_advance:
+            advance(seconds)
         await self.engine.tick()
 
     async def submit(self) -> None:

@@ -3,6 +3,10 @@ every outcome of a row or a batch lands on the queue once, as a worker's would."
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
+
+import fakeredis
 import pytest
 
 from common_core.enums import EssayWinner, LLMProviderType, PresentationOrder, QueueStatus
@@ -20,9 +24,11 @@ from services.llm_provider_service.errors import (
     ProviderUnavailableError,
 )
 from services.llm_provider_service.models import ComparisonJob
+from tests.factories import FakeClock
 from tests.fakes import judgement
 from tests.support.batch_api import MADE_THEN_AMBIGUOUS, Crash
 from tests.support.batch_rig import BatchRig, build_batch_rig
+from tests.support.redis_queue import QueueBuilder
 
 MOCK = LLMProviderType.MOCK
 
@@ -39,9 +45,23 @@ def batch_settings(make_settings):
     )
 
 
-@pytest.fixture
-def rig(batch_settings) -> BatchRig:
-    return build_batch_rig(batch_settings)
+@pytest.fixture(params=["memory", "fakeredis"])
+async def rig(request, batch_settings) -> AsyncIterator[BatchRig]:
+    """The engine on the in-memory queue, and on the Redis queue (over fakeredis) with its
+    time moved along with the engine's."""
+    if request.param == "memory":
+        yield build_batch_rig(batch_settings)
+        return
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    builder = QueueBuilder(client)
+    rig = build_batch_rig(
+        batch_settings,
+        queue=builder.build(batch_settings.queue),
+        clock=FakeClock(start=time.time()),
+    )
+    rig.also_advance.append(builder.time.advance)
+    yield rig
+    await client.aclose()
 
 
 def ok(job: ComparisonJob, winner: EssayWinner = EssayWinner.ESSAY_A) -> BatchRow:
@@ -267,7 +287,7 @@ async def test_a_batch_whose_requests_are_all_dead_is_cancelled_and_deleted(rig)
     await rig.submit()
     fake = rig.api.only_batch()
     for job in jobs:  # cancelled or reclaimed meanwhile: the engine's leases are stale
-        await rig.path.queue.release(_lease_of(rig, job))
+        await rig.queue.release(_lease_of(rig, job))
 
     await rig.step(300)  # the keep-alive finds them dead; the batch is cancelled
 
