@@ -13,6 +13,7 @@ from uuid import UUID
 from common_core.enums import LLMProviderType, QueueStatus
 from services.llm_provider_service.batch.context import BatchContext
 from services.llm_provider_service.batch.engine import BatchEngine
+from services.llm_provider_service.batch.flex import FlexProviders
 from services.llm_provider_service.batch.registry import BatchAPIs
 from services.llm_provider_service.batch.spill_store_memory import InMemorySpillStore
 from services.llm_provider_service.lease_outcomes import LeaseOutcomes
@@ -109,6 +110,7 @@ def engine_on(
     api: ScriptedBatchAPI,
     clock: FakeClock,
     owner: str,
+    flex: FlexProviders | None = None,
 ) -> BatchEngine:
     settings = path.settings
     outcomes = LeaseOutcomes(
@@ -129,7 +131,7 @@ def engine_on(
         owner=owner,
         clock=lambda: datetime.fromtimestamp(clock(), UTC),
     )
-    return BatchEngine(apis=BatchAPIs({MOCK: api}, settings), context=context)
+    return BatchEngine(apis=BatchAPIs({MOCK: api}, settings), context=context, flex=flex)
 
 
 def build_batch_rig(
@@ -139,6 +141,7 @@ def build_batch_rig(
     queue: RequestQueue | None = None,
     spills: SpillStore | None = None,
     clock: FakeClock | None = None,
+    flex: FlexProviders | None = None,
 ) -> BatchRig:
     clock = clock or FakeClock()
     memory_queue = InMemoryRequestQueue(settings.queue, clock=clock)
@@ -147,5 +150,5 @@ def build_batch_rig(
     spills = spills or InMemorySpillStore(clock=clock)
     api = api or ScriptedBatchAPI()
     api.clock = lambda: datetime.fromtimestamp(clock(), UTC)
-    engine = engine_on(path, queue, spills, api, clock, "replica-1")
+    engine = engine_on(path, queue, spills, api, clock, "replica-1", flex)
     return BatchRig(settings, clock, path, queue, spills, api, engine)

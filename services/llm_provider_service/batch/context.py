@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from common_core.api_models import ComparisonResult
+from common_core.enums import LLMProviderType
 from services.llm_provider_service.lease_outcomes import LeaseOutcomes
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.protocols import RequestQueue, SpillStore
@@ -52,6 +54,14 @@ class BatchContext:
         if n:
             labels = (record.provider.value, record.model, outcome)
             self.metrics.batch_items.labels(*labels).inc(n)
+
+    def count_savings(self, provider: LLMProviderType, result: ComparisonResult) -> None:
+        """`batch_savings_dollars_total`: the realtime price of `result`'s usage minus the
+        lane's (its `cost_estimate`)."""
+        realtime = self.prices.estimate(result.model, result.token_usage)
+        cost = result.cost_estimate
+        if realtime is not None and cost is not None and realtime > cost:
+            self.metrics.batch_savings.labels(provider.value, result.model).inc(realtime - cost)
 
     def count_job(self, record: SpillRecord, status: str) -> None:
         """`batch_api_jobs_total` for `record`'s batch reaching `status`."""

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.batch.context import BatchContext
+from services.llm_provider_service.batch.flex import FlexLane, FlexProviders
 from services.llm_provider_service.batch.ingest import Ingest
 from services.llm_provider_service.batch.leases import SpillLeases, unsettled
 from services.llm_provider_service.batch.models import (
@@ -40,11 +41,14 @@ class BatchEngine:
     new batches from the batch lane. All that matters after a crash is in the spill store
     and the queue: this object's state is only caches and timers."""
 
-    def __init__(self, *, apis: BatchAPIs, context: BatchContext) -> None:
+    def __init__(
+        self, *, apis: BatchAPIs, context: BatchContext, flex: FlexProviders | None = None
+    ) -> None:
         self._apis = apis
         self._c = context
         self._leases = SpillLeases(context)
-        self.submitter = Submitter(context, self._leases)
+        self.flex = FlexLane(context, flex or FlexProviders())
+        self.submitter = Submitter(context, self._leases, self.flex)
         self._ingest = Ingest(context, self._leases)
         self._polled: dict[str, float] = {}  # spill id -> when last polled (clock seconds)
         self.healthy = True
@@ -69,6 +73,7 @@ class BatchEngine:
                 logger.exception("batch engine tick failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.tick_seconds)
+        await self.flex.close()
         logger.info("batch engine %s stopped", self._c.owner)
 
     async def tick(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from common_core.api_models import ComparisonResult, ErrorInfo
+from common_core.api_models import ErrorInfo
 from common_core.enums import ErrorCode, QueueStatus, ServedVia
 from services.llm_provider_service.batch.context import BatchContext
 from services.llm_provider_service.batch.leases import SpillLeases, unsettled, with_settled
@@ -116,17 +116,8 @@ class Ingest:
         wait = (record.started_at - lease.queued_at).total_seconds()
         if not await self._c.outcomes.completed(lease, result, wait=wait):
             return "late_dropped"
-        self._saved(record, result)
+        self._c.count_savings(record.provider, result)
         return "succeeded"
-
-    def _saved(self, record: SpillRecord, result: ComparisonResult) -> None:
-        """`batch_savings_dollars_total`: the realtime price of the same usage minus the
-        lane's (`cost_estimate`)."""
-        realtime = self._c.prices.estimate(result.model, result.token_usage)
-        cost = result.cost_estimate
-        if realtime is not None and cost is not None and realtime > cost:
-            labels = (record.provider.value, record.model)
-            self._c.metrics.batch_savings.labels(*labels).inc(realtime - cost)
 
 
 def _failure_outcome(status: QueueStatus | None) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.batch.context import BatchContext
+from services.llm_provider_service.batch.flex import FlexLane
 from services.llm_provider_service.batch.leases import SpillLeases
 from services.llm_provider_service.batch.models import (
     BatchAPIUnavailableError,
@@ -36,9 +37,10 @@ class Submitter:
     creates (`reconcile`). Every step is written to the spill store before the vendor is
     asked, so a crash at any point leaves a record the next tick (of any replica) resumes."""
 
-    def __init__(self, context: BatchContext, leases: SpillLeases) -> None:
+    def __init__(self, context: BatchContext, leases: SpillLeases, flex: FlexLane) -> None:
         self._c = context
         self._leases = leases
+        self._flex = flex
         self._first_seen: dict[LLMProviderType, datetime] = {}
         self._paused_until: dict[LLMProviderType, datetime] = {}
 
@@ -55,7 +57,10 @@ class Submitter:
     async def fill(self, provider: LLMProviderType, api: BatchAPI, waiting: int) -> None:
         """Claim and submit `provider`'s waiting batch requests once there are enough for a
         full batch (the smaller of the vendor's cap and BATCH_MAX_ITEMS) or the oldest has
-        waited BATCH_MAX_WAIT_SECONDS (since this replica first saw it waiting)."""
+        waited BATCH_MAX_WAIT_SECONDS (since this replica first saw it waiting). Where the
+        flex lane serves the provider, they go to flex calls first; what flex refused since
+        the last tick goes into a batch now."""
+        await self._send(provider, api, self._flex.fallbacks(provider))
         now = self._c.clock()
         if waiting <= 0:
             self._first_seen.pop(provider, None)
@@ -67,8 +72,19 @@ class Submitter:
         waited = (now - first).total_seconds()
         if waiting < cap and waited < self._c.settings.batch.max_wait_seconds:
             return
-        leases = await self._c.queue.claim(provider, limit=cap, owner=self._c.owner)
+        flex = self._flex.serves(provider)
+        limit = min(cap, self._flex.free_slots(provider)) if flex else cap
+        if limit <= 0:
+            return
+        leases = await self._c.queue.claim(provider, limit=limit, owner=self._c.owner)
         self._first_seen.pop(provider, None)
+        if flex:
+            self._flex.start(provider, leases)
+        else:
+            await self._send(provider, api, leases)
+
+    async def _send(self, provider: LLMProviderType, api: BatchAPI, leases: list[Lease]) -> None:
+        """`leases` in batches, one per model and within the vendor's caps."""
         by_model: dict[str, list[Lease]] = defaultdict(list)
         for lease in leases:
             by_model[api.model_for(lease.job.overrides)].append(lease)
