@@ -107,6 +107,12 @@ async def test_a_batch_is_submitted_and_its_rows_complete_each_request_once(rig)
     assert rig.jobs_counted("ended") == 1
     assert rig.api.deleted == [fake.batch.batch_id]
     assert await rig.spills.open() == []
+    sample = rig.path.metrics.registry.get_sample_value
+    labels = {"provider": "mock", "model": "scripted-1"}
+    assert sample("llm_provider_batch_api_items_per_job_sum", labels) == 3
+    assert sample("llm_provider_batch_api_job_duration_seconds_sum", labels) == 120
+    await rig.step()
+    assert sample("llm_provider_batch_open_jobs", {"provider": "mock"}) == 0
 
 
 async def test_each_replicate_is_its_own_entry(rig):
