@@ -22,8 +22,8 @@ from services.llm_provider_service.protocols import RequestQueue, SpillStore
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.settings import Settings
 from tests.factories import FakeClock, make_job
-from tests.support.batch_api import ScriptedBatchAPI
 from tests.support.request_path import RequestPath, build_request_path
+from tests.support.scripted_batch_api import ScriptedBatchAPI
 
 MOCK = LLMProviderType.MOCK
 

@@ -26,9 +26,9 @@ from services.llm_provider_service.errors import (
 from services.llm_provider_service.models import ComparisonJob
 from tests.factories import FakeClock
 from tests.fakes import judgement
-from tests.support.batch_api import MADE_THEN_AMBIGUOUS, Crash
 from tests.support.batch_rig import BatchRig, build_batch_rig
 from tests.support.redis_queue import QueueBuilder
+from tests.support.scripted_batch_api import MADE_THEN_AMBIGUOUS, Crash
 
 MOCK = LLMProviderType.MOCK
 
