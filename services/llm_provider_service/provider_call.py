@@ -10,7 +10,13 @@ from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from common_core.api_models import ComparisonResult
-from common_core.enums import CacheMode, CircuitBreakerState, LLMProviderType, PresentationOrder
+from common_core.enums import (
+    CacheMode,
+    CircuitBreakerState,
+    LLMProviderType,
+    PresentationOrder,
+    ServedVia,
+)
 from common_core.events import (
     FailureData,
     LLMProviderEvent,
@@ -147,7 +153,7 @@ class ProviderCall:
         )
         model = job.overrides.model_override or adapter.default_model
         bind_log_context(provider=job.provider.value, model=model)
-        await self._started(job, model, attempt=attempt, from_queue=from_queue)
+        await self.started(job, model, attempt=attempt, from_queue=from_queue)
         started = time.perf_counter()
         attributes: dict[str, AttributeValue] = {
             "llm.provider": job.provider.value,
@@ -164,11 +170,31 @@ class ProviderCall:
             except ProviderError as exc:
                 await self._record_failure(job, exc)
                 raise
-        judgement = in_caller_terms(answer, order)
         if job.request.cache_mode is CacheMode.DEVELOPMENT:
-            await self._keep(job, model, prompt, judgement)
+            await self._keep(job, model, prompt, in_caller_terms(answer, order))
         elapsed = time.perf_counter() - started
-        result = result_of(job, judgement, elapsed, order, self._prices)
+        return await self._answered(job, answer, order, elapsed, ServedVia.REALTIME)
+
+    async def answered_elsewhere(
+        self, job: ComparisonJob, answer: Judgement, *, elapsed: float, served_via: ServedVia
+    ) -> ComparisonResult:
+        """The result of a fresh call for `job` made outside `run` (a batch entry, a flex
+        call), `answer` in the job's essay order: what `run` does with its own answer (the
+        counterbalancer observes it, so once per call; caller's terms, price, metrics,
+        `request_completed`). `request_started` is the caller's (`started`)."""
+        await self._counterbalancer.observe(job, answer)
+        return await self._answered(job, answer, job.presentation_order, elapsed, served_via)
+
+    async def _answered(
+        self,
+        job: ComparisonJob,
+        answer: Judgement,
+        order: PresentationOrder,
+        elapsed: float,
+        served_via: ServedVia,
+    ) -> ComparisonResult:
+        judgement = in_caller_terms(answer, order)
+        result = result_of(job, judgement, elapsed, order, self._prices, served_via)
         await self._record_success(job, result, elapsed)
         return result
 
@@ -207,9 +233,10 @@ class ProviderCall:
         as_sent = prompt or render_prompt(job.request)
         await self._cache.put(call_key(job.provider, model, as_sent, job.overrides), judgement)
 
-    async def _started(
+    async def started(
         self, job: ComparisonJob, model: str, *, attempt: int, from_queue: bool
     ) -> None:
+        """`request_started` for an attempt at `job` on `model` (`run` emits its own)."""
         await self._events.emit(
             LLMProviderEvent.REQUEST_STARTED,
             job.correlation_id,

@@ -9,36 +9,31 @@ import logging
 import os
 import random
 import socket
-import time
 import uuid
-from collections.abc import Awaitable
-from typing import TypeVar
 
 from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from common_core.api_models import ComparisonResult, ErrorInfo
-from common_core.enums import ErrorCode, LLMProviderType, QueueStatus
+from common_core.enums import ErrorCode, LLMProviderType
 from services.llm_provider_service.errors import (
     CircuitOpenError,
     MaxTokensTooLowError,
     ProviderError,
     QueueUnavailableError,
 )
+from services.llm_provider_service.lease_outcomes import LeaseOutcomes
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.logging_setup import bind_log_context
 from services.llm_provider_service.metrics import ServiceMetrics
 from services.llm_provider_service.models import Lease
 from services.llm_provider_service.protocols import DrainRate, RequestQueue
 from services.llm_provider_service.provider_call import ProviderCall
-from services.llm_provider_service.queue_events import announce_reaped, announce_status
+from services.llm_provider_service.queue_events import announce_reaped
 from services.llm_provider_service.settings import Settings
 from services.llm_provider_service.tracing import extract
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-_LANDED_PATIENCE_SECONDS = 300.0
 
 
 def worker_identity() -> str:
@@ -70,10 +65,16 @@ class QueueWorker:
         self._calls = calls
         self._events = events
         self._metrics = metrics
-        self._drain_rate = drain_rate
         self._settings = settings
         self.owner = owner or worker_identity()
-        self._rng = rng or random.Random()
+        self._outcomes = LeaseOutcomes(
+            queue=queue,
+            events=events,
+            metrics=metrics,
+            drain_rate=drain_rate,
+            settings=settings,
+            rng=rng,
+        )
         self._inflight: dict[LLMProviderType, set[asyncio.Task[None]]] = {
             p: set() for p in LLMProviderType
         }
@@ -194,24 +195,25 @@ class QueueWorker:
                 self._lost_leases.discard(lease.queue_id)
                 logger.warning("lease on %s lost; its result is dropped", lease.queue_id)
                 return
-            await self._safely(self._queue.release(lease))  # shutdown: give it back unspent
+            await self._outcomes.released(lease)  # shutdown: give it back unspent
             raise
         except CircuitOpenError:
-            await self._safely(self._queue.release(lease))
+            await self._outcomes.released(lease)
         except (ProviderError, MaxTokensTooLowError) as exc:
             # MaxTokensTooLowError: the caller's own limit cut the answer off; FAILED at once.
-            await self._failed(lease, exc.info(), exc)
+            await self._outcomes.failed(lease, exc.info(), exc)
         except Exception as exc:
             logger.exception("request %s crashed its attempt", lease.queue_id)
             info = ErrorInfo(
                 code=ErrorCode.INTERNAL_ERROR.value,
                 message=f"the service failed serving it ({type(exc).__name__}); it was logged",
             )
-            await self._failed(lease, info, None)
+            await self._outcomes.failed(lease, info, None)
         else:
             # Both ends on the queue's clock: a replica's clock skew never enters the metric.
             claimed = lease.claimed_at or lease.queued_at
-            await self._completed(lease, result, wait=(claimed - lease.queued_at).total_seconds())
+            wait = (claimed - lease.queued_at).total_seconds()
+            await self._outcomes.completed(lease, result, wait=wait)
         finally:
             beat.cancel()
 
@@ -228,62 +230,9 @@ class QueueWorker:
                 call.cancel()
                 return
 
-    async def _completed(self, lease: Lease, result: ComparisonResult, *, wait: float) -> None:
-        stored = await self._safely(self._queue.complete(lease, result))
-        if stored is None:  # the queue did not answer: the write may or may not have landed
-            stored = await self._landed(lease, result)
-        if not stored:
-            logger.warning("late result for %s dropped: lease no longer held", lease.queue_id)
-            return
-        await self._drain_rate.record(lease.job.provider, lease.queue_id)
-        self._metrics.queue_wait.labels(lease.job.provider.value).observe(max(0.0, wait))
-        self._metrics.record_transition(QueueStatus.COMPLETED)
-        await announce_status(self._events, lease, QueueStatus.COMPLETED, None)
-
-    async def _landed(self, lease: Lease, result: ComparisonResult) -> bool:
-        """Complete again once the queue answers: `complete` is idempotent for our token, so
-        True means our result is the one stored (whether the first write landed or this one
-        did) and False that the lease was lost meanwhile. Gives up only after a long outage
-        (`_LANDED_PATIENCE_SECONDS`), when the lease has long been reclaimed anyway."""
-        deadline = time.monotonic() + _LANDED_PATIENCE_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                return await self._queue.complete(lease, result)
-            except QueueUnavailableError:
-                await asyncio.sleep(0.5)
-        return False
-
-    async def _failed(
-        self, lease: Lease, info: ErrorInfo, exc: ProviderError | MaxTokensTooLowError | None
-    ) -> None:
-        retryable = exc is None or exc.retryable
-        retry_in = self.backoff(lease.attempt, exc.retry_after if exc else None)
-        status = await self._safely(
-            self._queue.fail(lease, info, retry_in=retry_in if retryable else None)
-        )
-        if status is QueueStatus.QUEUED:
-            self._metrics.queue_retries.labels(lease.job.provider.value).inc()
-        elif status is QueueStatus.FAILED:
-            self._metrics.record_transition(QueueStatus.FAILED)
-            await announce_status(self._events, lease, QueueStatus.FAILED, info)
-
     def backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff, drawn uniformly between the base delay and the attempt's
-        ceiling (jitter spreads a recovering provider's backlog), never shorter than the
-        vendor's Retry-After, which may exceed QUEUE_RETRY_MAX_SECONDS: the vendor knows."""
-        base = self._settings.queue.retry_base_seconds
-        ceiling = min(self._settings.queue.retry_max_seconds, base * 2 ** max(0, attempt - 1))
-        delay = self._rng.uniform(base, max(base, ceiling))
-        return max(delay, retry_after or 0.0)
-
-    async def _safely(self, op: Awaitable[T]) -> T | None:
-        """Run a queue write; if the queue is unreachable the lease simply expires and the
-        request is reclaimed later (at-least-once), so log and carry on."""
-        try:
-            return await op
-        except QueueUnavailableError as exc:
-            logger.warning("queue write failed, the lease will expire and be retried: %s", exc)
-            return None
+        """The retry delay of a failed attempt (`LeaseOutcomes.backoff`)."""
+        return self._outcomes.backoff(attempt, retry_after)
 
     async def _drain(self) -> None:
         tasks = {t for group in self._inflight.values() for t in group}

@@ -211,3 +211,17 @@ async def test_a_request_cancelled_while_batched_is_never_completed(start_app: S
     assert not await lane.complete(lease, late)  # the batch's answer, after the cancel
     status = await (await client.get(queued["status_url"])).get_json()
     assert (status["status"], status["result"]) == ("cancelled", None)
+
+
+async def test_the_embedded_default_serves_a_batch_request_through_the_mock_batch(
+    start_app: StartApp,
+):
+    client = await start_app(
+        batch_max_wait_seconds=0, batch_poll_seconds=0.05, mock_batch_seconds=0
+    )
+
+    queued = await (await post_comparison(client, processing_mode="batch")).get_json()
+    status = await wait_for_status(client, queued["status_url"], {"completed"})
+
+    assert status["result"]["served_via"] == ServedVia.BATCH.value
+    assert status["result"]["model"] == "mock-rater-1"

@@ -10,6 +10,7 @@ Only this package and `app.py` import concrete adapters.
 from dishka import AsyncContainer, Provider, make_async_container
 
 from common_core.enums import EnvironmentType
+from services.llm_provider_service.di.batch import BatchDeps
 from services.llm_provider_service.di.core import CoreDeps, SettingsDeps
 from services.llm_provider_service.di.events import KafkaEventDeps, LogEventDeps
 from services.llm_provider_service.di.stores import InMemoryQueueDeps, RedisQueueDeps
@@ -25,6 +26,7 @@ from services.llm_provider_service.settings import Settings
 
 __all__ = [
     "ENVIRONMENT_DEPS",
+    "BatchDeps",
     "CoreDeps",
     "DeployedDeps",
     "DevelopmentDeps",
@@ -66,6 +68,7 @@ def bindings(settings: Settings) -> list[Provider]:
     return [
         SettingsDeps(),
         CoreDeps(),
+        BatchDeps(),
         VendorDeps(),
         queue_deps(settings),
         event_deps(settings),

@@ -11,6 +11,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.llm_provider_service.batch.lane_queue import BatchQueue, batch_lane_config
+from services.llm_provider_service.batch.spill_store_memory import InMemorySpillStore
 from services.llm_provider_service.cache.memory import InMemoryResponseCache
 from services.llm_provider_service.di.from_signature import provide_class, without_seams
 from services.llm_provider_service.drain_rate import InMemoryDrainRate
@@ -25,6 +26,7 @@ from services.llm_provider_service.protocols import (
     RequestQueue,
     ResponseCache,
     ResultOutbox,
+    SpillStore,
 )
 from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.queue.laned import LanedRequestQueue
@@ -40,6 +42,7 @@ from services.llm_provider_service.redis.position_bias import RedisPositionBiasS
 from services.llm_provider_service.redis.queue import RedisRequestQueue
 from services.llm_provider_service.redis.rate_limiter import RedisRateLimiter
 from services.llm_provider_service.redis.sharded_queue import ShardedRequestQueue
+from services.llm_provider_service.redis.spill_store import RedisSpillStore
 from services.llm_provider_service.settings import QueueSettings, Settings
 from services.llm_provider_service.settings.infrastructure import RedisSettings
 
@@ -62,6 +65,7 @@ STORES = [
     Store(DrainRate, InMemoryDrainRate, RedisDrainRate, "drain"),
     Store(PositionBiasStore, InMemoryPositionBiasStore, RedisPositionBiasStore, "posbias"),
     Store(RateLimiter, InMemoryRateLimiter, RedisRateLimiter, "rate"),
+    Store(SpillStore, InMemorySpillStore, RedisSpillStore, "spill"),
 ]
 
 

@@ -17,6 +17,7 @@ from services.llm_provider_service.protocols import (
 from services.llm_provider_service.provider_registry import ProviderRegistry, VendorAdapters
 from services.llm_provider_service.providers.batch_clients import BATCH_BUILDERS
 from services.llm_provider_service.providers.mock import MockProvider
+from services.llm_provider_service.providers.mock_batch import MockBatchAPI
 from services.llm_provider_service.providers.redacting import RedactingProvider
 from services.llm_provider_service.providers.vendor_clients import VENDOR_BUILDERS
 from services.llm_provider_service.redaction import Redactor
@@ -83,8 +84,11 @@ class DevelopmentDeps(Provider):
         return ProviderRegistry({**vendors.adapters, LLMProviderType.MOCK: mock}, settings)
 
     @provide
-    def batch_apis(self, settings: Settings, vendors: VendorBatchAPIs) -> BatchAPIs:
-        return BatchAPIs(vendors.apis, settings)
+    def batch_apis(
+        self, settings: Settings, vendors: VendorBatchAPIs, mock: MockProvider
+    ) -> BatchAPIs:
+        mock_batch = MockBatchAPI(mock, settings.mock)
+        return BatchAPIs({**vendors.apis, LLMProviderType.MOCK: mock_batch}, settings)
 
 
 class TestingDeps(DevelopmentDeps):

@@ -2,7 +2,7 @@
 `process_*` and `python_info`), in a registry per app.
 
 `ServiceMetrics` is one object; its metrics are grouped by the floor that records them:
-`http.py`, `provider_calls.py`, `queue.py` and `delivery.py`. With several serve
+`http.py`, `provider_calls.py`, `queue.py`, `delivery.py` and `batch.py`. With several serve
 processes, `processes.py` merges every process's metrics into each scrape.
 """
 
@@ -18,6 +18,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from services.llm_provider_service.metrics.batch import BatchMetrics
 from services.llm_provider_service.metrics.delivery import DeliveryMetrics
 from services.llm_provider_service.metrics.http import HttpMetrics
 from services.llm_provider_service.metrics.processes import (
@@ -29,7 +30,7 @@ from services.llm_provider_service.metrics.queue import QueueMetrics
 from services.llm_provider_service.version import service_version
 
 
-class ServiceMetrics(HttpMetrics, ProviderCallMetrics, QueueMetrics, DeliveryMetrics):
+class ServiceMetrics(HttpMetrics, ProviderCallMetrics, QueueMetrics, DeliveryMetrics, BatchMetrics):
     """Every metric the service exports. One instance per app, with its own registry, so
     several apps in one test process never collide."""
 
@@ -53,6 +54,7 @@ class ServiceMetrics(HttpMetrics, ProviderCallMetrics, QueueMetrics, DeliveryMet
         ProviderCallMetrics.__init__(self, r)
         QueueMetrics.__init__(self, r)
         DeliveryMetrics.__init__(self, r)
+        BatchMetrics.__init__(self, r)
         self._exposed = r
         if in_multiprocess_mode():
             self._exposed = CollectorRegistry()

@@ -221,3 +221,21 @@ class RedisKeys:
     def response_cache(self, call_key: str) -> str:
         """String: a judgement kept by the development cache (never bound in production)."""
         return f"{self.tag}:devcache:{call_key}"
+
+    @property
+    def spills(self) -> str:
+        """Sorted set: open spills of the batch lane (`SpillStore`), score = started_at ms."""
+        return f"{self.tag}:spills"
+
+    def spill(self, spill_id: str) -> str:
+        """Hash: one spill's record (`record`: its JSON, `state`, `batch`: the vendor's
+        batch as JSON once SUBMITTED), kept until every entry is settled."""
+        return f"{self.tag}:spill:{spill_id}"
+
+    def spill_settled(self, spill_id: str) -> str:
+        """Set: the custom ids of a spill whose rows were applied to the queue."""
+        return f"{self.tag}:spill:{spill_id}:settled"
+
+    def spill_hold(self, spill_id: str) -> str:
+        """String (with an expiry): the replica that polls and ingests the spill now."""
+        return f"{self.tag}:spill:{spill_id}:hold"

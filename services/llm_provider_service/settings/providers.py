@@ -130,6 +130,9 @@ class MockSettings(Section):
     # the first-presented essay winning with probability logistic(bias + θ_first - θ_second).
     rater: MockRater = "random"
     position_bias: float = Field(default=0.0, ge=-5.0, le=5.0)
+    # How long a batch of the mock's Batch API runs: it ends at the first poll this long
+    # after its create (`providers/mock_batch.py`).
+    batch_seconds: float = Field(default=0.0, ge=0.0)
 
     @field_validator("confidence_weights")
     @classmethod

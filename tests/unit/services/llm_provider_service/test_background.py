@@ -10,6 +10,8 @@ import pytest
 from dishka import AsyncContainer
 
 from services.llm_provider_service.background import BackgroundTasks
+from services.llm_provider_service.batch.engine import BatchEngine
+from services.llm_provider_service.batch.registry import BatchAPIs
 from services.llm_provider_service.lifecycle_events import LifecycleEvents
 from services.llm_provider_service.queue.durability import DurabilityWatch
 from services.llm_provider_service.relay import ResultRelay
@@ -33,6 +35,16 @@ class Part:
             raise RuntimeError(f"{self.name} broke")
 
 
+class Lanes:
+    """`BatchAPIs` as the start asks it: whether any provider has a Batch API here."""
+
+    def __init__(self, *providers: str) -> None:
+        self.providers = providers
+
+    def items(self) -> list[tuple[str, None]]:
+        return [(p, None) for p in self.providers]
+
+
 class Container:
     def __init__(self, parts: dict[type, Part]) -> None:
         self.parts = parts
@@ -41,8 +53,10 @@ class Container:
         return self.parts[kind]
 
 
-def parts(log: list[str], *, relay_fails: bool = False) -> dict[type, Part]:
+def parts(log: list[str], *, relay_fails: bool = False, batch: bool = False) -> dict[type, Any]:
     return {
+        BatchAPIs: Lanes("mock") if batch else Lanes(),
+        BatchEngine: Part("batch", log),
         QueueWorker: Part("worker", log),
         ResultRelay: Part("relay", log, fails=relay_fails),
         DurabilityWatch: Part("watch", log),
@@ -103,3 +117,22 @@ async def test_a_failed_task_is_logged_and_the_others_still_stop(caplog: pytest.
 
     assert {"events stopped", "watch stopped", "relay stopped"} <= set(log)
     assert "background task result-relay failed" in caplog.text
+
+
+async def test_the_batch_engine_runs_beside_the_worker_when_a_batch_api_is_configured():
+    log: list[str] = []
+    tasks = await started(log, kafka=False, with_worker=True, part_args={"batch": True})
+
+    await tasks.stop()
+
+    assert {"batch started", "batch stopped", "worker stopped"} <= set(log)
+    assert log.index("batch stopped") < log.index("relay stopped")
+
+
+async def test_no_batch_engine_runs_without_a_worker():
+    log: list[str] = []
+    tasks = await started(log, kafka=False, with_worker=False, part_args={"batch": True})
+
+    await tasks.stop()
+
+    assert "batch started" not in log

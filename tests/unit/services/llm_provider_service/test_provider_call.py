@@ -207,3 +207,26 @@ async def test_provider_calls_sharing_one_registry_share_identical_calls(setting
     assert len(path.provider.calls) == 1
     assert first.request_id != second.request_id
     assert first.justification == second.justification
+
+
+async def test_an_answer_from_elsewhere_becomes_the_result_run_would_give(settings):
+    """A batch row or a flex answer: observed once, in the caller's terms, counted and
+    announced as a call `run` made."""
+    from common_core.enums import EssayWinner, PresentationOrder, ServedVia
+
+    harness = build_request_path(settings)
+    job = make_job(presentation_order=PresentationOrder.SWAPPED, order_randomized=True)
+
+    result = await harness.calls.answered_elsewhere(
+        job, judgement(EssayWinner.ESSAY_A), elapsed=42.0, served_via=ServedVia.BATCH
+    )
+
+    assert result.winner is EssayWinner.ESSAY_B  # the provider saw essay B first
+    assert result.presentation_order is PresentationOrder.SWAPPED
+    assert result.response_time_ms == 42_000
+    observed = harness.metrics.registry.get_sample_value(
+        "llm_provider_presentation_order_total", {"order": "swapped"}
+    )
+    assert observed == 1  # the counterbalancer saw the answer once
+    assert len(harness.publisher.of_type("request_completed")) == 1
+    assert harness.provider.calls == []  # no call made here

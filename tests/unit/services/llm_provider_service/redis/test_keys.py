@@ -47,6 +47,10 @@ PINNED = {
     "rate": "{llmq}:rate:cj",
     "drained": "{llmq}:drained:openai",
     "response_cache": "{llmq}:devcache:call-1",
+    "spills": "{llmq}:spills",
+    "spill": "{llmq}:spill:s-1",
+    "spill_settled": "{llmq}:spill:s-1:settled",
+    "spill_hold": "{llmq}:spill:s-1:hold",
 }
 
 ARGUMENTS = {
@@ -61,6 +65,9 @@ ARGUMENTS = {
     "rate": ("cj",),
     "drained": (LLMProviderType.OPENAI,),
     "response_cache": ("call-1",),
+    "spill": ("s-1",),
+    "spill_settled": ("s-1",),
+    "spill_hold": ("s-1",),
 }
 
 
