@@ -6,12 +6,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from dishka import Provider, Scope, provide
-
 from common_core.api_models import LLMConfigOverrides
-from common_core.enums import LLMProviderType, QueueStatus
+from common_core.enums import LLMProviderType, ProcessingMode, QueueStatus
 from services.llm_provider_service.batch.engine import BatchEngine
-from services.llm_provider_service.batch.lane_queue import BatchQueue
 from services.llm_provider_service.batch.models import (
     BatchEntry,
     BatchState,
@@ -85,23 +82,13 @@ async def test_a_cancelled_then_deleted_mock_batch_is_gone(make_settings):
     assert (await api.poll([batch]))[batch.batch_id].state is BatchState.FAILED
 
 
-class TheQueueIsTheLane(Provider):
-    """Until the batch lane is merged: the engine claims from the app's own queue."""
-
-    scope = Scope.APP
-
-    @provide
-    def lane(self, queue: RequestQueue) -> BatchQueue:
-        return BatchQueue(queue)
-
-
 async def test_the_embedded_default_serves_batch_requests_through_the_mock_batch(make_settings):
     settings = make_settings(batch_max_wait_seconds=0, mock_batch_seconds=0)
-    container = make_container(settings, TheQueueIsTheLane())
+    container = make_container(settings)
     try:
         queue = await container.get(RequestQueue)
         engine = await container.get(BatchEngine)
-        request = make_request()
+        request = make_request(processing_mode=ProcessingMode.BATCH)
         jobs = [make_job(request=request) for _ in range(3)]  # replicates
         for job in jobs:
             await queue.enqueue(job, priority=5, ttl_seconds=3600)
