@@ -1,0 +1,199 @@
+"""The cost of judgements realtime and through the batch lane, measured end to end.
+
+The service runs in process (the app with its container and lifecycle: worker and batch
+engine) with the Anthropic adapters pointed at the tests' fake upstream
+(`tests/support/fake_vendors`, the same fake the integration tests use: the Messages API and
+the Message Batches API on one loopback port). N comparisons are sent `processing_mode:
+"immediate"` and N `processing_mode: "batch"`; the fake's batches are ended as soon as they are
+submitted. Every judgement's `cost_estimate` (the service's price: token usage x the price
+table x the lane's factor) is summed per lane and cross-checked against the service's own
+`llm_provider_batch_*` metrics.
+
+    pdm run bench-batch                      # 1,000 per lane; report to benchmarks/results/
+    pdm run bench-batch --comparisons 100    # quicker
+    pdm run bench-batch --write-docs         # documentation/benchmarks-batch.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from quart.typing import TestClientProtocol as Client
+
+from benchmarks.batch_cost_report import BatchCostReport, Lane, metric_sums, render, table
+from services.llm_provider_service.app import create_app
+from services.llm_provider_service.settings import Settings, load_settings
+from tests.support.fake_vendors import FakeUpstream
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "documentation"
+COMPARISON = "/api/v1/comparison"
+MODEL = "claude-sonnet-4-6"
+CONCURRENCY = 16
+SWEEP_SECONDS = 0.05
+
+
+def parser() -> argparse.ArgumentParser:
+    found = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    found.add_argument("--comparisons", type=int, default=1000, help="per lane")
+    found.add_argument("--max-wait-seconds", type=float, default=1.0, help="BATCH_MAX_WAIT_SECONDS")
+    found.add_argument("--poll-seconds", type=float, default=0.2, help="BATCH_POLL_SECONDS")
+    found.add_argument("--max-items", type=int, default=5000, help="BATCH_MAX_ITEMS")
+    found.add_argument("--write-docs", action="store_true", help="write documentation/")
+    found.add_argument("--out", type=Path, default=RESULTS, help="without --write-docs")
+    return found
+
+
+def settings_for(fake: FakeUpstream, arguments: argparse.Namespace) -> Settings:
+    return load_settings(
+        environment="testing",
+        log_level="WARNING",
+        default_llm_provider="anthropic",
+        anthropic_api_key="bench-key",
+        anthropic_base_url=fake.anthropic_base_url,
+        anthropic_default_model=MODEL,
+        queue_poll_interval_seconds=0.05,
+        batch_max_wait_seconds=arguments.max_wait_seconds,
+        batch_poll_seconds=arguments.poll_seconds,
+        batch_max_items=arguments.max_items,
+    )
+
+
+def body(lane: str, index: int) -> dict[str, Any]:
+    """A distinct comparison (no two requests are the same judgement)."""
+    return {
+        "user_prompt": "Which essay argues its thesis better? {essay_a} versus {essay_b}",
+        "essay_a": f"Essay {index}: a careful argument with evidence. " * 20,
+        "essay_b": f"Essay {index}: a lively story without evidence. " * 20,
+        "processing_mode": "immediate" if lane == "realtime" else "batch",
+        "metadata": {"bench": "batch_cost", "lane": lane, "pair": index},
+    }
+
+
+class BatchEnder:
+    """Ends every batch the fake holds as soon as it is submitted, from its own thread (the
+    vendor's hours become milliseconds); remembers each batch's size before the service
+    deletes it."""
+
+    def __init__(self, fake: FakeUpstream) -> None:
+        self._fake = fake.anthropic_batches
+        self.sizes: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="batch-ender", daemon=True)
+
+    def __enter__(self) -> BatchEnder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            for batch_id in self._fake.ids:
+                with contextlib.suppress(KeyError):  # deleted meanwhile
+                    batch = self._fake.batch(batch_id)
+                    if batch.status == "in_progress":
+                        self.sizes[batch_id] = len(batch.requests)
+                        self._fake.end(batch_id)
+
+
+async def realtime_lane(client: Client, count: int) -> Lane:
+    results: list[dict[str, Any]] = []
+    statuses: dict[int, int] = {}
+    remaining = iter(range(count))
+
+    async def user() -> None:
+        for index in remaining:
+            response = await client.post(COMPARISON, json=body("realtime", index))
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code == 200:
+                results.append(await response.get_json())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(user() for _ in range(CONCURRENCY)))
+    return Lane.of("realtime", count, results, statuses, time.perf_counter() - started)
+
+
+async def batch_lane(client: Client, count: int, within: float) -> Lane:
+    """Posts `count` batch requests (16 clients, as the realtime lane), then sweeps their
+    status until every one has ended."""
+    statuses: dict[int, int] = {}
+    pending: list[str] = []
+    remaining = iter(range(count))
+
+    async def user() -> None:
+        for index in remaining:
+            response = await client.post(COMPARISON, json=body("batch", index))
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code == 202:
+                pending.append((await response.get_json())["status_url"])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(user() for _ in range(CONCURRENCY)))
+    results: list[dict[str, Any]] = []
+    ended: dict[str, int] = {}
+    deadline = time.monotonic() + within
+    while pending and time.monotonic() < deadline:
+        still: list[str] = []
+        for url in pending:
+            status = await (await client.get(url)).get_json()
+            if status["status"] == "completed":
+                results.append(status["result"])
+            elif status["status"] in ("failed", "cancelled", "expired"):
+                ended[status["status"]] = ended.get(status["status"], 0) + 1
+            else:
+                still.append(url)
+        pending = still
+        if pending:
+            await asyncio.sleep(SWEEP_SECONDS)
+    seconds = time.perf_counter() - started
+    lane = Lane.of("batch", count, results, statuses, seconds)
+    lane.unfinished = len(pending) + sum(ended.values())
+    return lane
+
+
+async def measure(arguments: argparse.Namespace) -> BatchCostReport:
+    """Both lanes against one fake upstream and one app; the report's numbers."""
+    count = arguments.comparisons
+    with FakeUpstream() as fake, BatchEnder(fake) as ender:
+        settings = settings_for(fake, arguments)
+        app = create_app(settings)
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            realtime = await realtime_lane(client, count)
+            within = 120 + count * 0.2
+            batch = await batch_lane(client, count, within)
+            page = await (await client.get("/metrics")).get_data(as_text=True)
+            metrics = metric_sums(page)
+        creates = len(fake.anthropic_batches.calls("create"))
+    batch.batches = sorted(ender.sizes.values(), reverse=True)
+    return BatchCostReport.of(settings, MODEL, realtime, batch, metrics, creates)
+
+
+def main(arguments: argparse.Namespace) -> dict[str, Any]:
+    """Runs the benchmark; returns the report (as JSON data) and where its page went."""
+    report = asyncio.run(measure(arguments))
+    print(table(report), flush=True)
+    target = DOCS if arguments.write_docs else arguments.out
+    target.mkdir(parents=True, exist_ok=True)
+    page = target / "benchmarks-batch.md"
+    page.write_text(render(report, arguments))
+    found = report.as_json()
+    if not arguments.write_docs:
+        (target / "batch_cost.json").write_text(json.dumps(found, indent=2))
+    print(f"report written to {page}")
+    return {**found, "page": page}
+
+
+if __name__ == "__main__":
+    main(parser().parse_args())
