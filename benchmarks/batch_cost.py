@@ -1,9 +1,9 @@
 """The cost of judgements realtime and through the batch lane, measured end to end.
 
 The service runs in process (the app with its container and lifecycle: worker and batch
-engine) with the Anthropic adapters pointed at the tests' fake upstream
-(`tests/support/fake_vendors`, the same fake the integration tests use: the Messages API and
-the Message Batches API on one loopback port). N comparisons are sent `processing_mode:
+engine) with the Anthropic adapters pointed at the tests' fake upstream, the same fake the
+integration tests use (the Messages API and the Message Batches API on one loopback port),
+run as a process of its own (`batch_upstream.py` says why). N comparisons are sent `processing_mode:
 "immediate"` and N `processing_mode: "batch"`; the fake's batches are ended as soon as they are
 submitted. Every judgement's `cost_estimate` (the service's price: token usage x the price
 table x the lane's factor) is summed per lane and cross-checked against the service's own
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,9 @@ from typing import Any
 from quart.typing import TestClientProtocol as Client
 
 from benchmarks.batch_cost_report import BatchCostReport, Lane, metric_sums, render, table
+from benchmarks.batch_upstream import FakeVendorProcess
 from services.llm_provider_service.app import create_app
 from services.llm_provider_service.settings import Settings, load_settings
-from tests.support.fake_vendors import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -52,13 +50,13 @@ def parser() -> argparse.ArgumentParser:
     return found
 
 
-def settings_for(fake: FakeUpstream, arguments: argparse.Namespace) -> Settings:
+def settings_for(fake: FakeVendorProcess, arguments: argparse.Namespace) -> Settings:
     return load_settings(
         environment="testing",
         log_level="WARNING",
         default_llm_provider="anthropic",
         anthropic_api_key="bench-key",
-        anthropic_base_url=fake.anthropic_base_url,
+        anthropic_base_url=fake.base_url,
         anthropic_default_model=MODEL,
         queue_poll_interval_seconds=0.05,
         batch_max_wait_seconds=arguments.max_wait_seconds,
@@ -76,35 +74,6 @@ def body(lane: str, index: int) -> dict[str, Any]:
         "processing_mode": "immediate" if lane == "realtime" else "batch",
         "metadata": {"bench": "batch_cost", "lane": lane, "pair": index},
     }
-
-
-class BatchEnder:
-    """Ends every batch the fake holds as soon as it is submitted, from its own thread (the
-    vendor's hours become milliseconds); remembers each batch's size before the service
-    deletes it."""
-
-    def __init__(self, fake: FakeUpstream) -> None:
-        self._fake = fake.anthropic_batches
-        self.sizes: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="batch-ender", daemon=True)
-
-    def __enter__(self) -> BatchEnder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            for batch_id in self._fake.ids:
-                with contextlib.suppress(KeyError):  # deleted meanwhile
-                    batch = self._fake.batch(batch_id)
-                    if batch.status == "in_progress":
-                        self.sizes[batch_id] = len(batch.requests)
-                        self._fake.end(batch_id)
 
 
 async def realtime_lane(client: Client, count: int) -> Lane:
@@ -165,7 +134,7 @@ async def batch_lane(client: Client, count: int, within: float) -> Lane:
 async def measure(arguments: argparse.Namespace) -> BatchCostReport:
     """Both lanes against one fake upstream and one app; the report's numbers."""
     count = arguments.comparisons
-    with FakeUpstream() as fake, BatchEnder(fake) as ender:
+    with FakeVendorProcess() as fake:
         settings = settings_for(fake, arguments)
         app = create_app(settings)
         async with app.test_app() as test_app:
@@ -175,9 +144,8 @@ async def measure(arguments: argparse.Namespace) -> BatchCostReport:
             batch = await batch_lane(client, count, within)
             page = await (await client.get("/metrics")).get_data(as_text=True)
             metrics = metric_sums(page)
-        creates = len(fake.anthropic_batches.calls("create"))
-    batch.batches = sorted(ender.sizes.values(), reverse=True)
-    return BatchCostReport.of(settings, MODEL, realtime, batch, metrics, creates)
+    batch.batches = sorted(fake.batches.values(), reverse=True)
+    return BatchCostReport.of(settings, MODEL, realtime, batch, metrics)
 
 
 def main(arguments: argparse.Namespace) -> dict[str, Any]:

@@ -76,7 +76,6 @@ class BatchCostReport:
     realtime: Lane
     batch: Lane
     metrics: dict[str, dict[str, float]]
-    creates: int
 
     @classmethod
     def of(
@@ -86,7 +85,6 @@ class BatchCostReport:
         realtime: Lane,
         batch: Lane,
         metrics: dict[str, dict[str, float]],
-        creates: int,
     ) -> BatchCostReport:
         used = {
             "BATCH_MAX_WAIT_SECONDS": settings.batch.max_wait_seconds,
@@ -98,7 +96,7 @@ class BatchCostReport:
             f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
         )
         when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-        return cls(when, machine, model, used, realtime, batch, metrics, creates)
+        return cls(when, machine, model, used, realtime, batch, metrics)
 
     @property
     def savings_metric(self) -> float:
@@ -187,7 +185,6 @@ def _metric_rows(report: BatchCostReport) -> list[str]:
         f"| `llm_provider_batch_savings_dollars_total` | ${report.savings_metric:.4f} |",
         f"| batch cost + savings metric (= the batch lane's usage at realtime price) "
         f"| ${report.batch_at_realtime_price:.4f} |",
-        f"| creates the fake received | {report.creates} |",
     ]
 
 
@@ -208,8 +205,8 @@ def render(report: BatchCostReport, arguments: argparse.Namespace) -> str:
             f"- {arguments.comparisons:,} comparisons per lane, model `{report.model}` "
             "(Anthropic), the service in process (the app with its container, worker and "
             "batch engine) and the Anthropic adapters on the real SDK against the tests' "
-            "fake upstream on loopback (`tests/support/fake_vendors`), which speaks the "
-            "Messages and Message Batches wire formats.",
+            "fake upstream on loopback (`tests/support/fake_vendors`, as a process of its "
+            "own), which speaks the Messages and Message Batches wire formats.",
             '- realtime: `processing_mode: "immediate"`, 16 concurrent clients; batch: '
             '`processing_mode: "batch"` from 16 clients too, each status polled until '
             "completed; the fake "

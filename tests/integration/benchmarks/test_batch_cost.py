@@ -32,7 +32,7 @@ def test_a_small_run_completes_every_judgement_and_the_batch_lane_costs_less(
     assert batch["unfinished"] == 0
     # Each provider batch was counted once, and together they hold every batch request.
     assert sum(batch["batches"]) == N
-    assert found["creates"] == len(batch["batches"]) >= 1
+    assert len(batch["batches"]) >= 1
 
     derived = found["derived"]
     assert 0 < batch["cost"] < derived["batch_at_realtime_price"]  # the same usage, cheaper
