@@ -107,7 +107,7 @@ def test_metric_table_names_only_registered_metrics(architecture: str) -> None:
     )
 
 
-BATCH_SETTINGS = sorted(f for f in SETTINGS if f.startswith("batch_")) + ["mock_batch_seconds"]
+BATCH_SETTINGS = [*sorted(f for f in SETTINGS if f.startswith("batch_")), "mock_batch_seconds"]
 BATCH_METRICS = [m for m in exported_metric_names() if m.startswith("llm_provider_batch_")]
 
 
