@@ -20,6 +20,8 @@ _METRICS = (
     "llm_provider_batch_api_items_per_job_count",
 )
 
+_NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
+
 
 @dataclass
 class Lane:
@@ -68,35 +70,14 @@ class Lane:
 
 
 @dataclass
-class BatchCostReport:
-    when: str
-    machine: str
+class VendorRun:
+    """One vendor's two lanes, and the batch metrics the service counted for it."""
+
+    vendor: str
     model: str
-    settings: dict[str, Any]
     realtime: Lane
     batch: Lane
     metrics: dict[str, dict[str, float]]
-
-    @classmethod
-    def of(
-        cls,
-        settings: Settings,
-        model: str,
-        realtime: Lane,
-        batch: Lane,
-        metrics: dict[str, dict[str, float]],
-    ) -> BatchCostReport:
-        used = {
-            "BATCH_MAX_WAIT_SECONDS": settings.batch.max_wait_seconds,
-            "BATCH_POLL_SECONDS": settings.batch.poll_seconds,
-            "BATCH_MAX_ITEMS": settings.batch.max_items,
-            "BATCH_FLEX_ENABLED": settings.batch.flex_enabled,
-        }
-        machine = (
-            f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
-        )
-        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-        return cls(when, machine, model, used, realtime, batch, metrics)
 
     @property
     def savings_metric(self) -> float:
@@ -125,9 +106,39 @@ class BatchCostReport:
         return found
 
 
-def metric_sums(text: str) -> dict[str, dict[str, float]]:
-    """The batch lane's counters from a `/metrics` page, each summed by its `status` or
-    `outcome` label (or under "all")."""
+@dataclass
+class BatchCostReport:
+    when: str
+    machine: str
+    settings: dict[str, Any]
+    runs: list[VendorRun]
+
+    @classmethod
+    def of(cls, settings: Settings, runs: list[VendorRun]) -> BatchCostReport:
+        used = {
+            "BATCH_MAX_WAIT_SECONDS": settings.batch.max_wait_seconds,
+            "BATCH_POLL_SECONDS": settings.batch.poll_seconds,
+            "BATCH_MAX_ITEMS": settings.batch.max_items,
+            "BATCH_FLEX_ENABLED": settings.batch.flex_enabled,
+        }
+        machine = (
+            f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+        )
+        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        return cls(when, machine, used, runs)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "when": self.when,
+            "machine": self.machine,
+            "settings": self.settings,
+            "vendors": {run.vendor: run.as_json() for run in self.runs},
+        }
+
+
+def metric_sums(text: str, provider: str) -> dict[str, dict[str, float]]:
+    """The batch lane's counters of `provider` from a `/metrics` page, each summed by its
+    `status` or `outcome` label (or under "all")."""
     found: dict[str, dict[str, float]] = {}
     for line in text.splitlines():
         if line.startswith("#") or " " not in line:
@@ -136,17 +147,21 @@ def metric_sums(text: str) -> dict[str, dict[str, float]]:
         name, _, labels = series.partition("{")
         if name not in _METRICS:
             continue
-        key = "all"
+        key, found_provider = "all", None
         for label in labels.rstrip("}").split(","):
             label_name, _, label_value = label.partition("=")
             if label_name in ("status", "outcome"):
                 key = label_value.strip('"')
+            elif label_name == "provider":
+                found_provider = label_value.strip('"')
+        if found_provider != provider:
+            continue
         bucket = found.setdefault(name, {})
         bucket[key] = bucket.get(key, 0.0) + float(value)
     return found
 
 
-def _rows(report: BatchCostReport) -> list[str]:
+def _rows(report: VendorRun) -> list[str]:
     rt, b = report.realtime, report.batch
     sizes = ", ".join(map(str, b.batches)) or "none"
     share = report.saved_per_1000 / rt.per_1000 if rt.per_1000 else float("nan")
@@ -170,7 +185,7 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} x{v:,}" for k, v in sorted(counts.items())) or "none"
 
 
-def _metric_rows(report: BatchCostReport) -> list[str]:
+def _metric_rows(report: VendorRun) -> list[str]:
     m = report.metrics
     jobs_by_status = {k: int(v) for k, v in m.get("llm_provider_batch_api_jobs_total", {}).items()}
     items = {k: int(v) for k, v in m.get("llm_provider_batch_items_total", {}).items()}
@@ -188,12 +203,26 @@ def _metric_rows(report: BatchCostReport) -> list[str]:
     ]
 
 
+def _run_section(run: VendorRun) -> list[str]:
+    return [
+        f"### {_NAMES.get(run.vendor, run.vendor)} (`{run.model}`)",
+        "",
+        *_rows(run),
+        "",
+        "Cross-check with the service's own metrics for this provider:",
+        "",
+        *_metric_rows(run),
+        "",
+    ]
+
+
 def table(report: BatchCostReport) -> str:
-    return "\n".join([*_rows(report), "", *_metric_rows(report)])
+    return "\n".join(line for run in report.runs for line in _run_section(run))
 
 
 def render(report: BatchCostReport, arguments: argparse.Namespace) -> str:
     settings = ", ".join(f"`{k}={v}`" for k, v in report.settings.items())
+    vendors = ", ".join(f"{run.vendor} `{run.model}`" for run in report.runs)
     return "\n".join(
         [
             "# Benchmarks: the cost of judgements, realtime vs batch",
@@ -202,30 +231,27 @@ def render(report: BatchCostReport, arguments: argparse.Namespace) -> str:
             "edit by hand.",
             "",
             f"- when: {report.when}; machine: {report.machine}",
-            f"- {arguments.comparisons:,} comparisons per lane, model `{report.model}` "
-            "(Anthropic), the service in process (the app with its container, worker and "
-            "batch engine) and the Anthropic adapters on the real SDK against the tests' "
-            "fake upstream on loopback (`tests/support/fake_vendors`, as a process of its "
-            "own), which speaks the Messages and Message Batches wire formats.",
+            f"- {arguments.comparisons:,} comparisons per lane and vendor ({vendors}), the "
+            "service in process (the app with its container, worker and batch engine), its "
+            "adapters on the real vendor SDKs against the tests' fake upstream on loopback "
+            "(`tests/support/fake_vendors`, as a process of its own), which speaks the "
+            "vendors' realtime and Batch API wire formats.",
             '- realtime: `processing_mode: "immediate"`, 16 concurrent clients; batch: '
             '`processing_mode: "batch"` from 16 clients too, each status polled until '
-            "completed; the fake "
-            "ends each provider batch as soon as it is submitted.",
+            "completed; the fake ends each provider batch as soon as it is submitted.",
             f"- settings: {settings}; everything else the testing defaults.",
             "",
-            *_rows(report),
-            "",
-            "Cross-check with the service's own metrics:",
-            "",
-            *_metric_rows(report),
-            "",
+            *(line for run in report.runs for line in _run_section(run)),
             "## What the numbers say",
             "",
             "- The cost is the service's own `cost_estimate` of each result: the token usage the "
             "vendor reported x the built-in price table (`providers/price_list.py`) x the "
-            "lane's factor (`LANE_PRICE_FACTORS`, 0.5 for Anthropic's Batch API). With the "
+            "lane's factor (`LANE_PRICE_FACTORS`, 0.5 for both vendors' Batch APIs). With the "
             "same usage per judgement, a batch judgement costs half a realtime one; the "
             "savings metric is the same difference counted inside the service.",
+            "- The realtime and batch lanes' usage differs a little (the fake's answers vary "
+            "from call to call), so their costs per 1,000 differ by slightly more or less "
+            "than half; the savings metric prices the batch lane's own usage both ways.",
             "- Every batch request was completed exactly once from its own row, as a "
             'realtime result is (`served_via: "batch"`), in as many provider batches as '
             "the table shows (filled for up to `BATCH_MAX_WAIT_SECONDS`).",

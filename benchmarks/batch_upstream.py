@@ -21,20 +21,21 @@ STOP_SECONDS = 10.0
 
 
 class FakeVendorProcess:
-    """`with FakeVendorProcess() as fake:` the fake vendors on `fake.base_url`; every
-    Anthropic batch ends as soon as it is submitted, and `fake.batches` maps each ended
-    batch's id to its number of entries."""
+    """`with FakeVendorProcess() as fake:` the fake vendors at `fake.base_urls`; every
+    Anthropic and OpenAI batch ends as soon as it is submitted, and `fake.batches[vendor]`
+    maps each ended batch's id to its number of entries."""
 
     def __init__(self) -> None:
-        self.batches: dict[str, int] = {}
+        self.batches: dict[str, dict[str, int]] = {"anthropic": {}, "openai": {}}
         self.port = 0
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
 
     @property
-    def base_url(self) -> str:
-        """The Anthropic base URL (the SDK appends `/v1/messages`)."""
-        return f"http://127.0.0.1:{self.port}"
+    def base_urls(self) -> dict[str, str]:
+        """Per vendor, the base URL its SDK is given."""
+        root = f"http://127.0.0.1:{self.port}"
+        return {"anthropic": root, "openai": f"{root}/v1"}
 
     def __enter__(self) -> FakeVendorProcess:
         command = [sys.executable, "-m", "tests.support.fake_vendors", "--end-batches"]
@@ -55,8 +56,8 @@ class FakeVendorProcess:
     def _read(self, stdout: IO[str]) -> None:
         for line in stdout:
             words = line.split()
-            if words[:1] == ["ended"] and len(words) == 3:
-                self.batches[words[1]] = int(words[2])
+            if words[:1] == ["ended"] and len(words) == 4:
+                self.batches.setdefault(words[1], {})[words[2]] = int(words[3])
 
     def __exit__(
         self,

@@ -1,6 +1,6 @@
-"""The batch cost benchmark at a tiny size: every judgement of both lanes completes once, in
-its own lane; the batch lane costs less for the same usage, and the service's metrics agree
-with the results. No timings are asserted."""
+"""The batch cost benchmark at a tiny size, for Anthropic and OpenAI: every judgement of both
+lanes completes once, in its own lane; the batch lane costs less for the same usage, and the
+service's metrics agree with the results. No timings are asserted."""
 
 from __future__ import annotations
 
@@ -24,27 +24,29 @@ def test_a_small_run_completes_every_judgement_and_the_batch_lane_costs_less(
 
     found = main(arguments)
 
-    realtime, batch = found["realtime"], found["batch"]
-    assert (realtime["completed"], realtime["served_via"]) == (N, {"realtime": N})
-    assert (batch["completed"], batch["served_via"]) == (N, {"batch": N})
-    assert realtime["statuses"] == {200: N}
-    assert batch["statuses"] == {202: N}
-    assert batch["unfinished"] == 0
-    # Each provider batch was counted once, and together they hold every batch request.
-    assert sum(batch["batches"]) == N
-    assert len(batch["batches"]) >= 1
+    assert set(found["vendors"]) == {"anthropic", "openai"}
+    for vendor, run in found["vendors"].items():
+        realtime, batch = run["realtime"], run["batch"]
+        assert (realtime["completed"], realtime["served_via"]) == (N, {"realtime": N}), vendor
+        assert (batch["completed"], batch["served_via"]) == (N, {"batch": N}), vendor
+        assert realtime["statuses"] == {200: N}
+        assert batch["statuses"] == {202: N}
+        assert batch["unfinished"] == 0
+        # Each provider batch was counted once, and together they hold every batch request.
+        assert sum(batch["batches"]) == N, vendor
+        assert len(batch["batches"]) >= 1
 
-    derived = found["derived"]
-    assert 0 < batch["cost"] < derived["batch_at_realtime_price"]  # the same usage, cheaper
-    assert batch["cost"] == pytest.approx(derived["batch_at_realtime_price"] / 2, rel=1e-3)
-    assert 0 < derived["batch_per_1000"] < derived["realtime_per_1000"]
-    assert derived["saved_per_1000"] > 0
+        derived = run["derived"]
+        assert 0 < batch["cost"] < derived["batch_at_realtime_price"]  # same usage, cheaper
+        assert batch["cost"] == pytest.approx(derived["batch_at_realtime_price"] / 2, rel=1e-3)
+        assert 0 < derived["batch_per_1000"] < derived["realtime_per_1000"]
+        assert derived["saved_per_1000"] > 0
 
-    metrics = found["metrics"]
-    assert metrics["llm_provider_batch_items_total"] == {"succeeded": N}
-    assert metrics["llm_provider_batch_api_jobs_total"]["submitted"] == len(batch["batches"])
-    assert metrics["llm_provider_batch_api_jobs_total"]["ended"] == len(batch["batches"])
-    assert metrics["llm_provider_batch_api_items_per_job_sum"] == {"all": N}
+        metrics = run["metrics"]
+        jobs = len(batch["batches"])
+        assert metrics["llm_provider_batch_items_total"] == {"succeeded": N}
+        assert metrics["llm_provider_batch_api_jobs_total"] == {"submitted": jobs, "ended": jobs}
+        assert metrics["llm_provider_batch_api_items_per_job_sum"] == {"all": N}
 
     page = found["page"]
     assert page == tmp_path / "benchmarks-batch.md"

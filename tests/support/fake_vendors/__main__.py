@@ -3,8 +3,9 @@
     python -m tests.support.fake_vendors [--port N] [--seed S] [--end-batches]
 
 Prints `listening <port>` once it serves. With `--end-batches` every Anthropic Message Batch
-ends (each entry `succeeded`) as soon as it is submitted, and a line `ended <batch id>
-<entries>` is printed for each. Runs until stdin closes (the parent went away) or SIGTERM.
+and OpenAI batch ends (each entry `succeeded`) as soon as it is submitted, and a line
+`ended <vendor> <batch id> <entries>` is printed for each. Runs until stdin closes (the
+parent went away) or SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,17 +22,23 @@ END_EVERY_SECONDS = 0.01
 
 
 def end_submitted_batches(fake: FakeUpstream, stop: threading.Event) -> None:
-    """Ends each in-progress Anthropic batch and prints its size, until `stop` is set."""
-    batches = fake.anthropic_batches
+    """Ends each Anthropic and OpenAI batch just submitted, every entry succeeded, and prints
+    its vendor and size, until `stop` is set."""
+    anthropic, openai = fake.anthropic_batches, fake.openai_batches
     while not stop.wait(END_EVERY_SECONDS):
-        for batch_id in batches.ids:
+        for batch_id in anthropic.ids:
             try:
-                batch = batches.batch(batch_id)
+                batch = anthropic.batch(batch_id)
             except KeyError:  # deleted meanwhile
                 continue
             if batch.status == "in_progress":
-                batches.end(batch_id)
-                print(f"ended {batch_id} {len(batch.requests)}", flush=True)
+                anthropic.end(batch_id)
+                print(f"ended anthropic {batch_id} {len(batch.requests)}", flush=True)
+        for batch_id in list(openai.batches.copy()):
+            if openai.batch(batch_id)["status"] == "validating":
+                openai.end(batch_id)
+                total = openai.batch(batch_id)["request_counts"]["total"]
+                print(f"ended openai {batch_id} {total}", flush=True)
 
 
 def stop_at_end_of(stream: IO[str], stop: threading.Event) -> None:
