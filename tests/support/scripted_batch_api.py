@@ -36,6 +36,7 @@ class FakeBatch:
     rows: list[BatchRow] = field(default_factory=list)
     poll: BatchPoll | None = None  # a FAILED answer with details, when set
     crash_after_rows: int | None = None  # rows() raises Crash after this many
+    rows_error: Exception | None = None  # rows() raises it (an odd answer, a bug)
 
 
 @dataclass
@@ -49,6 +50,11 @@ class ScriptedBatchAPI:
     creates: list[Exception | str | None] = field(default_factory=list)
     batches: dict[str, FakeBatch] = field(default_factory=dict)
     listed: bool = True  # whether find sees batches made by ambiguous creates
+    # Find as Anthropic and OpenRouter must: by entry count (the oldest match), not by tag.
+    find_by_count: bool = False
+    find_error: Exception | None = None  # find raises it (the vendor's list unreadable)
+    cancel_keeps_running: bool = False  # a cancel the vendor takes minutes to carry out
+    delete_error: Exception | None = None  # delete raises it (not ended yet, unreachable)
     calls: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -81,10 +87,22 @@ class ScriptedBatchAPI:
         return batch
 
     async def find(
-        self, tag: str, model: str, item_count: int, since: datetime
+        self,
+        tag: str,
+        model: str,
+        item_count: int,
+        since: datetime,
+        exclude: frozenset[str] = frozenset(),
     ) -> ProviderBatch | None:
         self.calls.append("find")
-        found = [b.batch for b in self.batches.values() if b.tag == tag]
+        if self.find_error is not None:
+            raise self.find_error
+        found = [
+            b.batch
+            for b in self.batches.values()
+            if (b.batch.item_count == item_count if self.find_by_count else b.tag == tag)
+            and b.batch.batch_id not in exclude
+        ]
         return found[0] if found and self.listed else None
 
     async def poll(self, batches: Sequence[ProviderBatch]) -> dict[str, BatchPoll]:
@@ -98,6 +116,8 @@ class ScriptedBatchAPI:
     async def rows(self, batch: ProviderBatch) -> AsyncIterator[BatchRow]:
         self.calls.append("rows")
         fake = self.batches[batch.batch_id]
+        if fake.rows_error is not None:
+            raise fake.rows_error
         for n, row in enumerate(fake.rows):
             if fake.crash_after_rows is not None and n >= fake.crash_after_rows:
                 fake.crash_after_rows = None  # the next process reads them all
@@ -107,10 +127,13 @@ class ScriptedBatchAPI:
     async def cancel(self, batch: ProviderBatch) -> None:
         self.calls.append("cancel")
         self.cancelled.append(batch.batch_id)
-        self.batches[batch.batch_id].state = BatchState.CANCELLED
+        if not self.cancel_keeps_running:
+            self.batches[batch.batch_id].state = BatchState.CANCELLED
 
     async def delete(self, batch: ProviderBatch) -> None:
         self.calls.append("delete")
+        if self.delete_error is not None:
+            raise self.delete_error
         self.deleted.append(batch.batch_id)
 
     # What a test does to the vendor's side.

@@ -1,7 +1,8 @@
 """The documentation keeps up with the code.
 
 Every setting's environment variable is in `documentation/configuration.md`; every module
-file of the service and every exported metric is in `documentation/architecture.md`. The
+file of the service and every exported metric is in `documentation/architecture.md`, and
+every setting and metric of the batch lane in `documentation/batch.md`. The
 reverse holds too: the tables name no setting, module or metric that does not exist. Names
 are matched in backticks (`` `LLM_PROVIDER_SERVICE_PORT` ``, `` `api/errors.py` ``), so one
 name that is a part of another (`errors.py` in `api/errors.py`) does not count for it.
@@ -104,3 +105,30 @@ def test_metric_table_names_only_registered_metrics(architecture: str) -> None:
     assert not set(rows) - set(exported_metric_names()), sorted(
         set(rows) - set(exported_metric_names())
     )
+
+
+BATCH_SETTINGS = [*sorted(f for f in SETTINGS if f.startswith("batch_")), "mock_batch_seconds"]
+BATCH_METRICS = [m for m in exported_metric_names() if m.startswith("llm_provider_batch_")]
+
+
+@pytest.fixture(scope="module")
+def batch_page() -> str:
+    return (ROOT / "documentation" / "batch.md").read_text(encoding="utf-8")
+
+
+def test_the_batch_lane_has_settings_and_metrics_to_document() -> None:
+    # Guards the parametrized tests below against silently checking nothing.
+    assert {"batch_providers", "batch_max_wait_seconds", "batch_poll_seconds"} <= set(
+        BATCH_SETTINGS
+    )
+    assert "llm_provider_batch_api_jobs_total" in BATCH_METRICS
+
+
+@pytest.mark.parametrize("field", BATCH_SETTINGS)
+def test_every_batch_setting_is_in_the_batch_page(field: str, batch_page: str) -> None:
+    assert backticked(batch_page, field.upper()), f"{field.upper()} not in batch.md"
+
+
+@pytest.mark.parametrize("metric", BATCH_METRICS)
+def test_every_batch_metric_is_in_the_batch_page(metric: str, batch_page: str) -> None:
+    assert backticked(batch_page, metric), f"{metric} not in batch.md"

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.batch.context import BatchContext
@@ -51,6 +52,7 @@ class BatchEngine:
         self.submitter = Submitter(context, self._leases, self.flex)
         self._ingest = Ingest(context, self._leases)
         self._polled: dict[str, float] = {}  # spill id -> when last polled (clock seconds)
+        self._counted: set[tuple[str, str]] = set()  # (spill id, status) counted as a job
         self.healthy = True
 
     @property
@@ -77,26 +79,53 @@ class BatchEngine:
         logger.info("batch engine %s stopped", self._c.owner)
 
     async def tick(self) -> None:
+        """One pass. A failure of one spill or one provider is logged and leaves the others
+        to run; only an unreachable store or vendor ends the pass early (`run` retries)."""
         records = await self._c.spills.open()
         self._count_open(records)
-        hold = self._c.hold_seconds
+        still_open = {record.spill_id for record in records}
+        self._counted = {key for key in self._counted if key[0] in still_open}
+        owned = frozenset(r.batch.batch_id for r in records if r.batch is not None)
         due: dict[LLMProviderType, list[SpillRecord]] = defaultdict(list)
         for record in records:
-            api = self._apis.get(record.provider)
-            if api is None or not await self._c.spills.take(record.spill_id, self._c.owner, hold):
-                continue
-            record = await self._leases.keep_alive(record)
-            if record.state is SpillState.SUBMITTING:
-                await self.submitter.reconcile(record, api)
-            elif self._poll_due(record):
-                due[record.provider].append(record)
+            async with self._isolated(f"spill {record.spill_id}"):
+                polled = await self._held(record, owned)
+                if polled is not None:
+                    due[record.provider].append(polled)
         for provider, group in due.items():
             api = self._apis.get(provider)
             if api is not None:
-                await self._poll(api, group)
+                async with self._isolated(f"{provider.value} poll"):
+                    await self._poll(api, group)
         stats = await self._c.queue.stats()
         for provider, api in self._apis.items():
-            await self.submitter.fill(provider, api, stats.depth.get(provider, 0))
+            async with self._isolated(f"{provider.value} fill"):
+                await self.submitter.fill(provider, api, stats.depth.get(provider, 0))
+
+    async def _held(self, record: SpillRecord, owned: frozenset[str]) -> SpillRecord | None:
+        """Take `record` for this replica, keep its leases alive, reconcile it if it is
+        SUBMITTING; the record when it is due for a poll."""
+        api = self._apis.get(record.provider)
+        taken = await self._c.spills.take(record.spill_id, self._c.owner, self._c.hold_seconds)
+        if api is None or not taken:
+            return None
+        record = await self._leases.keep_alive(record)
+        if record.state is SpillState.SUBMITTING:
+            await self.submitter.reconcile(record, api, owned)
+            return None
+        return record if self._poll_due(record) else None
+
+    @contextlib.asynccontextmanager
+    async def _isolated(self, what: str) -> AsyncIterator[None]:
+        """Run one spill's or one provider's step: a bug or an odd vendor answer there is
+        logged and skips only that step this tick. The store or the vendor being away
+        (`QueueUnavailableError`, `BatchAPIUnavailableError`) still ends the tick."""
+        try:
+            yield
+        except (QueueUnavailableError, BatchAPIUnavailableError):
+            raise
+        except Exception:
+            logger.exception("batch engine: %s failed; the rest of the tick goes on", what)
 
     def _poll_due(self, record: SpillRecord) -> bool:
         if not unsettled(record):
@@ -120,7 +149,8 @@ class BatchEngine:
                 continue  # left out of this answer: next time
             self._polled[record.spill_id] = now
             try:
-                await self._polled_one(api, record, poll)
+                async with self._isolated(f"spill {record.spill_id}"):
+                    await self._polled_one(api, record, poll)
             except BatchAPIUnavailableError as exc:
                 logger.warning("spill %s: the vendor did not answer: %s", record.spill_id, exc)
 
@@ -129,16 +159,16 @@ class BatchEngine:
         if not unsettled(record):
             if poll.state is BatchState.RUNNING:
                 await api.cancel(record.batch)  # every request in it is dead for us
-                self._c.count_job(record, "cancelled")
+                self._count_job_once(record, "cancelled")
             await self._ingest.close(record, api)
             self._polled.pop(record.spill_id, None)
             return
         if poll.state is BatchState.RUNNING:
             return
-        self._c.count_job(record, _TERMINAL_STATUS[poll.state])
-        took = (self._c.clock() - record.batch.created_at).total_seconds()
-        labels = (record.provider.value, record.model)
-        self._c.metrics.batch_job_duration.labels(*labels).observe(max(0.0, took))
+        if self._count_job_once(record, _TERMINAL_STATUS[poll.state]):
+            took = (self._c.clock() - record.batch.created_at).total_seconds()
+            labels = (record.provider.value, record.model)
+            self._c.metrics.batch_job_duration.labels(*labels).observe(max(0.0, took))
         if poll.state is BatchState.ENDED:
             await self._ingest.ended(record, api)
         elif poll.state is BatchState.FAILED:
@@ -148,6 +178,17 @@ class BatchEngine:
         else:
             await self._ingest.not_run(record, api)
         self._polled.pop(record.spill_id, None)
+
+    def _count_job_once(self, record: SpillRecord, status: str) -> bool:
+        """Count the job's `status` once per process (a batch polled again while it is being
+        cancelled, or applied again after a failed ingest, is not counted twice); True when
+        counted now."""
+        key = (record.spill_id, status)
+        if key in self._counted:
+            return False
+        self._counted.add(key)
+        self._c.count_job(record, status)
+        return True
 
     def _count_open(self, records: list[SpillRecord]) -> None:
         counts = Counter(record.provider for record in records)

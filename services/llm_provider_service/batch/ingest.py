@@ -55,18 +55,38 @@ class Ingest:
             record = with_settled(record, [custom_id])
             self._c.count_items(record, outcome)
         record = await self._leases.release_unsettled(record, "missing")
+        if record.entries and not seen:
+            # Not one row names our entries: the vendor batch is another's (an ambiguous
+            # create matched by count and time); leave it alone, forget only our spill.
+            logger.error(
+                "spill %s: batch %s holds none of its entries; left undeleted",
+                record.spill_id,
+                record.batch.batch_id if record.batch else None,
+            )
+            await self.close(record, api, delete=False)
+            return
         await self.close(record, api)
 
     async def failed(self, record: SpillRecord, poll: BatchPoll, api: BatchAPI) -> None:
-        """A FAILED batch: the entries the vendor blamed fail with their error, the others
-        go back to the queue unspent."""
+        """A FAILED batch: the entries the vendor blamed fail with their error and the others
+        go back to the queue unspent. When it blamed none and the failure was not its
+        capacity (`poll.retryable`), each entry spends an attempt instead: a batch that
+        fails every time must not come back for ever."""
         leases = await self._leases.of(record)
+        spend = not poll.entry_errors and not poll.retryable
         for custom_id in unsettled(record):
             error = poll.entry_errors.get(custom_id)
             lease = leases.get(custom_id)
-            if error is None or lease is None:
+            if lease is None or (error is None and not spend):
                 continue
-            status = await self._c.outcomes.failed(lease, error.info(record.model), error)
+            if error is None:
+                info = ErrorInfo(
+                    code=ErrorCode.PROVIDER_UNAVAILABLE.value,
+                    message=f"the provider batch failed: {poll.error or poll.provider_status}",
+                )
+                status = await self._c.outcomes.failed(lease, info, None)
+            else:
+                status = await self._c.outcomes.failed(lease, error.info(record.model), error)
             await self._c.spills.settle(record.spill_id, [custom_id])
             record = with_settled(record, [custom_id])
             self._c.count_items(record, _failure_outcome(status))
@@ -78,10 +98,10 @@ class Ingest:
         record = await self._leases.release_unsettled(record, "not_run")
         await self.close(record, api)
 
-    async def close(self, record: SpillRecord, api: BatchAPI) -> None:
+    async def close(self, record: SpillRecord, api: BatchAPI, *, delete: bool = True) -> None:
         """Every entry is settled: delete the vendor's copies (student essays) and forget
         the spill. A failed delete leaves the spill open, to be deleted next time."""
-        if record.batch is not None:
+        if delete and record.batch is not None:
             try:
                 await api.delete(record.batch)
             except BatchAPIUnavailableError as exc:

@@ -116,13 +116,20 @@ class BatchRow:
 
 
 class BatchCreateRefusedError(Exception):
-    """The vendor definitely did not make the batch (400, 413, 429, a queue limit). Its
-    entries go back to the queue unspent; `retry_after` (seconds), when given, pauses
-    submissions to this provider."""
+    """The vendor definitely did not make the batch (400, 413, 429, a queue limit).
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    `capacity` says the refusal was the vendor's capacity or reach (429, a queue limit, a
+    connection never made), not the entries: they go back to the queue unspent and
+    submissions to this provider pause (`retry_after` seconds, when given). Otherwise the
+    entries themselves were refused: the engine splits the batch to find the bad ones, and
+    an entry refused alone spends an attempt."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, capacity: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.capacity = capacity or retry_after is not None
 
 
 class BatchCreateAmbiguousError(Exception):

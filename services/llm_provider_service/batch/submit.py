@@ -20,7 +20,7 @@ from services.llm_provider_service.batch.models import (
     BatchEntry,
     custom_id_of,
 )
-from services.llm_provider_service.errors import QueueUnavailableError
+from services.llm_provider_service.errors import ProviderBadRequestError, QueueUnavailableError
 from services.llm_provider_service.models import Lease
 from services.llm_provider_service.prompt import render_prompt
 from services.llm_provider_service.protocols import BatchAPI
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 # How long submissions to a provider pause after a refused create that names no Retry-After.
 REFUSED_PAUSE_SECONDS = 300.0
+# How many times a batch whose entries the vendor refused is halved, to send the good ones
+# and find the bad ones, before each entry left spends an attempt.
+MAX_SPLITS = 4
 
 
 class Submitter:
@@ -101,6 +104,7 @@ class Submitter:
         api: BatchAPI,
         model: str,
         leases: list[tuple[Lease, BatchEntry]],
+        splits: int = 0,
     ) -> None:
         spill_id = uuid.uuid4().hex
         record = SpillRecord(
@@ -127,10 +131,15 @@ class Submitter:
         except BatchCreateRefusedError as exc:
             logger.warning("%s refused a batch of %d: %s", provider.value, len(leases), exc)
             self._c.count_job(record, "refused")
-            self.pause(provider, exc.retry_after)
-            await self._leases.release_unsettled(record, "not_run")
-            await self._c.spills.finish(spill_id)
+            if exc.capacity:  # the vendor's capacity, not the entries: back unspent, pause
+                self.pause(provider, exc.retry_after)
+                await self._leases.release_unsettled(record, "not_run")
+                await self._c.spills.finish(spill_id)
+                self._leases.forget(spill_id)
+                return
+            await self._c.spills.finish(spill_id)  # the entries' leases stay ours
             self._leases.forget(spill_id)
+            await self._entries_refused(provider, api, model, leases, exc, splits)
             return
         except BatchCreateAmbiguousError as exc:
             logger.warning("create of spill %s ambiguous, reconciling: %s", spill_id, exc)
@@ -140,17 +149,44 @@ class Submitter:
         self._c.count_job(record, "submitted")
         self._c.metrics.batch_items_per_job.labels(provider.value, model).observe(len(leases))
 
-    async def reconcile(self, record: SpillRecord, api: BatchAPI) -> None:
+    async def _entries_refused(
+        self,
+        provider: LLMProviderType,
+        api: BatchAPI,
+        model: str,
+        leases: list[tuple[Lease, BatchEntry]],
+        exc: BatchCreateRefusedError,
+        splits: int,
+    ) -> None:
+        """The vendor refused these entries (a 400, a 413), not its capacity: halve the
+        batch and send each half, so that the good entries go and the bad ones are found
+        (one bad entry must not hold the provider's lane back). An entry refused alone
+        fails (PROVIDER_BAD_REQUEST); after MAX_SPLITS halvings each entry left spends an
+        attempt and is retried later, until its attempts run out."""
+        if len(leases) > 1 and splits < MAX_SPLITS:
+            half = len(leases) // 2
+            for part in (leases[:half], leases[half:]):
+                await self._submit(provider, api, model, part, splits + 1)
+            return
+        alone = len(leases) == 1
+        error = ProviderBadRequestError(provider, f"the batch API refused it: {exc}"[:500])
+        for lease, _ in leases:
+            await self._c.outcomes.failed(lease, error.info(model), error if alone else None)
+
+    async def reconcile(
+        self, record: SpillRecord, api: BatchAPI, owned: frozenset[str] = frozenset()
+    ) -> None:
         """A SUBMITTING spill (a create that was ambiguous, or a process that died around
-        it): adopt the batch the vendor's list shows for it; with none after
-        BATCH_SUBMIT_TIMEOUT_SECONDS, give every entry back unspent and forget the spill.
-        A batch that turns up later changes nothing: the leases it named are stale."""
+        it): adopt the batch the vendor's list shows for it (never one of `owned`, the
+        batches other spills have); with none after BATCH_SUBMIT_TIMEOUT_SECONDS (or a list
+        that still cannot be read by then), give every entry back unspent and forget the
+        spill. A batch that turns up later changes nothing: the leases it named are stale."""
         n = len(record.entries)
         try:
-            batch = await api.find(record.spill_id, record.model, n, record.started_at)
+            batch = await api.find(record.spill_id, record.model, n, record.started_at, owned)
         except BatchAPIUnavailableError as exc:
             logger.warning("spill %s: the vendor's list is unreadable: %s", record.spill_id, exc)
-            return
+            batch = None
         if batch is not None:
             await self._c.spills.submitted(record.spill_id, batch)
             self._c.count_job(record, "reconciled")

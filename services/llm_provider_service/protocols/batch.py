@@ -60,12 +60,18 @@ class BatchAPI(Protocol):
         ...
 
     async def find(
-        self, tag: str, model: str, item_count: int, since: datetime
+        self,
+        tag: str,
+        model: str,
+        item_count: int,
+        since: datetime,
+        exclude: frozenset[str] = frozenset(),
     ) -> ProviderBatch | None:
         """The batch an ambiguous `create(tag, model, …)` of `item_count` entries made, if the
         vendor's list shows one: by `tag` where the vendor keeps it, else by model, entry
-        count and a creation time from `since` to a few minutes after. None when there is
-        none. Raises `BatchAPIUnavailableError` when the list cannot be read."""
+        count and a creation time from `since` to a few minutes after, never one whose id
+        is in `exclude` (the batches other spills already own). None when there is none.
+        Raises `BatchAPIUnavailableError` when the list cannot be read."""
         ...
 
     async def poll(self, batches: Sequence[ProviderBatch]) -> dict[str, BatchPoll]:

@@ -119,7 +119,9 @@ class AnthropicBatchAPI:
             if status == 408 or status >= 500:
                 raise BatchCreateAmbiguousError(text[:500]) from exc
             retry_after = retry_after_seconds(exc.response.headers)
-            raise BatchCreateRefusedError(text[:500], retry_after=retry_after) from exc
+            raise BatchCreateRefusedError(
+                text[:500], retry_after=retry_after, capacity=status == 429
+            ) from exc
         except Exception as exc:  # timeout, dropped connection, an unreadable 200
             raise BatchCreateAmbiguousError(
                 f"anthropic batch create may have made a batch: {type(exc).__name__}"
@@ -128,7 +130,12 @@ class AnthropicBatchAPI:
         return ProviderBatch(_PROVIDER, batch_id, model, created_at, len(entries))
 
     async def find(
-        self, tag: str, model: str, item_count: int, since: datetime
+        self,
+        tag: str,
+        model: str,
+        item_count: int,
+        since: datetime,
+        exclude: frozenset[str] = frozenset(),
     ) -> ProviderBatch | None:
         earliest, latest = since - FIND_BEFORE, since + FIND_AFTER
         found: Any = None
@@ -138,7 +145,11 @@ class AnthropicBatchAPI:
                 for batch in page.data:  # newest first
                     if batch.created_at < earliest:
                         return _found(found, model, item_count)
-                    if batch.created_at <= latest and _count(batch) == item_count:
+                    if (
+                        batch.created_at <= latest
+                        and _count(batch) == item_count
+                        and batch.id not in exclude
+                    ):
                         found = batch  # keep going: the oldest match wins
                 if not page.has_next_page():
                     return _found(found, model, item_count)

@@ -119,10 +119,14 @@ class GeminiBatchAPI:
         except genai_errors.APIError as exc:
             if 400 <= exc.code < 500 and exc.code != 408:
                 error = translate_error(exc, self._config.timeout_seconds)
-                raise BatchCreateRefusedError(error.message, retry_after=error.retry_after) from exc
+                raise BatchCreateRefusedError(
+                    error.message, retry_after=error.retry_after, capacity=exc.code == 429
+                ) from exc
             raise BatchCreateAmbiguousError(f"gemini batch create answered {exc.code}") from exc
         except _NOT_CONNECTED as exc:  # the request never left: no job was made
-            raise BatchCreateRefusedError(f"cannot reach gemini: {type(exc).__name__}") from exc
+            raise BatchCreateRefusedError(
+                f"cannot reach gemini: {type(exc).__name__}", capacity=True
+            ) from exc
         except Exception as exc:  # a timeout, a dropped connection, an unreadable answer
             detail = f"{type(exc).__name__}: {exc}"[:300]
             raise BatchCreateAmbiguousError(f"gemini batch create: {detail}") from exc
@@ -141,12 +145,17 @@ class GeminiBatchAPI:
         )
 
     async def find(
-        self, tag: str, model: str, item_count: int, since: datetime
+        self,
+        tag: str,
+        model: str,
+        item_count: int,
+        since: datetime,
+        exclude: frozenset[str] = frozenset(),
     ) -> ProviderBatch | None:
         """The job whose display name is `spill-<tag>`, from the job list."""
         wanted = display_name(tag)
         async for job in self._jobs():
-            if job.display_name == wanted and job.name:
+            if job.display_name == wanted and job.name and job.name not in exclude:
                 return self._batch(job, model, item_count, since)
         return None
 

@@ -75,7 +75,12 @@ class MockBatchAPI:
         )
 
     async def find(
-        self, tag: str, model: str, item_count: int, since: datetime
+        self,
+        tag: str,
+        model: str,
+        item_count: int,
+        since: datetime,
+        exclude: frozenset[str] = frozenset(),
     ) -> ProviderBatch | None:
         return None
 

@@ -154,10 +154,15 @@ class OpenAIBatchAPI:
         )
 
     async def find(
-        self, tag: str, model: str, item_count: int, since: datetime
+        self,
+        tag: str,
+        model: str,
+        item_count: int,
+        since: datetime,
+        exclude: frozenset[str] = frozenset(),
     ) -> ProviderBatch | None:
         async for batch in self._listed(since - FIND_BEFORE):
-            if (batch.metadata or {}).get("spill_id") == tag:
+            if (batch.metadata or {}).get("spill_id") == tag and batch.id not in exclude:
                 return self._provider_batch(batch, model, item_count)
         return None
 

@@ -31,11 +31,14 @@ def is_status(exc: BaseException, *statuses: int) -> bool:
 def refused(provider: LLMProviderType, exc: Exception, what: str) -> BatchCreateRefusedError:
     """`what` (a create, an upload) definitely made no batch."""
     retry_after = None
+    capacity = True  # no answer at all (an upload that never connected): not the entries
     if isinstance(exc, openai.APIStatusError):
         retry_after = retry_after_seconds(exc.response.headers)
+        capacity = exc.status_code == 429
     return BatchCreateRefusedError(
         f"{provider.value} refused the batch {what}: {_describe(exc)}"[:500],
         retry_after=retry_after,
+        capacity=capacity,
     )
 
 

@@ -123,7 +123,12 @@ class OpenRouterBatchAPI:
         return ProviderBatch(self.provider, str(batch["id"]), model, created, item_count)
 
     async def find(
-        self, tag: str, model: str, item_count: int, since: datetime
+        self,
+        tag: str,
+        model: str,
+        item_count: int,
+        since: datetime,
+        exclude: frozenset[str] = frozenset(),
     ) -> ProviderBatch | None:
         """By model, entry count and creation time: OpenRouter keeps no tag."""
         async for batch in self._listed(since - FIND_BEFORE):
@@ -133,6 +138,7 @@ class OpenRouterBatchAPI:
             if (
                 batch.get("model") == model
                 and total == item_count
+                and str(batch.get("id")) not in exclude
                 and created is not None
                 and since - FIND_BEFORE <= created <= since + FIND_AFTER
             ):

@@ -164,23 +164,34 @@ class LanedRequestQueue:
 
     async def take_unannounced(self, *, limit: int, hide_seconds: float) -> list[QueueRecord]:
         """Up to `limit` from both lanes, each asked for what the other left; the lane asked
-        first alternates, so that neither lane's backlog starves the other's."""
+        first alternates, so that neither lane's backlog starves the other's. A lane that
+        cannot be reached is skipped (what the other lane gave is not lost with it); raises
+        `QueueUnavailableError` only when neither answered."""
         lanes = [self.realtime, self.batch]
         if self._batch_first:
             lanes.reverse()
         self._batch_first = not self._batch_first
         taken: list[QueueRecord] = []
+        unreachable: QueueUnavailableError | None = None
+        answered = False
         for lane in lanes:
             if len(taken) >= limit:
                 break
-            records = await lane.take_unannounced(
-                limit=limit - len(taken), hide_seconds=hide_seconds
-            )
+            try:
+                records = await lane.take_unannounced(
+                    limit=limit - len(taken), hide_seconds=hide_seconds
+                )
+            except QueueUnavailableError as exc:
+                unreachable = exc
+                continue
+            answered = True
             for record in records:
                 self._taken_from[record.queue_id] = lane
             taken += records
         while len(self._taken_from) > _REMEMBERED_IDS:
             self._taken_from.popitem(last=False)
+        if unreachable is not None and not answered:
+            raise unreachable
         return taken
 
     async def mark_announced(self, queue_id: UUID) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ async def test_a_kill_during_an_unmade_openai_create_resubmits_once(
     await after.wait_ready()
     ended: set[str] = set()
 
-    async def settled() -> list[dict[str, object]] | None:
+    async def settled() -> list[dict[str, Any]] | None:
         for batch_id in list(openai.batches):  # every batch made: all its rows succeed
             if batch_id not in ended:
                 while openai.advance(batch_id) != "finalizing":

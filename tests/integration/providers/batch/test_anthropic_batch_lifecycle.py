@@ -65,6 +65,8 @@ async def test_find_matches_the_entry_count_and_the_creation_time(
     found = await api.find("spill-a", MODEL, 2, since)
     assert found is not None
     assert found.batch_id == other_size.batch_id
+    # A batch another spill already owns is never adopted.
+    assert await api.find("spill-a", MODEL, 2, since, frozenset({found.batch_id})) is None
 
 
 @pytest.mark.parametrize(
@@ -80,6 +82,7 @@ async def test_a_refused_create_made_no_batch(
         await api.create("spill-1", MODEL, entries(2))
 
     assert refused.value.retry_after == retry_after
+    assert refused.value.capacity is (fault == "refuse_429")  # a 400/413 is the entries'
     assert len(fake.anthropic_batches.calls("create")) == 1
     assert fake.anthropic_batches.ids == []
 

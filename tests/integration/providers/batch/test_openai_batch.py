@@ -194,6 +194,7 @@ async def test_a_refused_create_is_refused_once_and_leaves_no_input_file(
     with pytest.raises(BatchCreateRefusedError) as refused:
         await openai_batch.create("spill-5", MODEL, [entry(1)])
     assert refused.value.retry_after == retry_after
+    assert refused.value.capacity is (status == 429)  # a 400/413 is the entries'
     assert len(fake.openai_batches.controls.calls("create")) == 1
     assert fake.openai_batches.files == {}
 

@@ -136,6 +136,7 @@ async def test_an_ambiguous_create_is_sent_once_and_found_by_model_count_and_tim
     assert found is not None
     assert found.batch_id == made
     assert await openrouter_batch.find("spill-b", "other/model", 2, since) is None
+    assert await openrouter_batch.find("spill-b", MODEL, 2, since, frozenset({made})) is None
 
 
 async def test_a_refused_create_carries_retry_after(

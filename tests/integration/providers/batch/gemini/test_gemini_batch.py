@@ -183,5 +183,6 @@ async def test_a_refused_create_made_no_batch(
     with pytest.raises(BatchCreateRefusedError) as refused:
         await api.create("sp-5", MODEL, entries(2))
     assert refused.value.retry_after == expected
+    assert refused.value.capacity is (status == 429)  # a 400/413 is the entries'
     assert len(jobs.calls("create")) == 1
     assert jobs.jobs == []

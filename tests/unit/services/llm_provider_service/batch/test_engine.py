@@ -11,6 +11,7 @@ import pytest
 
 from common_core.enums import EssayWinner, LLMProviderType, PresentationOrder, QueueStatus
 from services.llm_provider_service.batch.models import (
+    BatchAPIUnavailableError,
     BatchCreateAmbiguousError,
     BatchCreateRefusedError,
     BatchPoll,
@@ -382,3 +383,105 @@ def _lease_of(rig: BatchRig, job: ComparisonJob):
             if lease.queue_id == job.request_id:
                 return lease
     raise AssertionError(f"no lease for {job.request_id}")
+
+
+# What a review of the engine found, each seen failing before its fix.
+
+
+async def test_a_reconciled_create_never_adopts_a_batch_another_spill_owns(rig):
+    """Matched by entry count alone (Anthropic, OpenRouter), spill A's ambiguous create
+    that made nothing would adopt spill B's batch of the same size, then delete it."""
+    rig.api.find_by_count = True
+    rig.api.creates = [BatchCreateAmbiguousError("timeout"), None]
+    first = await rig.enqueue(2)
+    await rig.submit()  # spill A: nothing made
+    second = await rig.enqueue(2)
+    await rig.submit()  # spill B: made
+    fake = rig.api.only_batch()
+
+    await rig.step()  # A reconciles: the only batch of 2 is B's
+    rig.api.end(fake.batch.batch_id, [ok(j) for j in second])
+    await rig.step()
+
+    assert rig.jobs_counted("reconciled") == 0
+    assert await rig.statuses(second) == [QueueStatus.COMPLETED] * 2
+    assert await rig.statuses(first) == [QueueStatus.PROCESSING] * 2  # still looking
+    assert rig.api.deleted == [fake.batch.batch_id]
+
+
+async def test_entries_the_vendor_refuses_are_split_out_and_the_rest_are_sent(rig):
+    """A refusal of the entries (a 400, not capacity) halves the batch: the good half is
+    sent, the entry refused alone fails, and the provider is not paused."""
+    bad_request = BatchCreateRefusedError("invalid model in entry 2")
+    rig.api.creates = [bad_request, None, bad_request]
+    good, bad = await rig.enqueue(2)
+
+    await rig.submit()
+
+    assert await rig.statuses([good, bad]) == [QueueStatus.PROCESSING, QueueStatus.FAILED]
+    failed = await rig.record(bad.request_id)
+    assert failed.error is not None
+    assert failed.error.code == "PROVIDER_BAD_REQUEST"
+    later = await rig.enqueue(1)
+    await rig.submit()  # not paused: the next batch goes at once
+    assert await rig.statuses(later) == [QueueStatus.PROCESSING]
+
+
+async def test_an_ambiguous_create_is_given_up_at_the_timeout_even_if_the_list_stays_unreadable(
+    rig,
+):
+    rig.api.creates = [BatchCreateAmbiguousError("timeout")]
+    rig.api.find_error = BatchAPIUnavailableError("list: 503")
+    jobs = await rig.enqueue(2)
+    await rig.submit()
+
+    await rig.step(rig.settings.batch.submit_timeout_seconds + 1)
+
+    assert await rig.statuses(jobs) == [QueueStatus.QUEUED] * 2
+    assert [(await rig.record(j.request_id)).attempts for j in jobs] == [0, 0]
+    assert await rig.spills.open() == []
+
+
+async def test_one_spill_that_cannot_be_read_leaves_the_others_to_be_applied(rig):
+    first = await rig.enqueue(1)
+    await rig.submit()
+    second = await rig.enqueue(1)
+    await rig.submit()
+    one, two = rig.api.batches.values()
+    rig.api.end(one.batch.batch_id, [ok(j) for j in first])
+    rig.api.end(two.batch.batch_id, [ok(j) for j in second])
+    one.rows_error = ValueError("a row the adapter could not read")
+
+    await rig.step()
+
+    assert await rig.statuses(second) == [QueueStatus.COMPLETED]
+    assert await rig.statuses(first) == [QueueStatus.PROCESSING]  # tried again next tick
+
+
+async def test_a_batch_that_fails_for_its_content_spends_an_attempt(rig):
+    jobs = await rig.enqueue(1)
+    await rig.submit()
+    fake = rig.api.only_batch()
+    fake.poll = BatchPoll(BatchState.FAILED, "failed", error="the batch was invalid")
+
+    await rig.step()
+
+    record = await rig.record(jobs[0].request_id)
+    assert record.attempts == 1
+    assert record.status in (QueueStatus.QUEUED, QueueStatus.FAILED)
+
+
+async def test_a_cancelled_batch_is_counted_once_however_often_it_is_polled(rig):
+    jobs = await rig.enqueue(2)
+    await rig.submit()
+    fake = rig.api.only_batch()
+    for job in jobs:  # dead for the engine
+        await rig.queue.release(_lease_of(rig, job))
+    rig.api.cancel_keeps_running = True
+    rig.api.delete_error = BatchAPIUnavailableError("not ended yet")
+
+    for _ in range(3):
+        await rig.step(300)
+
+    assert rig.api.cancelled == [fake.batch.batch_id] * 3  # asked again until it ends
+    assert rig.jobs_counted("cancelled") == 1

@@ -9,7 +9,7 @@ import pytest
 from common_core.api_models import ErrorInfo
 from common_core.enums import LLMProviderType, ProcessingMode, QueueStatus
 from services.llm_provider_service.errors import NotFoundError, QueueUnavailableError
-from services.llm_provider_service.models import ComparisonJob, ReapReport
+from services.llm_provider_service.models import ComparisonJob, QueueRecord, ReapReport
 from services.llm_provider_service.queue.laned import LanedRequestQueue
 from services.llm_provider_service.queue.memory import InMemoryRequestQueue
 from services.llm_provider_service.settings import QueueSettings
@@ -158,6 +158,9 @@ class UnreachableQueue(InMemoryRequestQueue):
     async def reap(self) -> ReapReport:
         raise QueueUnavailableError("the request queue is unreachable")
 
+    async def take_unannounced(self, *, limit: int, hide_seconds: float) -> list[QueueRecord]:
+        raise QueueUnavailableError("the request queue is unreachable")
+
 
 async def test_a_lane_that_cannot_be_reaped_does_not_lose_the_others_report(realtime, clock):
     laned = LanedRequestQueue(realtime, UnreachableQueue(CONFIG, clock, batch_lane=True))
@@ -168,6 +171,26 @@ async def test_a_lane_that_cannot_be_reaped_does_not_lose_the_others_report(real
     report = await laned.reap()
 
     assert [r.queue_id for r in report.expired] == [waiting.request_id]
+
+
+async def test_an_unreachable_batch_lane_does_not_hold_back_realtime_announcements(realtime, clock):
+    laned = LanedRequestQueue(realtime, UnreachableQueue(CONFIG, clock, batch_lane=True))
+    waiting = async_job()
+    await laned.enqueue(waiting, priority=5, ttl_seconds=5)
+    clock.advance(6)
+    await laned.reap()
+
+    first = await laned.take_unannounced(limit=10, hide_seconds=60)
+    second = await laned.take_unannounced(limit=10, hide_seconds=60)  # the other lane first
+
+    assert [r.queue_id for r in first + second] == [waiting.request_id]
+
+
+async def test_announcements_raise_when_neither_lane_answers(clock):
+    laned = LanedRequestQueue(UnreachableQueue(CONFIG, clock), UnreachableQueue(CONFIG, clock))
+
+    with pytest.raises(QueueUnavailableError):
+        await laned.take_unannounced(limit=10, hide_seconds=60)
 
 
 async def test_a_reap_raises_when_neither_lane_answers(clock):
