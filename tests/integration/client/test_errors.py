@@ -37,7 +37,7 @@ async def test_a_validation_error_is_request_rejected_with_its_details(
 
     error = raised.value
     assert (error.code, error.status) == ("VALIDATION_ERROR", 400)
-    assert error.details == {"field": "ttl_seconds"}
+    assert error.details == {"field": "ttl_seconds", "max": 86400}
     assert error.correlation_id == correlation_id
     assert recorder.posts[0].headers["X-Correlation-ID"] == str(correlation_id)
     assert len(recorder.posts) == 1  # not retried

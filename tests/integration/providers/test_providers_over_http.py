@@ -46,6 +46,7 @@ RESULT_FIELDS = {
     "provider_request_id",
     "completed_at",
     "presentation_order",
+    "served_via",
 }
 
 
