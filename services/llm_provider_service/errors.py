@@ -116,9 +116,7 @@ class CallbackNotAllowedError(RequestError):
     code = ErrorCode.CALLBACK_NOT_ALLOWED
 
 
-class BatchNotSupportedError(RequestError):
-    """`processing_mode: "batch"` for a provider or model without a Batch API here."""
-
+class BatchNotSupportedError(RequestError):  # batch mode for a provider/model without one
     code = ErrorCode.BATCH_NOT_SUPPORTED
 
 
