@@ -164,7 +164,9 @@ async def _measure(args: argparse.Namespace, upstream: int) -> None:
         await _wait_listening(port)
         await _drive(port, "/api/v1/comparison", BODY, 200, 10)  # warm-up
         direct = await _drive(upstream, "/v1/chat/completions", b"{}", args.sequential, 1)
+        cpu_before = _cpu_seconds(service.pid)
         through = await _drive(port, "/api/v1/comparison", BODY, args.sequential, 1)
+        sequential_cpu = _cpu_seconds(service.pid) - cpu_before
         cpu_before = _cpu_seconds(service.pid)
         loaded = await _drive(port, "/api/v1/comparison", BODY, args.requests, args.concurrency)
         cpu = _cpu_seconds(service.pid) - cpu_before
@@ -172,7 +174,9 @@ async def _measure(args: argparse.Namespace, upstream: int) -> None:
         _stop(service)
     print(
         f"c=1:  direct p50 {direct.p50:.2f} ms, service p50 {through.p50:.2f} ms, "
-        f"overhead {through.p50 - direct.p50:+.2f} ms  statuses {through.statuses}"
+        f"overhead {through.p50 - direct.p50:+.2f} ms, service CPU "
+        f"{sequential_cpu / len(through.latencies_ms) * 1000:.2f} ms/request  "
+        f"statuses {through.statuses}"
     )
     print(
         f"c={args.concurrency}: {loaded.throughput:,.0f} req/s, p50 {loaded.p50:.1f} ms, "

@@ -18,6 +18,8 @@ from tests.support.callers import RESULT_TOPIC, bearer, policy
 from tests.support.redis_server import free_port
 
 COMPARISON = "/api/v1/comparison"
+# Fixed, not uuid4(): pytest-xdist needs the same test ids in every worker.
+UNKNOWN_ID = "7f1c0b0e-4a43-4b8e-9a52-2f1d3c4e5a6b"
 BODY: dict[str, Any] = {
     "user_prompt": "Which essay is better argued?",
     "essay_a": "A careful argument.",
@@ -82,8 +84,8 @@ async def _error(response: Any, status: int, code: str) -> dict[str, Any]:
     ("method", "path"),
     [
         ("POST", COMPARISON),
-        ("GET", f"/api/v1/status/{uuid.uuid4()}"),
-        ("DELETE", f"/api/v1/status/{uuid.uuid4()}"),
+        ("GET", f"/api/v1/status/{UNKNOWN_ID}"),
+        ("DELETE", f"/api/v1/status/{UNKNOWN_ID}"),
         ("GET", "/api/v1/providers"),
         ("POST", "/api/v1/providers/mock/test"),
         ("GET", "/api/v1/position-bias"),
