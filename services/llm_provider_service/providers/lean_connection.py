@@ -57,6 +57,8 @@ class LeanConnection(asyncio.Protocol):
         self._framed = False  # Content-Length or Transfer-Encoding: else the body ends at EOF
         self._keep_alive = False
         self._head_only = False
+        self._idle = False  # between a complete response and the next request
+        self._close_after = False
 
     # asyncio.Protocol
 
@@ -65,6 +67,9 @@ class LeanConnection(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self._idle:  # bytes no request asked for: the connection cannot be trusted
+            self.close()
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -111,7 +116,7 @@ class LeanConnection(asyncio.Protocol):
             self.reason, self.headers, self._framed = b"", [], False
             return
         self.status = status
-        self._keep_alive = self._parser.should_keep_alive()
+        self._keep_alive = self._parser.should_keep_alive() and not self._close_after
         self.head_done = True
         if self._head_only:
             self.done = True
@@ -129,16 +134,19 @@ class LeanConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.status:
             self.done = True
+            self._idle = self._keep_alive
             self._wake()
 
     # used by the transport
 
-    def send(self, data: bytes, *, head_only: bool = False) -> None:
-        """Start a request: reset the response state and write `data` (head and body)."""
+    def send(self, data: bytes, *, head_only: bool = False, close: bool = False) -> None:
+        """Start a request: reset the response state and write `data` (head and body);
+        `close` when the request itself says `Connection: close`."""
         assert self._transport is not None
         self.status, self.reason, self.headers = 0, b"", []
-        self.head_done = self.done = self._framed = False
+        self.head_done = self.done = self._framed = self._idle = False
         self._head_only = head_only
+        self._close_after = close
         self._transport.write(data)
 
     def write(self, data: bytes) -> None:

@@ -2,11 +2,9 @@
 OpenRouter, Anthropic), in place of httpcore2.
 
 The SDK still builds every request and reads every response (headers, auth, JSON, gzip and
-deflate decoding all stay httpx2's); only the bytes on the socket move here, on asyncio
-protocols parsed by `httptools` (`lean_connection.py`). httpcore2 under the SDK costs the
-service a large share of its CPU per request (anyio streams, h11 in pure Python, the pool's
-bookkeeping: benchmarks/profiles/README.md); this does one write per request and wakes the
-caller once for the response head.
+deflate decoding stay httpx2's); only the socket work moves here (`lean_connection.py`).
+httpcore2 (anyio streams, h11 in pure Python, its pool's bookkeeping) was the largest slice
+of the service's CPU per request (benchmarks/profiles/README.md).
 
 What stays as httpcore2 does it, because the SDKs and the service depend on it:
 
@@ -169,8 +167,13 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             pool.waiters.append(waiter)
             try:
                 await wait(loop, waiter, timeout)
-            except TimeoutError:
-                raise httpx2.PoolTimeout("No connection free in time", request=request) from None
+            except BaseException as exc:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    pool.wake()  # woken, but leaving: pass the free connection on
+                if isinstance(exc, TimeoutError):
+                    message = "No connection free in time"
+                    raise httpx2.PoolTimeout(message, request=request) from None
+                raise
             finally:
                 if not waiter.done():
                     waiter.cancel()
@@ -200,10 +203,14 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         self, conn: LeanConnection, request: httpx2.Request, timeouts: dict[str, float | None]
     ) -> None:
         parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-        chunked = False
+        chunked = close = False
         for name, value in request.headers.raw:
             parts += (name, b": ", value, b"\r\n")
-            chunked = chunked or (name.lower() == b"transfer-encoding" and b"chunked" in value)
+            lowered = name.lower()
+            if lowered == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif lowered == b"connection":
+                close = b"close" in value.lower()
         parts.append(b"\r\n")
         try:
             body: bytes | None = request.content
@@ -212,7 +219,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         if body is not None:
             parts.append(body)
         head_only = request.method == "HEAD"
-        conn.send(b"".join(parts), head_only=head_only)
+        conn.send(b"".join(parts), head_only=head_only, close=close)
         write = timeouts.get("write")
         try:
             await conn.drain(write)
