@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections import deque
+from typing import cast
 
 import httptools
 
@@ -63,8 +64,8 @@ class LeanConnection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports (under `serve`) are not `asyncio.Transport` instances.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._idle:  # bytes no request asked for: the connection cannot be trusted

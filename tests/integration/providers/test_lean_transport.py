@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
+import uvloop
 
 from services.llm_provider_service.providers.lean_transport import LeanTransport
 from tests.support.scripted_http import Exchange, ScriptedServer, ok, response
@@ -194,3 +195,20 @@ async def test_aclose_closes_every_connection() -> None:
         await server.until(lambda s: s.closed_by_client == s.connections)
     assert server.connections == 3
     assert server.closed_by_client == 3
+
+
+def test_it_runs_under_uvloop_as_serve_does() -> None:
+    """`serve` runs on uvloop, whose transports are not `asyncio.Transport` instances."""
+
+    async def two_requests() -> tuple[list[str], int]:
+        async with ScriptedServer() as server, client(server) as http:
+            texts = [(await http.get("/")).text for _ in range(2)]
+        return texts, server.connections
+
+    loop = uvloop.new_event_loop()
+    try:
+        texts, connections = loop.run_until_complete(two_requests())
+    finally:
+        loop.close()
+    assert texts == ["ok", "ok"]
+    assert connections == 1
