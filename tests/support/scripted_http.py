@@ -5,6 +5,7 @@ request, so that a test can see keep-alive reuse, closes and drops from the serv
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -34,11 +35,14 @@ class ScriptedServer:
     """Answers each request with `reply(exchange)`; `ok` by default."""
 
     reply: Reply | None = None
+    tls: ssl.SSLContext | None = None
+    """Serves HTTPS with this context, its URL naming `localhost` (for the certificate)."""
     connections: int = 0
     exchanges: list[Exchange] = field(default_factory=list)
     closed_by_client: int = 0
     """Connections on which the client closed its side (EOF while waiting for a request)."""
     _server: asyncio.Server | None = None
+    _port: int = 0
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -50,12 +54,12 @@ class ScriptedServer:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        port = self._port
+        return f"https://localhost:{port}" if self.tls else f"http://127.0.0.1:{port}"
 
     async def __aenter__(self) -> ScriptedServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self._port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:

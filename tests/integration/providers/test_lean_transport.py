@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -16,6 +18,7 @@ import uvloop
 
 from services.llm_provider_service.providers.lean_transport import LeanTransport
 from tests.support.scripted_http import Exchange, ScriptedServer, ok, response
+from tests.support.tls_certificates import LocalCertificates, local_certificates
 
 
 def client(
@@ -212,3 +215,50 @@ def test_it_runs_under_uvloop_as_serve_does() -> None:
         loop.close()
     assert texts == ["ok", "ok"]
     assert connections == 1
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> LocalCertificates:
+    return local_certificates(tmp_path)
+
+
+def server_tls(certificates: LocalCertificates) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificates.cert_file, certificates.key_file)
+    return context
+
+
+async def test_tls_is_verified_against_the_trusted_authorities_by_name(
+    certificates: LocalCertificates,
+) -> None:
+    trusted = ssl.create_default_context(cafile=certificates.ca_file)
+    transport = LeanTransport(max_connections=2, ssl_context=trusted)
+    tls = server_tls(certificates)
+    async with ScriptedServer(tls=tls) as server, httpx2.AsyncClient(transport=transport) as http:
+        answers = [(await http.get(f"{server.url}/")).text for _ in range(2)]
+    assert server.url.startswith("https://localhost:")
+    assert answers == ["ok", "ok"]
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "httpx2"])
+async def test_by_default_an_unknown_authority_is_refused_as_httpx2_refuses_it(
+    certificates: LocalCertificates, lean: bool
+) -> None:
+    """The default context is httpx2's own (certifi): a private CA's certificate fails the
+    handshake, a `ConnectError` under either transport."""
+    tls = server_tls(certificates)
+    transport = LeanTransport(max_connections=1) if lean else httpx2.AsyncHTTPTransport()
+    async with ScriptedServer(tls=tls) as server, httpx2.AsyncClient(transport=transport) as http:
+        with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await http.get(f"{server.url}/")
+
+
+async def test_a_certificate_for_another_name_is_refused(certificates: LocalCertificates) -> None:
+    trusted = ssl.create_default_context(cafile=certificates.ca_file)
+    async with ScriptedServer(tls=server_tls(certificates)) as server:
+        wrong_name = server.url.replace("localhost", "127.0.0.2")
+        transport = LeanTransport(max_connections=1, ssl_context=trusted)
+        async with httpx2.AsyncClient(transport=transport) as http:
+            with pytest.raises(httpx2.ConnectError):
+                await http.get(wrong_name)
