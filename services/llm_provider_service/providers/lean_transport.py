@@ -101,16 +101,16 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         self._pools: dict[Origin, _Pool] = {}
 
     @property
-    def max_connections(self) -> int:
-        """The most connections open at once to one origin."""
+    def max_connections(self) -> int:  # the most connections open at once to one origin
         return self._max
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         timeouts = request.extensions.get("timeout", {})
         url = request.url
         scheme = url.scheme
-        host = url.raw_host.decode("ascii")
-        origin = (scheme, host, url.port or _DEFAULT_PORTS[scheme])
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx2.UnsupportedProtocol(f"Unsupported URL scheme {scheme!r}", request=request)
+        origin = (scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[scheme])
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = _Pool()

@@ -262,3 +262,9 @@ async def test_a_certificate_for_another_name_is_refused(certificates: LocalCert
         async with httpx2.AsyncClient(transport=transport) as http:
             with pytest.raises(httpx2.ConnectError):
                 await http.get(wrong_name)
+
+
+async def test_a_scheme_other_than_http_is_unsupported_as_in_httpx2() -> None:
+    async with httpx2.AsyncClient(transport=LeanTransport(max_connections=1)) as http:
+        with pytest.raises(httpx2.UnsupportedProtocol):
+            await http.get("ftp://127.0.0.1/")
