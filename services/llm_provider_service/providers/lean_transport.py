@@ -8,9 +8,9 @@ of the service's CPU per request (benchmarks/profiles/README.md).
 
 What stays as httpcore2 does it, because the SDKs and the service depend on it:
 
-- a keep-alive pool per origin (scheme, host, port), at most `max_connections` each; an idle
-  connection the server has closed is dropped at checkout and another used or opened, never
-  failing the request;
+- a keep-alive pool per origin (scheme, host, port), at most `max_connections` each
+  (`lean_pool.py`); an idle connection the server has closed, or idle past the keep-alive
+  expiry, is dropped at checkout and another used or opened, never failing the request;
 - TLS verified as httpx2 verifies by default (`httpx2.create_ssl_context()`: certifi, or
   SSL_CERT_FILE / SSL_CERT_DIR), SNI the URL's host;
 - the timeouts of `request.extensions["timeout"]` and the exceptions: a refused, unreachable
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import NoReturn
 
@@ -43,44 +42,11 @@ from services.llm_provider_service.providers.lean_connection import (
     ParseError,
     wait,
 )
+from services.llm_provider_service.providers.lean_pool import OriginPool
 
 Origin = tuple[str, str, int]
 SocketOption = tuple[int, int, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class _Pool:
-    """One origin's connections: the idle ones (the most recent reused first), how many are
-    open, and the requests waiting for one."""
-
-    __slots__ = ("count", "idle", "live", "waiters")
-
-    def __init__(self) -> None:
-        self.idle: list[LeanConnection] = []
-        self.live: set[LeanConnection] = set()
-        self.count = 0
-        self.waiters: deque[asyncio.Future[None]] = deque()
-
-    def release(self, conn: LeanConnection) -> None:
-        if conn.reusable:
-            self.idle.append(conn)
-            self.wake()
-        else:
-            self.discard(conn)
-
-    def discard(self, conn: LeanConnection) -> None:
-        conn.close()
-        if conn in self.live:
-            self.live.discard(conn)
-            self.count -= 1
-            self.wake()
-
-    def wake(self) -> None:
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
 
 
 class LeanTransport(httpx2.AsyncBaseTransport):
@@ -92,13 +58,16 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         max_connections: int,
         ssl_context: ssl.SSLContext | None = None,
         socket_options: Sequence[SocketOption] = (),
+        keepalive_expiry: float = 5.0,
     ) -> None:
         """`socket_options` are set on every new socket (the Anthropic SDK's own stack sets
-        TCP keep-alive probes: `vendor_http.py` passes the same)."""
+        TCP keep-alive probes: `vendor_http.py` passes the same); `keepalive_expiry` is
+        httpx2's default: idle connections older are closed, not reused."""
+        self.keepalive_expiry = keepalive_expiry
         self._max = max_connections
         self._ssl = ssl_context
         self._socket_options = tuple(socket_options)
-        self._pools: dict[Origin, _Pool] = {}
+        self._pools: dict[Origin, OriginPool] = {}
 
     @property
     def max_connections(self) -> int:  # the most connections open at once to one origin
@@ -113,7 +82,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         origin = (scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[scheme])
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = _Pool()
+            pool = self._pools[origin] = OriginPool(self.keepalive_expiry)
         conn = await self._checkout(pool, origin, timeouts, request)
         try:
             await self._send(conn, request, timeouts)
@@ -130,13 +99,11 @@ class LeanTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         for pool in self._pools.values():
-            for conn in list(pool.live):
-                pool.discard(conn)
-            pool.idle.clear()
+            pool.close()
 
     async def _checkout(
         self,
-        pool: _Pool,
+        pool: OriginPool,
         origin: Origin,
         timeouts: dict[str, float | None],
         request: httpx2.Request,
@@ -144,11 +111,9 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         deadline = None
         while True:
-            while pool.idle:
-                conn = pool.idle.pop()
-                if not conn.stale():
-                    return conn
-                pool.discard(conn)
+            idle = pool.take_idle()
+            if idle is not None:
+                return idle
             if pool.count < self._max:
                 pool.count += 1
                 try:
@@ -241,7 +206,7 @@ class _Body(httpx2.AsyncByteStream):
     was read whole, and is closed if it was not (an error, a cancellation, an early close)."""
 
     def __init__(
-        self, conn: LeanConnection, pool: _Pool, within: float | None, request: httpx2.Request
+        self, conn: LeanConnection, pool: OriginPool, within: float | None, request: httpx2.Request
     ) -> None:
         self._conn: LeanConnection | None = conn
         self._pool = pool

@@ -268,3 +268,15 @@ async def test_a_scheme_other_than_http_is_unsupported_as_in_httpx2() -> None:
     async with httpx2.AsyncClient(transport=LeanTransport(max_connections=1)) as http:
         with pytest.raises(httpx2.UnsupportedProtocol):
             await http.get("ftp://127.0.0.1/")
+
+
+async def test_an_idle_connection_past_the_keepalive_expiry_is_closed_not_reused() -> None:
+    """As httpx2's default `Limits(keepalive_expiry=5.0)`: a connection idle longer is closed
+    before a server's own idle timeout can race the next request on it."""
+    transport = LeanTransport(max_connections=2, keepalive_expiry=0.0)
+    async with ScriptedServer() as server, httpx2.AsyncClient(transport=transport) as http:
+        answers = [(await http.get(f"{server.url}/")).text for _ in range(2)]
+        await server.until(lambda s: s.closed_by_client == 1)
+    assert answers == ["ok", "ok"]
+    assert server.connections == 2
+    assert LeanTransport(max_connections=1).keepalive_expiry == 5.0
