@@ -114,7 +114,11 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_service(port: int, upstream: int, profile_out: Path | None) -> subprocess.Popen[bytes]:
+def _start_service(
+    port: int, upstream: int, profile_out: Path | None, extra: list[str]
+) -> subprocess.Popen[bytes]:
+    """`serve` on the fake upstream; `extra` are `KEY=VALUE` settings (`--env`) over the
+    filtered environment, e.g. `LLM_PROVIDER_SERVICE_VENDOR_HTTP_TRANSPORT=httpx`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROVIDER_SERVICE_")}
     env.update(
         {
@@ -125,6 +129,9 @@ def _start_service(port: int, upstream: int, profile_out: Path | None) -> subpro
             "LLM_PROVIDER_SERVICE_OPENAI_MAX_CONCURRENCY": "200",
         }
     )
+    for item in extra:
+        key, _, value = item.partition("=")
+        env[key] = value
     command = [sys.executable]
     if profile_out is not None:
         command += ["-m", "benchmarks.profiles.run_profiled", str(profile_out)]
@@ -159,7 +166,7 @@ def _stop(process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
 
 async def _measure(args: argparse.Namespace, upstream: int) -> None:
     port = _free_port()
-    service = _start_service(port, upstream, None)
+    service = _start_service(port, upstream, None, args.env)
     try:
         await _wait_listening(port)
         await _drive(port, "/api/v1/comparison", BODY, 200, 10)  # warm-up
@@ -187,7 +194,7 @@ async def _measure(args: argparse.Namespace, upstream: int) -> None:
 
 async def _profile(args: argparse.Namespace, upstream: int) -> None:
     port = _free_port()
-    service = _start_service(port, upstream, args.out)
+    service = _start_service(port, upstream, args.out, args.env)
     try:
         await _wait_listening(port)
         await _drive(port, "/api/v1/comparison", BODY, 200, 10)
@@ -214,6 +221,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for serve"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/profiles/profile.txt")
     args = parser.parse_args()
     upstream = _free_port()

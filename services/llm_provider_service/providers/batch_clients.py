@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-from anthropic import AsyncAnthropic
 from google.genai import types as genai_types
 
 from common_core.enums import LLMProviderType
@@ -25,8 +24,8 @@ from services.llm_provider_service.providers.openai_request import build_client
 from services.llm_provider_service.providers.openrouter_batch import OpenRouterBatchAPI
 from services.llm_provider_service.providers.openrouter_provider import OpenRouterProvider
 from services.llm_provider_service.providers.vendor_clients import (
-    ANTHROPIC_BASE_URL,
     OPENAI_BASE_URL,
+    anthropic_client,
     gemini_client,
     openai_provider,
     openrouter_client,
@@ -38,13 +37,7 @@ READ_RETRIES = 2  # reads may be retried by the SDK; every create is sent with n
 
 
 def _anthropic(config: ProviderSettings, settings: Settings) -> BatchBuild:
-    assert config.api_key is not None
-    client = AsyncAnthropic(
-        api_key=config.api_key.get_secret_value(),
-        base_url=config.base_url or ANTHROPIC_BASE_URL,  # never the SDK's env variables
-        timeout=config.timeout_seconds,
-        max_retries=READ_RETRIES,
-    )
+    client = anthropic_client(config, settings, max_retries=READ_RETRIES)
     api = AnthropicBatchAPI(
         client,
         default_model=config.default_model,
@@ -55,7 +48,8 @@ def _anthropic(config: ProviderSettings, settings: Settings) -> BatchBuild:
 
 
 def _openai_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
-    client = build_client(config, default_base_url=OPENAI_BASE_URL)
+    transport = settings.providers.vendor_http_transport
+    client = build_client(config, default_base_url=OPENAI_BASE_URL, http_transport=transport)
     realtime = openai_provider(client, config, settings)  # builds the entries, never called
     return OpenAIBatchAPI(client, realtime, max_items=settings.batch.max_items), client.close
 
@@ -88,7 +82,8 @@ FlexBuild = tuple[LLMProvider, Callable[[], Awaitable[None]]]
 
 def _openai_flex(config: ProviderSettings, settings: Settings) -> FlexBuild:
     flex = dataclasses.replace(config, timeout_seconds=settings.batch.flex_timeout_seconds)
-    client = build_client(flex, default_base_url=OPENAI_BASE_URL)
+    transport = settings.providers.vendor_http_transport
+    client = build_client(flex, default_base_url=OPENAI_BASE_URL, http_transport=transport)
     return openai_provider(client, flex, settings, service_tier="flex"), client.close
 
 

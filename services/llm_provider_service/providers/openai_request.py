@@ -17,6 +17,7 @@ from common_core.enums import OutputVerbosity, ReasoningEffort
 from services.llm_provider_service.errors import ProviderNotConfiguredError
 from services.llm_provider_service.models import ComparisonPrompt
 from services.llm_provider_service.providers.judgement import JUDGEMENT_SCHEMA, TOOL_NAME
+from services.llm_provider_service.providers.vendor_http import VendorHttpTransport, sdk_http_client
 from services.llm_provider_service.settings import ProviderSettings
 
 OpenAIEffort = Literal["none", "minimal", "low", "medium", "high"]
@@ -116,19 +117,30 @@ def build_client(
     *,
     default_base_url: str | None = None,
     default_headers: Mapping[str, str] | None = None,
+    http_transport: VendorHttpTransport = "lean",
 ) -> openai.AsyncOpenAI:
-    """An SDK client for `config`: its key, base URL and timeout, and no hidden retries.
+    """An SDK client for `config`: its key, base URL and timeout, and no hidden retries; its
+    HTTP under the SDK on `LeanTransport` unless `http_transport` is "httpx" (`vendor_http`).
 
     Raises `ProviderNotConfiguredError` without an API key.
     """
     if config.api_key is None:
         raise ProviderNotConfiguredError(config.provider, f"{config.provider.value} has no API key")
+    base_url = config.base_url or default_base_url
+    http_client = sdk_http_client(
+        openai.DefaultAsyncHttpxClient,
+        http_transport,
+        base_url=base_url,
+        timeout=config.timeout_seconds,
+        max_connections=config.max_concurrency,
+    )
     return openai.AsyncOpenAI(
         api_key=config.api_key.get_secret_value(),
-        base_url=config.base_url or default_base_url,
+        base_url=base_url,
         timeout=config.timeout_seconds,
         max_retries=0,
         default_headers=dict(default_headers) if default_headers else None,
+        http_client=http_client,
     )
 
 

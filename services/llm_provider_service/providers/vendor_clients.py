@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import anthropic
 import openai
 from anthropic import AsyncAnthropic
 from google import genai
@@ -24,6 +25,10 @@ from services.llm_provider_service.providers.openrouter_provider import (
     OpenRouterProvider,
     attribution_headers,
 )
+from services.llm_provider_service.providers.vendor_http import (
+    sdk_http_client,
+    tcp_keepalive_options,
+)
 from services.llm_provider_service.settings import ProviderSettings, Settings
 
 # The vendors' public endpoints, used when no *_BASE_URL is set (never the SDKs' env vars).
@@ -36,21 +41,44 @@ VendorAdapter = AnthropicProvider | OpenAIProvider | GeminiProvider | OpenRouter
 VendorBuild = tuple[VendorAdapter, Callable[[], Awaitable[None]]]
 
 
-def _anthropic(config: ProviderSettings, settings: Settings) -> VendorBuild:
+def anthropic_client(
+    config: ProviderSettings, settings: Settings, *, max_retries: int = 0
+) -> AsyncAnthropic:
+    """The anthropic SDK client for `config` (the realtime adapter's has no hidden retries:
+    the service's retry policy is the only one), on `LeanTransport` unless
+    `VENDOR_HTTP_TRANSPORT=httpx`, with the SDK's TCP keep-alive probes either way."""
     assert config.api_key is not None
-    client = AsyncAnthropic(
-        api_key=config.api_key.get_secret_value(),
-        # Explicit, so the SDK never falls back to its own environment variables.
-        base_url=config.base_url or ANTHROPIC_BASE_URL,
+    # Explicit, so the SDK never falls back to its own environment variables.
+    base_url = config.base_url or ANTHROPIC_BASE_URL
+    http_client = sdk_http_client(
+        anthropic.DefaultAsyncHttpxClient,
+        settings.providers.vendor_http_transport,
+        base_url=base_url,
         timeout=config.timeout_seconds,
-        max_retries=0,  # the service's retry policy is the only one
+        max_connections=config.max_concurrency,
+        socket_options=tcp_keepalive_options(),
     )
+    return AsyncAnthropic(
+        api_key=config.api_key.get_secret_value(),
+        base_url=base_url,
+        timeout=config.timeout_seconds,
+        max_retries=max_retries,
+        http_client=http_client,
+    )
+
+
+def _anthropic(config: ProviderSettings, settings: Settings) -> VendorBuild:
+    client = anthropic_client(config, settings)
     adapter = AnthropicProvider(client, config, prompt_caching=settings.anthropic.prompt_caching)
     return adapter, client.close
 
 
 def _openai(config: ProviderSettings, settings: Settings) -> VendorBuild:
-    client = build_client(config, default_base_url=OPENAI_BASE_URL)
+    client = build_client(
+        config,
+        default_base_url=OPENAI_BASE_URL,
+        http_transport=settings.providers.vendor_http_transport,
+    )
     return openai_provider(client, config, settings), client.close
 
 
@@ -79,7 +107,12 @@ def _openrouter(config: ProviderSettings, settings: Settings) -> VendorBuild:
 def openrouter_client(config: ProviderSettings, settings: Settings) -> openai.AsyncOpenAI:
     """The openai SDK client on OpenRouter's base URL, with the attribution headers."""
     headers = attribution_headers(settings.openrouter.http_referer, settings.openrouter.app_title)
-    return build_client(config, default_base_url=OPENROUTER_BASE_URL, default_headers=headers)
+    return build_client(
+        config,
+        default_base_url=OPENROUTER_BASE_URL,
+        default_headers=headers,
+        http_transport=settings.providers.vendor_http_transport,
+    )
 
 
 def gemini_client(

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from common_core.enums import LLMProviderType
 from services.llm_provider_service.providers.pricing import ModelPrice
+from services.llm_provider_service.providers.vendor_http import VendorHttpTransport
 from services.llm_provider_service.settings.sections import ENV_PREFIX, Section
 
 MockRater = Literal["random", "bradley_terry"]
@@ -157,6 +158,8 @@ class ProvidersSettings(Section):
     circuit_breaker_reset_timeout_seconds: float = Field(default=30.0, gt=0)
     # Cache of answers (development only).
     enable_response_cache: bool = False
+    # The socket layer under the openai and anthropic SDKs (`providers/vendor_http.py`).
+    vendor_http_transport: VendorHttpTransport = "lean"
 
     @field_validator("model_prices")
     @classmethod
