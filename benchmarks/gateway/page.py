@@ -44,7 +44,9 @@ def gateway_section(report: dict[str, Any]) -> list[str]:
         "- **direct**: the openai SDK's `chat.completions.create` with the json_schema "
         "`response_format` the service sends; **service**: `POST /api/v1/comparison` "
         "(provider openai, `processing_mode` immediate) to `serve`, one process, "
-        "`OPENAI_MAX_CONCURRENCY` 1000; **litellm**: the proxy, one worker, called with the "
+        "`OPENAI_MAX_CONCURRENCY` 1000, `LOG_LEVEL` WARNING (no access or lifecycle log "
+        "lines: at INFO each request writes four, about 0.2 ms of CPU more, see "
+        "benchmarks/profiles/README.md); **litellm**: the proxy, one worker, called with the "
         "same SDK call as direct.",
         "- overhead: the target's percentile minus direct's at the same level. RSS: the "
         "target's process group (VmRSS) after its last level.",
