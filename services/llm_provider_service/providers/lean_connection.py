@@ -151,8 +151,11 @@ class LeanConnection(asyncio.Protocol):
         self._transport.write(data)
 
     def write(self, data: bytes) -> None:
+        """More of the request's body; nothing once the connection is closed (the server
+        may answer and close before reading it all: the answer is what is read next)."""
         assert self._transport is not None
-        self._transport.write(data)
+        if not (self.closed or self._transport.is_closing()):
+            self._transport.write(data)
 
     async def drain(self, within: float | None) -> None:
         """Wait, at most `timeout`, until the socket takes more bytes (TimeoutError if not)."""

@@ -56,9 +56,15 @@ class OriginPool:
             self.wake()
 
     def close(self) -> None:
+        """Close every connection and wake every waiting request (the transport, closed,
+        turns them away)."""
         for conn in list(self.live):
             self.discard(conn)
         self.idle.clear()
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
     def wake(self) -> None:
         """Wake the first request still waiting for a connection."""

@@ -11,8 +11,8 @@ What stays as httpcore2 does it, because the SDKs and the service depend on it:
 - a keep-alive pool per origin (scheme, host, port), at most `max_connections` each
   (`lean_pool.py`); an idle connection the server has closed, or idle past the keep-alive
   expiry, is dropped at checkout and another used or opened, never failing the request;
-- TLS verified as httpx2 verifies by default (`httpx2.create_ssl_context()`: certifi, or
-  SSL_CERT_FILE / SSL_CERT_DIR), SNI the URL's host;
+- a host's addresses tried as anyio does (`lean_connect.py`, "Happy Eyeballs");
+- TLS verified as httpx2 does (`httpx2.create_ssl_context()`), SNI the URL's host;
 - the timeouts of `request.extensions["timeout"]` and the exceptions: a refused, unreachable
   or unresolvable host is `ConnectError`; connect, read, write and pool waits past their
   timeout `ConnectTimeout`, `ReadTimeout`, `WriteTimeout`, `PoolTimeout`; a server that
@@ -20,11 +20,9 @@ What stays as httpcore2 does it, because the SDKs and the service depend on it:
   `RemoteProtocolError` (a reset connection `ReadError`): the SDKs make these
   `APIConnectionError` / `APITimeoutError`, and the service `ProviderUnavailableError` /
   `ProviderTimeoutError`;
-- a request cancelled (the service's own `asyncio.timeout` around a call) closes its
-  connection: nothing half-read ever returns to the pool.
+- a cancelled request (the service's `asyncio.timeout`) closes its connection.
 
-Proxies: httpx2 ignores the proxy environment variables once a transport is given, so
-`vendor_http.py` uses this only when none is set.
+Proxies: httpx2 ignores the proxy variables given a transport: `vendor_http.py` checks.
 """
 
 from __future__ import annotations
@@ -32,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import httpx2
 
+from services.llm_provider_service.providers.lean_connect import open_socket
 from services.llm_provider_service.providers.lean_connection import (
     ConnectionLostError,
     LeanConnection,
@@ -68,6 +67,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         self._ssl = ssl_context
         self._socket_options = tuple(socket_options)
         self._pools: dict[Origin, OriginPool] = {}
+        self._closed = False
 
     @property
     def max_connections(self) -> int:  # the most connections open at once to one origin
@@ -98,8 +98,16 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        self._closed = True  # requests waiting for a connection leave, and open none
         for pool in self._pools.values():
             pool.close()
+
+    def _is_closed(self) -> bool:  # not narrowed by mypy: `aclose` runs during awaits
+        return self._closed
+
+    def _refuse_if_closed(self, request: httpx2.Request) -> None:
+        if self._closed:
+            raise httpx2.ConnectError("The transport is closed", request=request)
 
     async def _checkout(
         self,
@@ -111,6 +119,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         deadline = None
         while True:
+            self._refuse_if_closed(request)
             idle = pool.take_idle()
             if idle is not None:
                 return idle
@@ -122,6 +131,10 @@ class LeanTransport(httpx2.AsyncBaseTransport):
                     pool.count -= 1
                     pool.wake()
                     _reraise(exc, request, "connect")
+                if self._is_closed():  # closed while this one connected
+                    pool.count -= 1
+                    conn.close()
+                    self._refuse_if_closed(request)
                 pool.live.add(conn)
                 return conn
             timeout = timeouts.get("pool")
@@ -150,12 +163,21 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         context = self._tls() if scheme == "https" else None
         conn = LeanConnection(loop)
         async with asyncio.timeout(within):
-            transport, _ = await loop.create_connection(
-                lambda: conn, host, port, ssl=context, server_hostname=host if context else None
-            )
-        sock = transport.get_extra_info("socket")
-        for level, option, value in self._socket_options:
-            sock.setsockopt(level, option, value)
+            sock = await open_socket(loop, host, port)
+            try:
+                for level, option, value in self._socket_options:
+                    sock.setsockopt(level, option, value)
+                tls: dict[str, Any] = {}
+                if context is not None:
+                    # The handshake within the connect timeout, as httpcore2 bounds it (the
+                    # loops' own default is 60 s, and would be a ConnectError, not a timeout).
+                    tls = {"ssl": context, "server_hostname": host}
+                    if within is not None:
+                        tls["ssl_handshake_timeout"] = max(within, 0.001)
+                await loop.create_connection(lambda: conn, sock=sock, **tls)
+            except BaseException:
+                sock.close()
+                raise
         return conn
 
     def _tls(self) -> ssl.SSLContext:
@@ -181,7 +203,9 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             body: bytes | None = request.content
         except httpx2.RequestNotRead:
             body = None
-        if body is not None:
+        if body is not None and chunked:  # read already (an auth flow, a hook): still framed
+            parts.append(b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n")
+        elif body is not None:
             parts.append(body)
         head_only = request.method == "HEAD"
         conn.send(b"".join(parts), head_only=head_only, close=close)
@@ -190,15 +214,26 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             await conn.drain(write)
             if body is None:
                 assert isinstance(request.stream, httpx2.AsyncByteStream)
-                async for chunk in request.stream:
-                    if chunk:
-                        conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-                        await conn.drain(write)
-                if chunked:
-                    conn.write(b"0\r\n\r\n")
-                    await conn.drain(write)
+                await _send_stream(conn, request.stream, chunked=chunked, within=write)
         except TimeoutError:
             raise httpx2.WriteTimeout("Timed out sending the request", request=request) from None
+
+
+async def _send_stream(
+    conn: LeanConnection, stream: httpx2.AsyncByteStream, *, chunked: bool, within: float | None
+) -> None:
+    """A streamed request body (a file upload), chunk-framed when the request says so."""
+    async for chunk in stream:
+        if conn.closed or conn.done:
+            # The server answered (a 413, a 401) and may have closed before the whole body
+            # was sent: its answer is what is read next, as httpcore2 does.
+            return
+        if chunk:
+            conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            await conn.drain(within)
+    if chunked and not (conn.closed or conn.done):
+        conn.write(b"0\r\n\r\n")
+        await conn.drain(within)
 
 
 class _Body(httpx2.AsyncByteStream):

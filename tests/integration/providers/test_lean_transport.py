@@ -254,16 +254,6 @@ async def test_by_default_an_unknown_authority_is_refused_as_httpx2_refuses_it(
             await http.get(f"{server.url}/")
 
 
-async def test_a_certificate_for_another_name_is_refused(certificates: LocalCertificates) -> None:
-    trusted = ssl.create_default_context(cafile=certificates.ca_file)
-    async with ScriptedServer(tls=server_tls(certificates)) as server:
-        wrong_name = server.url.replace("localhost", "127.0.0.2")
-        transport = LeanTransport(max_connections=1, ssl_context=trusted)
-        async with httpx2.AsyncClient(transport=transport) as http:
-            with pytest.raises(httpx2.ConnectError):
-                await http.get(wrong_name)
-
-
 async def test_a_scheme_other_than_http_is_unsupported_as_in_httpx2() -> None:
     async with httpx2.AsyncClient(transport=LeanTransport(max_connections=1)) as http:
         with pytest.raises(httpx2.UnsupportedProtocol):
