@@ -20,13 +20,12 @@ from services.llm_provider_service.providers.anthropic_batch import AnthropicBat
 from services.llm_provider_service.providers.gemini_batch import GeminiBatchAPI
 from services.llm_provider_service.providers.gemini_provider import GeminiProvider
 from services.llm_provider_service.providers.openai_batch import OpenAIBatchAPI
-from services.llm_provider_service.providers.openai_request import build_client
 from services.llm_provider_service.providers.openrouter_batch import OpenRouterBatchAPI
 from services.llm_provider_service.providers.openrouter_provider import OpenRouterProvider
 from services.llm_provider_service.providers.vendor_clients import (
-    OPENAI_BASE_URL,
     anthropic_client,
     gemini_client,
+    openai_client,
     openai_provider,
     openrouter_client,
 )
@@ -48,8 +47,7 @@ def _anthropic(config: ProviderSettings, settings: Settings) -> BatchBuild:
 
 
 def _openai_batch(config: ProviderSettings, settings: Settings) -> BatchBuild:
-    transport = settings.providers.vendor_http_transport
-    client = build_client(config, default_base_url=OPENAI_BASE_URL, http_transport=transport)
+    client = openai_client(config, settings)
     realtime = openai_provider(client, config, settings)  # builds the entries, never called
     return OpenAIBatchAPI(client, realtime, max_items=settings.batch.max_items), client.close
 
@@ -82,8 +80,7 @@ FlexBuild = tuple[LLMProvider, Callable[[], Awaitable[None]]]
 
 def _openai_flex(config: ProviderSettings, settings: Settings) -> FlexBuild:
     flex = dataclasses.replace(config, timeout_seconds=settings.batch.flex_timeout_seconds)
-    transport = settings.providers.vendor_http_transport
-    client = build_client(flex, default_base_url=OPENAI_BASE_URL, http_transport=transport)
+    client = openai_client(flex, settings)
     return openai_provider(client, flex, settings, service_tier="flex"), client.close
 
 

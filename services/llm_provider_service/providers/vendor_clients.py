@@ -74,12 +74,17 @@ def _anthropic(config: ProviderSettings, settings: Settings) -> VendorBuild:
 
 
 def _openai(config: ProviderSettings, settings: Settings) -> VendorBuild:
-    client = build_client(
+    client = openai_client(config, settings)
+    return openai_provider(client, config, settings), client.close
+
+
+def openai_client(config: ProviderSettings, settings: Settings) -> openai.AsyncOpenAI:
+    """The openai SDK client on OpenAI's base URL (the realtime, batch and flex lanes')."""
+    return build_client(
         config,
         default_base_url=OPENAI_BASE_URL,
         http_transport=settings.providers.vendor_http_transport,
     )
-    return openai_provider(client, config, settings), client.close
 
 
 def openai_provider(
